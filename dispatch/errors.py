@@ -1,0 +1,81 @@
+"""The errors a call can end with.
+
+The worker raises these; the Results middleware stores only the class
+*name* and the message, so :func:`error_from_result` rebuilds the same
+class in the caller's process.  That is why every error here must be
+constructible from its message alone.
+
+Hierarchy (Celery's ``celery.task.http`` names, kept for familiarity)::
+
+    DispatchError
+     +-- InvalidResponseError          the answer broke the protocol
+     |    +-- UnknownStatusError       "status" was neither success nor failure
+     |    +-- BadStatusError           a non-2xx HTTP status (not a retried one)
+     |    +-- ResponseTooLargeError    the body exceeded the configured cap
+     +-- RemoteExecuteError            the endpoint answered "failure"
+     +-- TransportError                the request never got an answer
+     +-- ResultTimeout                 res.get() gave up waiting (also a TimeoutError)
+     +-- ConfigurationError            an environment variable could not be parsed
+"""
+
+from __future__ import annotations
+
+
+class DispatchError(Exception):
+    """Base class of every error this package raises for a call."""
+
+
+class InvalidResponseError(DispatchError):
+    """The endpoint answered, but not in the callback protocol."""
+
+
+class UnknownStatusError(InvalidResponseError):
+    """The answer's ``status`` was neither ``success`` nor ``failure``."""
+
+
+class BadStatusError(InvalidResponseError):
+    """The endpoint answered with a non-2xx status that is not retried."""
+
+
+class ResponseTooLargeError(InvalidResponseError):
+    """The body was larger than ``DISPATCH_MAX_RESPONSE_BYTES``; it was not read."""
+
+
+class RemoteExecuteError(DispatchError):
+    """The endpoint answered ``{"status": "failure", "reason": ...}``.
+
+    ``str(exc)`` is the reason.  It is an answer, so it is never retried.
+    """
+
+
+class TransportError(DispatchError):
+    """Every attempt failed before an answer arrived (refused, reset, timeout, 429/502/503/504)."""
+
+
+class ResultTimeout(DispatchError, TimeoutError):
+    """``res.get(timeout=...)`` ran out of time before the outcome was stored."""
+
+
+class ConfigurationError(DispatchError, ValueError):
+    """An environment variable holds a value that cannot be parsed."""
+
+
+#: Errors a worker may store as a call's outcome, by class name.
+_STORABLE: dict[str, type[DispatchError]] = {
+    cls.__name__: cls
+    for cls in (
+        DispatchError,
+        InvalidResponseError,
+        UnknownStatusError,
+        BadStatusError,
+        ResponseTooLargeError,
+        RemoteExecuteError,
+        TransportError,
+    )
+}
+
+
+def error_from_result(type_name: str, message: str) -> Exception | None:
+    """The error a worker stored as ``type_name``/``message``, or None if it is not one of ours."""
+    cls = _STORABLE.get(type_name)
+    return cls(message) if cls else None

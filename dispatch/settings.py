@@ -1,0 +1,106 @@
+"""Configuration from the environment.
+
+Every setting is declared once, below, with its variable name, default and
+parser.  Values are read when the broker is first set up (importing
+:mod:`dispatch.tasks`), and a value that cannot be parsed stops start-up
+with a :class:`~dispatch.errors.ConfigurationError` naming the variable --
+a worker that silently ran with a default instead of the operator's value
+would be worse than one that refuses to start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError
+
+
+def _positive_number(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _url_with_scheme(*schemes: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if urlsplit(text).scheme not in schemes:
+            raise ValueError(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        return text
+
+    return parse
+
+
+def _queue_name(text: str) -> str:
+    if not text or len(text) > 200 or not all(c.isalnum() or c in "-_." for c in text):
+        raise ValueError("must be 1-200 characters of letters, digits, '-', '_' or '.'")
+    return text
+
+
+def _setting(env: str, default: str, parse: Callable[[str], Any], doc: str) -> Any:
+    return dataclasses.field(metadata={"env": env, "default": default, "parse": parse, "doc": doc})
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """One worker's or client's configuration; build it with :meth:`from_env`."""
+
+    broker_url: str = _setting(
+        "DISPATCH_BROKER_URL",
+        "amqp://guest:guest@127.0.0.1:5672/%2F",
+        _url_with_scheme("amqp", "amqps", "stub"),
+        "RabbitMQ URL (vhost included); stub:// runs in-process with no broker",
+    )
+    results_url: str = _setting(
+        "DISPATCH_RESULTS_URL",
+        "redis://127.0.0.1:6379/0",
+        _url_with_scheme("redis", "rediss", "unix", "stub"),
+        "where outcomes are stored",
+    )
+    queue: str = _setting("DISPATCH_QUEUE", "dispatch", _queue_name, "the queue the actor consumes (plus .DQ and .XQ)")
+    timeout: float = _setting(
+        "DISPATCH_TIMEOUT", "10", _positive_number, "seconds for one HTTP attempt (connect + read)"
+    )
+    max_attempts: int = _setting(
+        "DISPATCH_MAX_ATTEMPTS", "5", _positive_int, "transport attempts for one call before it fails"
+    )
+    max_response_bytes: int = _setting(
+        "DISPATCH_MAX_RESPONSE_BYTES", "10485760", _positive_int, "a larger response body fails the call"
+    )
+    result_ttl: float = _setting(
+        "DISPATCH_RESULT_TTL", "86400", _positive_number, "seconds an outcome stays readable in the results store"
+    )
+    backoff_initial: float = _setting(
+        "DISPATCH_BACKOFF_INITIAL", "0.5", _positive_number, "seconds before the first retry"
+    )
+    backoff_max: float = _setting("DISPATCH_BACKOFF_MAX", "10", _positive_number, "longest wait between two attempts")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting, raising ConfigurationError naming the first bad variable."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for field in dataclasses.fields(cls):
+            env, parse = field.metadata["env"], field.metadata["parse"]
+            text = environ.get(env, field.metadata["default"]).strip()
+            try:
+                values[field.name] = parse(text)
+            except ValueError as exc:
+                raise ConfigurationError(f"{env}={text!r} is invalid: {exc}") from None
+        return cls(**values)
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, str]]:
+        """(variable, default, meaning) for every setting, for docs and ``--help``."""
+        return [(f.metadata["env"], f.metadata["default"], f.metadata["doc"]) for f in dataclasses.fields(cls)]

@@ -1,0 +1,147 @@
+"""One HTTP call: the attempts, the retry policy, and the capped read.
+
+Why the pieces look the way they do:
+
+* **A session per worker thread.**  ``requests.Session`` reuses keep-alive
+  connections, which matters more than anything else for throughput, but a
+  session is not safe to share between threads.  ``threading.local`` gives
+  each dramatiq worker thread its own.
+* **A timeout on every attempt**, and a deadline on the body read: requests'
+  own timeout bounds each socket operation, not the whole answer, so a
+  server dripping one byte a second would otherwise hold a thread forever.
+* **A streamed, capped read.**  A declared ``Content-Length`` over the cap
+  fails the call without reading; an undeclared one is read until the cap
+  is crossed, then dropped.
+* **Retries for transport failures only**, as a tenacity policy: refused,
+  reset, timed out, or 429/502/503/504.  Any answer the endpoint meant to
+  give (a ``failure``, a 404, a malformed body) is final.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from importlib.metadata import version
+
+import requests
+import tenacity
+
+from .errors import BadStatusError, ResponseTooLargeError, TransportError
+from .protocol import Params
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = f"dispatch/{version('dispatch')}"
+
+#: Statuses that mean "not now" rather than "no": the call is tried again.
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+_READ_CHUNK = 64 * 1024
+
+
+class AttemptFailed(Exception):
+    """One attempt got no usable answer; another attempt may."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """Everything one call needs to be attempted, however many times."""
+
+    url: str
+    method: str
+    params: Params
+    headers: dict[str, str]
+    timeout: float
+    max_response_bytes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """How many attempts a call gets and how long to wait between them.
+
+    Exponential backoff with jitter (tenacity's ``wait_exponential_jitter``)
+    keeps many workers that saw the same outage from retrying in lockstep.
+    """
+
+    max_attempts: int
+    backoff_initial: float
+    backoff_max: float
+
+    def retrying(self) -> tenacity.Retrying:
+        return tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_attempts),
+            wait=tenacity.wait_exponential_jitter(
+                initial=self.backoff_initial, max=self.backoff_max, jitter=self.backoff_initial
+            ),
+            retry=tenacity.retry_if_exception_type(AttemptFailed),
+            before_sleep=tenacity.before_sleep_log(logger, logging.DEBUG),
+            reraise=True,
+        )
+
+
+class Transport:
+    """Performs calls over HTTP with one ``requests.Session`` per thread."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    @property
+    def session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        return session
+
+    def deliver(self, request: Request, policy: RetryPolicy) -> bytes:
+        """The body of the endpoint's 2xx answer, after as many attempts as the policy allows.
+
+        Raises TransportError when every attempt failed, and the errors of
+        :meth:`attempt` for an answer that is final.
+        """
+        try:
+            return policy.retrying()(self.attempt, request)
+        except AttemptFailed as exc:
+            raise TransportError(
+                f"{request.method} {request.url} failed after {policy.max_attempts} attempt(s): {exc}"
+            ) from None
+
+    def attempt(self, request: Request) -> bytes:
+        """One request: the 2xx body, or AttemptFailed, BadStatusError, ResponseTooLargeError."""
+        deadline = time.monotonic() + request.timeout
+        in_body = "params" if request.method == "GET" else "data"
+        try:
+            with self.session.request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                timeout=request.timeout,
+                stream=True,
+                **{in_body: request.params},
+            ) as response:
+                status = response.status_code
+                if status in RETRY_STATUSES:
+                    raise AttemptFailed(f"HTTP {status} {response.reason}")
+                if not 200 <= status < 300:
+                    raise BadStatusError(f"HTTP {status} {response.reason} from {request.method} {request.url}")
+                return _read_capped(response, request.max_response_bytes, deadline)
+        except requests.Timeout as exc:
+            raise AttemptFailed(f"timed out after {request.timeout:g}s ({type(exc).__name__})") from None
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            raise AttemptFailed(f"{type(exc).__name__}: {exc}") from None
+
+
+def _read_capped(response: requests.Response, limit: int, deadline: float) -> bytes:
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ResponseTooLargeError(f"response of {declared} bytes exceeds the {limit}-byte limit")
+    body = bytearray()
+    for chunk in response.iter_content(_READ_CHUNK):
+        body += chunk
+        if len(body) > limit:
+            raise ResponseTooLargeError(f"response exceeds the {limit}-byte limit")
+        if time.monotonic() > deadline:
+            raise AttemptFailed("timed out reading the response body")
+    return bytes(body)

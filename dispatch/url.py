@@ -1,0 +1,75 @@
+"""The friendly facade: ``URL(...).send(...)`` returns a handle at once.
+
+This is Celery's ``celery.task.http.URL`` (and its ``MutableURL``) on top of
+:mod:`dispatch.tasks`: it validates in the caller, keeps the URL's own query
+editable as a dict, and leaves all the machinery to the actor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from .protocol import check_method, check_options, check_url
+from .result import CallResult
+
+
+class URL:
+    """An HTTP endpoint that speaks the callback protocol.
+
+    >>> res = URL("http://example.com/multiply").send(x=10, y=10)
+    >>> res.get(timeout=10)
+    100
+
+    ``timeout`` (seconds per attempt) and ``max_attempts`` override the
+    worker's ``DISPATCH_TIMEOUT`` / ``DISPATCH_MAX_ATTEMPTS`` for calls
+    sent through this URL.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        method: str = "GET",
+        *,
+        timeout: float | None = None,
+        max_attempts: int | None = None,
+    ) -> None:
+        parts = urlsplit(check_url(url))
+        self.method = check_method(method)
+        self.options = check_options(
+            {name: value for name, value in (("timeout", timeout), ("max_attempts", max_attempts)) if value}
+        )
+        self._parts = parts._replace(query="")
+        #: The URL's own query, editable before sending; a repeated key holds a list.
+        self.query: dict[str, Any] = {}
+        for name, value in parse_qsl(parts.query, keep_blank_values=True):
+            previous = self.query.get(name)
+            if previous is None:
+                self.query[name] = value
+            elif isinstance(previous, list):
+                previous.append(value)
+            else:
+                self.query[name] = [previous, value]
+
+    def __str__(self) -> str:
+        return urlunsplit(self._parts._replace(query=urlencode(self.query, doseq=True)))
+
+    def __repr__(self) -> str:
+        return f"URL({str(self)!r}, method={self.method!r})"
+
+    def send(self, **params: Any) -> CallResult:
+        """Queue a call with this URL's method; ``params`` go in the query (GET) or form body (POST)."""
+        return self._send(self.method, params)
+
+    def get_async(self, **params: Any) -> CallResult:
+        """Queue a GET call (Celery's name)."""
+        return self._send("GET", params)
+
+    def post_async(self, **params: Any) -> CallResult:
+        """Queue a POST call (Celery's name)."""
+        return self._send("POST", params)
+
+    def _send(self, method: str, params: dict[str, Any]) -> CallResult:
+        from .tasks import http_dispatch  # configures the broker on first use
+
+        return http_dispatch.send(str(self), method, params, self.options)
