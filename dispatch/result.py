@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from dramatiq import Message
-from dramatiq.results import ResultFailure
+from dramatiq.results import ResultBackend, ResultFailure
 from dramatiq.results import ResultTimeout as DramatiqResultTimeout
 
 from .errors import ResultTimeout, error_from_result
@@ -50,6 +50,18 @@ class CallResult(Message):
                 if error is None:
                     raise
                 raise error from None
+
+    def get_result(self, *, backend: ResultBackend | None = None, block: bool = False, timeout: int | None = None):
+        """dramatiq's own API (timeout in ms), defaulting to the backend the actor stores into.
+
+        dramatiq would look the backend up on its global broker, which in a
+        process that never imported :mod:`dispatch.tasks` has none.
+        """
+        if backend is None:
+            from .tasks import http_dispatch  # configures the broker on first use
+
+            backend = http_dispatch.broker.get_results_backend()
+        return super().get_result(backend=backend, block=block, timeout=timeout)
 
     def __repr__(self) -> str:
         return f"<CallResult {self.message_id} {self.args[1]} {self.args[0]}>"

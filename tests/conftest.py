@@ -1,0 +1,188 @@
+"""Shared fixtures: an isolated RabbitMQ vhost and Redis database, real endpoints, a real worker.
+
+The environment is set here, before any test imports ``dispatch.tasks``,
+so the test process (the client) and the worker processes it starts talk
+to the same vhost, queue and results database -- and never to the
+operator's own ``/`` vhost or Redis database 0.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+ENDPOINTS = Path(__file__).resolve().parent / "endpoints"
+
+VHOST = "dispatch-test"
+REDIS_DB = 9
+QUEUE = f"dispatch-test-{uuid.uuid4().hex[:8]}"
+
+TEST_ENV = {
+    "DISPATCH_BROKER_URL": f"amqp://guest:guest@127.0.0.1:5672/{VHOST}",
+    "DISPATCH_RESULTS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
+    "DISPATCH_QUEUE": QUEUE,
+    "DISPATCH_MAX_ATTEMPTS": "3",
+    "DISPATCH_TIMEOUT": "5",
+    "DISPATCH_BACKOFF_INITIAL": "0.05",
+    "DISPATCH_BACKOFF_MAX": "0.2",
+    "DISPATCH_MAX_RESPONSE_BYTES": "1000000",
+}
+os.environ.update(TEST_ENV)
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> object:
+    """Poll ``condition`` until it returns something truthy; fail the test naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rabbitmqctl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def vhost() -> Iterator[str]:
+    """A RabbitMQ vhost of the test run's own; its queues are deleted afterwards."""
+    rabbitmqctl("add_vhost", VHOST)
+    rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
+    yield VHOST
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(TEST_ENV["DISPATCH_BROKER_URL"]))
+    channel = connection.channel()
+    for name in (QUEUE, f"{QUEUE}.DQ", f"{QUEUE}.XQ"):
+        channel.queue_delete(name)
+    connection.close()
+
+
+@pytest.fixture(scope="session")
+def redis_db() -> Iterator[int]:
+    import redis
+
+    client = redis.Redis.from_url(TEST_ENV["DISPATCH_RESULTS_URL"])
+    yield REDIS_DB
+    client.flushdb()
+
+
+class Endpoint:
+    """An HTTP endpoint process speaking the callback protocol."""
+
+    def __init__(self, language: str, command: list[str]) -> None:
+        self.language = language
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen([*command, str(self.port)])
+        wait_for(self._healthy, 20, f"the {language} endpoint to answer")
+
+    def _healthy(self) -> bool:
+        assert self.process.poll() is None, f"{self.language} endpoint exited with {self.process.returncode}"
+        try:
+            return requests.get(self.base + "/health", timeout=1).ok
+        except requests.ConnectionError:
+            return False
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def hits(self, key: str) -> int:
+        return requests.get(f"{self.base}/hits/{key}", timeout=5).json()["retval"]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def python_endpoint() -> Iterator[Endpoint]:
+    endpoint = Endpoint("python", [sys.executable, str(ENDPOINTS / "endpoint.py")])
+    yield endpoint
+    endpoint.stop()
+
+
+@pytest.fixture(scope="session")
+def node_endpoint() -> Iterator[Endpoint]:
+    endpoint = Endpoint("node", ["node", str(ENDPOINTS / "endpoint.js")])
+    yield endpoint
+    endpoint.stop()
+
+
+@pytest.fixture(scope="session", params=["python", "node"])
+def endpoint(request) -> Endpoint:
+    """Each test using this runs once against the Python endpoint and once against the Node one."""
+    return request.getfixturevalue(f"{request.param}_endpoint")
+
+
+class Worker:
+    """A real ``dramatiq dispatch.tasks`` process; its log is kept for assertions."""
+
+    def __init__(self, log_path: Path, env: dict[str, str] | None = None, processes: int = 1, threads: int = 4):
+        self.log_path = log_path
+        self.log_file = open(log_path, "w")  # noqa: SIM115 -- closed in stop()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dramatiq",
+                "dispatch.tasks",
+                "--processes",
+                str(processes),
+                "--threads",
+                str(threads),
+            ],
+            env={**os.environ, **(env or {})},
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log_file.close()
+
+
+@pytest.fixture(scope="session")
+def worker(vhost, redis_db, python_endpoint, tmp_path_factory) -> Iterator[Worker]:
+    """One worker for the session, ready once it has completed a real call."""
+    from dispatch import URL
+
+    process = Worker(tmp_path_factory.mktemp("worker") / "worker.log")
+    try:
+        assert URL(python_endpoint.url("/health")).send().get(timeout=60) == "ok", process.log()
+        yield process
+    finally:
+        process.stop()
+
+
+def unique_key() -> str:
+    return uuid.uuid4().hex

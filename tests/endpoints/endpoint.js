@@ -1,0 +1,82 @@
+// A callback-protocol endpoint in Node.js (no dependencies), run as its own process:
+//   node tests/endpoints/endpoint.js PORT
+// Same routes as endpoint.py; see there.  Any request carrying ?key=K counts a hit for K.
+"use strict";
+const http = require("http");
+
+const hits = new Map();
+
+function single(params) {
+  const out = {};
+  for (const key of new Set(params.keys())) {
+    const values = params.getAll(key);
+    out[key] = values.length === 1 ? values[0] : values;
+  }
+  return out;
+}
+
+function answer(res, code, payload, { raw, chunked } = {}) {
+  const body = raw !== undefined ? Buffer.from(raw) : Buffer.from(JSON.stringify(payload));
+  const headers = { "Content-Type": "application/json" };
+  if (!chunked) headers["Content-Length"] = body.length;
+  res.writeHead(code, headers);
+  res.end(body);
+}
+
+const success = (res, retval, opts) => answer(res, 200, { status: "success", retval }, opts);
+
+const server = http.createServer((req, res) => {
+  let body = "";
+  req.setEncoding("utf8");
+  req.on("data", (chunk) => (body += chunk));
+  req.on("end", () => {
+    const url = new URL(req.url, "http://localhost");
+    const query = single(url.searchParams);
+    const form = single(new URLSearchParams(body));
+    const args = { ...query, ...form };
+    const path = url.pathname.replace(/^\/+|\/+$/g, "").split("/");
+    const name = path[0];
+    if (args.key !== undefined) hits.set(args.key, (hits.get(args.key) ?? 0) + 1);
+
+    switch (name) {
+      case "multiply":
+        return success(res, Number(args.x) * Number(args.y));
+      case "fail":
+        return answer(res, 200, { status: "failure", reason: args.reason ?? "it broke" });
+      case "empty":
+        return answer(res, 200, null, { raw: "" });
+      case "notjson":
+        return answer(res, 200, null, { raw: "<html>not json</html>" });
+      case "array":
+        return answer(res, 200, [1, 2, 3]);
+      case "unknown":
+        return answer(res, 200, { status: "maybe", retval: 1 });
+      case "status":
+        return answer(res, Number(path[1]), { status: "failure", reason: "status " + path[1] });
+      case "echo":
+        return success(res, { method: req.method, path: url.pathname, query, form, headers: req.headers });
+      case "flaky": {
+        const n = hits.get(args.key);
+        if (n <= Number(args.fail ?? 0)) {
+          return answer(res, Number(args.code ?? 503), { status: "failure", reason: "busy" });
+        }
+        return success(res, n);
+      }
+      case "hits":
+        return success(res, hits.get(path[1]) ?? 0);
+      case "slow":
+        return setTimeout(() => success(res, "slow"), Number(args.ms ?? 1000));
+      case "big":
+        return success(res, "x".repeat(Number(args.bytes)), { chunked: Boolean(args.chunked) });
+      case "reset":
+        return req.socket.resetAndDestroy();
+      case "health":
+        return success(res, "ok");
+      default:
+        return answer(res, 404, { status: "failure", reason: "no such route" });
+    }
+  });
+});
+
+server.keepAliveTimeout = 60000;
+server.listen(Number(process.argv[2]), "127.0.0.1");
