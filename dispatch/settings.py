@@ -20,17 +20,19 @@ from .errors import ConfigurationError
 
 
 def _positive_number(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value == float("inf"):
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
         raise ValueError("must be a positive number")
     return value
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
+    if not text.isdigit() or int(text) < 1:
         raise ValueError("must be a positive integer")
-    return value
+    return int(text)
 
 
 def _url_with_scheme(*schemes: str) -> Callable[[str], str]:

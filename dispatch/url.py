@@ -37,7 +37,7 @@ class URL:
         parts = urlsplit(check_url(url))
         self.method = check_method(method)
         self.options = check_options(
-            {name: value for name, value in (("timeout", timeout), ("max_attempts", max_attempts)) if value}
+            {name: value for name, value in (("timeout", timeout), ("max_attempts", max_attempts)) if value is not None}
         )
         self._parts = parts._replace(query="")
         #: The URL's own query, editable before sending; a repeated key holds a list.

@@ -1,0 +1,82 @@
+"""What RabbitMQ itself sees: durable queues, dead letters, publisher confirms."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pika
+import pytest
+from conftest import QUEUE, TEST_ENV, VHOST, rabbitmqctl, unique_key, wait_for
+
+from dispatch import URL, RemoteExecuteError
+
+pytestmark = pytest.mark.integration
+
+
+def queue_depth(name: str) -> int:
+    connection = pika.BlockingConnection(pika.URLParameters(TEST_ENV["DISPATCH_BROKER_URL"]))
+    try:
+        return connection.channel().queue_declare(name, passive=True).method.message_count
+    finally:
+        connection.close()
+
+
+def test_queue_and_companions_are_durable_and_dead_letter_to_xq(worker):
+    listed = rabbitmqctl("list_queues", "-p", VHOST, "name", "durable", "arguments", "--formatter", "json")
+    queues = {q["name"]: q for q in json.loads(listed.stdout)}
+    for name in (QUEUE, f"{QUEUE}.DQ", f"{QUEUE}.XQ"):
+        assert queues[name]["durable"] is True, name
+    arguments = {name: value for name, _type, value in queues[QUEUE]["arguments"]}
+    assert arguments["x-dead-letter-routing-key"] == f"{QUEUE}.XQ"
+
+
+def test_a_failed_call_is_kept_in_the_dead_letter_queue(worker, python_endpoint):
+    before = queue_depth(f"{QUEUE}.XQ")
+    with pytest.raises(RemoteExecuteError):
+        URL(python_endpoint.url("/fail")).send().get(timeout=10)
+    wait_for(lambda: queue_depth(f"{QUEUE}.XQ") == before + 1, 10, "the dead letter")
+
+
+def test_send_uses_publisher_confirms(worker, python_endpoint):
+    from dispatch import tasks
+
+    URL(python_endpoint.url("/health")).send().get(timeout=10)
+    assert tasks.broker.confirm_delivery is True
+    assert tasks.broker.channel._delivery_confirmation is True
+
+
+def test_a_publish_rabbitmq_refuses_raises_in_the_caller():
+    # A queue that rejects every publish: with confirms on, send() must raise, not return a handle.
+    queue = f"rejecting-{unique_key()[:8]}"
+    policy = rabbitmqctl(
+        "set_policy", "-p", VHOST, queue, f"^{queue}$", '{"max-length": 0, "overflow": "reject-publish"}',
+        "--apply-to", "queues",
+    )  # fmt: skip
+    assert policy.returncode == 0, policy.stderr
+    script = """
+from dispatch import URL
+try:
+    res = URL("http://127.0.0.1:9/never").send()
+    print("returned a handle", res.message_id)
+except Exception as exc:
+    print("raised", type(exc).__name__)
+"""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "DISPATCH_QUEUE": queue},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.stdout.startswith("raised"), done.stdout + done.stderr
+    finally:
+        rabbitmqctl("clear_policy", "-p", VHOST, queue)
+        connection = pika.BlockingConnection(pika.URLParameters(TEST_ENV["DISPATCH_BROKER_URL"]))
+        channel = connection.channel()
+        for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
+            channel.queue_delete(name)
+        connection.close()

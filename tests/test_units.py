@@ -1,0 +1,239 @@
+"""Unit tests: parsing, validation, configuration, the facade -- no broker needed.
+
+Where a test needs a queue it uses :func:`dispatch.testing.stub_worker`
+(dramatiq's StubBroker); every end-to-end claim is tested for real in
+``test_calls.py``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import dispatch
+from dispatch import (
+    URL,
+    BadStatusError,
+    ConfigurationError,
+    DispatchError,
+    InvalidResponseError,
+    RemoteExecuteError,
+    ResponseTooLargeError,
+    TransportError,
+    UnknownStatusError,
+)
+from dispatch.errors import error_from_result
+from dispatch.protocol import parse_answer
+from dispatch.settings import Settings
+from dispatch.testing import stub_worker
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+# -- the protocol (Celery 3.1 test_http.py: success, failure, empty, non-JSON, unknown) ---------
+
+
+def test_success_answer_gives_retval():
+    assert parse_answer(b'{"status": "success", "retval": 100}') == 100
+    assert parse_answer(b'{"status": "success", "retval": {"a": [1, "\xc3\xa9"]}}') == {"a": [1, "é"]}
+    assert parse_answer(b'{"status": "success"}') is None
+
+
+def test_failure_answer_raises_with_its_reason():
+    with pytest.raises(RemoteExecuteError) as caught:
+        parse_answer(b'{"status": "failure", "reason": "Task failed"}')
+    assert str(caught.value) == "Task failed"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "empty response body"),
+        (b"  \n", "empty response body"),
+        (b"{{{{{{", "not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'"success"', "not a JSON object"),
+    ],
+)
+def test_malformed_answers_raise_invalid_response(body, message):
+    with pytest.raises(InvalidResponseError, match=message) as caught:
+        parse_answer(body)
+    assert type(caught.value) is InvalidResponseError
+
+
+def test_unknown_status_raises_unknown_status_error():
+    with pytest.raises(UnknownStatusError, match="'worked'"):
+        parse_answer(b'{"status": "worked"}')
+    with pytest.raises(UnknownStatusError, match="None"):
+        parse_answer(b"{}")
+
+
+# -- the error hierarchy ---------------------------------------------------------------------------
+
+
+def test_error_hierarchy_matches_the_contract():
+    assert issubclass(InvalidResponseError, DispatchError)
+    assert issubclass(UnknownStatusError, InvalidResponseError)
+    assert issubclass(BadStatusError, InvalidResponseError)
+    assert issubclass(ResponseTooLargeError, InvalidResponseError)
+    assert issubclass(RemoteExecuteError, DispatchError)
+    assert issubclass(TransportError, DispatchError)
+    assert not issubclass(RemoteExecuteError, InvalidResponseError)
+    assert issubclass(ConfigurationError, ValueError)
+
+
+def test_stored_errors_come_back_as_the_same_class():
+    for cls in (RemoteExecuteError, TransportError, UnknownStatusError, BadStatusError, InvalidResponseError):
+        error = error_from_result(cls.__name__, "why")
+        assert type(error) is cls and str(error) == "why"
+    assert error_from_result("KeyError", "x") is None
+
+
+# -- the URL facade (Celery's MutableURL) -----------------------------------------------------------
+
+
+def test_url_keeps_its_query_as_an_editable_dict():
+    url = URL("http://example.com/mul?x=10&y=10")
+    assert url.query == {"x": "10", "y": "10"}
+    url.query["z"] = "3"
+    url.query["x"] = "1"
+    assert str(url) == "http://example.com/mul?x=1&y=10&z=3"
+
+
+def test_url_round_trips_repeated_keys_and_encoding():
+    url = URL("https://h.example:8443/p%20q?a=1&a=2&e=%C3%A9&blank=#frag")
+    assert url.query == {"a": ["1", "2"], "e": "é", "blank": ""}
+    assert str(url) == "https://h.example:8443/p%20q?a=1&a=2&e=%C3%A9&blank=#frag"
+    assert str(URL("http://h/")) == "http://h/"
+
+
+def test_url_method_is_case_insensitive():
+    assert URL("http://h/", method="post").method == "POST"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("example.com/multiply", "not an absolute http"),
+        ("/multiply", "not an absolute http"),
+        ("ftp://example.com/f", "not an absolute http"),
+        ("http:///nohost", "not an absolute http"),
+        ("http://h:99999/", "malformed"),
+        (b"http://h/", "must be a string"),
+    ],
+)
+def test_bad_urls_fail_in_the_caller(url, message):
+    with pytest.raises(ValueError, match=message):
+        URL(url)
+
+
+def test_unknown_method_fails_in_the_caller():
+    with pytest.raises(ValueError, match="method 'DELETE' is not supported"):
+        URL("http://h/", method="DELETE")
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"when": object()}, "'when' has a value of type object"),
+        ({"b": b"bytes"}, "'b' has a value of type bytes"),
+        ({"nested": {"a": 1}}, "'nested' has a value of type dict"),
+        ({"many": [1, {2}]}, "'many' has a value of type set"),
+        ({"nan": float("nan")}, "no JSON form"),
+    ],
+)
+def test_unserialisable_params_fail_before_anything_is_enqueued(params, message):
+    with stub_worker() as broker:
+        with pytest.raises(ValueError, match=message):
+            URL("http://h/").send(**params)
+        from dispatch.tasks import http_dispatch
+
+        with pytest.raises(ValueError, match=message):
+            http_dispatch.send("http://h/", "GET", params)
+        assert broker.queues[http_dispatch.queue_name].qsize() == 0
+
+
+def test_actor_send_validates_too():
+    with stub_worker() as broker:
+        from dispatch.tasks import http_dispatch
+
+        with pytest.raises(ValueError, match="not an absolute"):
+            http_dispatch.send("file:///etc/passwd")
+        with pytest.raises(ValueError, match="not supported"):
+            http_dispatch.send("http://h/", "PUT")
+        with pytest.raises(ValueError, match="unexpected keyword"):
+            http_dispatch.send("http://h/", verb="GET")
+        with pytest.raises(ValueError, match="unknown call option 'retries'"):
+            http_dispatch.send("http://h/", "GET", {}, {"retries": 3})
+        assert broker.queues[http_dispatch.queue_name].qsize() == 0
+
+
+@pytest.mark.parametrize(("option", "value"), [("timeout", 0), ("timeout", "5"), ("max_attempts", 1.5)])
+def test_bad_per_call_options_fail_in_the_caller(option, value):
+    with pytest.raises(ValueError, match=f"call option {option}="):
+        URL("http://h/", **{option: value})
+
+
+# -- configuration -----------------------------------------------------------------------------------
+
+
+def test_defaults_match_the_contract():
+    settings = Settings.from_env({})
+    assert settings.broker_url == "amqp://guest:guest@127.0.0.1:5672/%2F"
+    assert settings.results_url == "redis://127.0.0.1:6379/0"
+    assert settings.queue == "dispatch"
+    assert settings.timeout == 10
+    assert settings.max_attempts == 5
+    assert settings.max_response_bytes == 10485760
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DISPATCH_BROKER_URL", "http://rabbit"),
+        ("DISPATCH_RESULTS_URL", "memcached://x"),
+        ("DISPATCH_QUEUE", "bad queue!"),
+        ("DISPATCH_TIMEOUT", "soon"),
+        ("DISPATCH_TIMEOUT", "-1"),
+        ("DISPATCH_MAX_ATTEMPTS", "0"),
+        ("DISPATCH_MAX_ATTEMPTS", "2.5"),
+        ("DISPATCH_MAX_RESPONSE_BYTES", "10MB"),
+    ],
+)
+def test_unparseable_configuration_names_the_variable(variable, value):
+    with pytest.raises(ConfigurationError, match=variable):
+        Settings.from_env({variable: value})
+
+
+def test_bad_configuration_stops_worker_start_up(tmp_path):
+    for command in (
+        [sys.executable, "-c", "import dispatch.tasks"],
+        [sys.executable, "-m", "dramatiq", "dispatch.tasks"],
+    ):
+        done = subprocess.run(
+            command,
+            env={"PATH": "/usr/bin:/bin", "DISPATCH_MAX_ATTEMPTS": "lots"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+        assert done.returncode != 0
+        assert "DISPATCH_MAX_ATTEMPTS='lots' is invalid: must be a positive integer" in done.stderr
+
+
+def test_readme_documents_every_variable():
+    readme = README.read_text()
+    for variable, default, _ in Settings.describe():
+        assert f"`{variable}`" in readme, variable
+        assert f"`{default}`" in readme, (variable, default)
+
+
+def test_import_dispatch_alone_touches_no_broker():
+    code = "import sys, dispatch; print('dispatch.tasks' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False"
+    assert dispatch.__version__
