@@ -1,0 +1,44 @@
+# dispatch -- see README.md.  Every target installs what it needs first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv services demo test unit lint format worker bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+venv: $(STAMP)
+
+services:
+	bash scripts/ensure-services.sh
+
+## the main job end to end: a receiver, a worker, calls GET and POST, a failure, results
+demo: venv
+	-bash scripts/ensure-services.sh
+	$(PY) examples/demo.py
+
+## the whole suite: lint, unit tests, integration tests against real RabbitMQ/Redis/worker/endpoints
+test: venv services lint
+	$(PY) -m pytest
+
+unit: venv
+	$(PY) -m pytest tests/test_units.py
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+## a worker on the configured broker (see DISPATCH_* in README.md)
+worker: venv
+	$(VENV)/bin/dramatiq dispatch.tasks
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Make sure RabbitMQ (with its management UI) and Redis are running on 127.0.0.1,
+# installing them first on a Debian machine that lacks them, or starting the
+# docker/ stack's services where a Docker engine runs instead.  Node.js is
+# installed too: the test suite runs an endpoint written in it.
+# Services already running are left exactly as they are.
+set -euo pipefail
+
+port_open() { (echo >"/dev/tcp/127.0.0.1/$1") >/dev/null 2>&1; }
+
+wait_port() {
+  for _ in $(seq 1 120); do port_open "$1" && return 0; sleep 0.5; done
+  echo "ensure-services: nothing is listening on port $1 after 60s ($2)" >&2
+  return 1
+}
+
+missing=()
+port_open 5672 || command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
+port_open 6379 || command -v redis-server >/dev/null || missing+=(redis-server)
+command -v node >/dev/null || missing+=(nodejs)
+
+if ((${#missing[@]})); then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    echo "ensure-services: installing ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  elif command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+    echo "ensure-services: starting RabbitMQ and Redis from docker/compose.yaml"
+    docker compose -f "$(dirname "$0")/../docker/compose.yaml" up -d rabbitmq redis
+  else
+    echo "ensure-services: missing ${missing[*]}; install them or run docker/compose.yaml" >&2
+    exit 1
+  fi
+fi
+
+if ! port_open 5672; then
+  echo "ensure-services: starting RabbitMQ"
+  rabbitmq-server -detached
+  wait_port 5672 RabbitMQ
+  rabbitmqctl await_startup >/dev/null
+fi
+
+if ! port_open 6379; then
+  echo "ensure-services: starting Redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+  wait_port 6379 Redis
+fi
+
+# The management UI/API: operators watch the queues there, `dispatch status` reads it.
+if command -v rabbitmq-plugins >/dev/null && ! port_open 15672; then
+  echo "ensure-services: enabling the RabbitMQ management plugin"
+  rabbitmq-plugins enable rabbitmq_management >/dev/null
+  wait_port 15672 "RabbitMQ management"
+fi
