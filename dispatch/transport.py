@@ -23,6 +23,7 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Callable
 from importlib.metadata import version
 
 import requests
@@ -81,11 +82,21 @@ class RetryPolicy:
         )
 
 
+#: Called after every attempt with (request, seconds, outcome); outcome is
+#: "ok" or the name of the error class the attempt ended with.
+AttemptListener = Callable[[Request, float, str], None]
+
+
 class Transport:
-    """Performs calls over HTTP with one ``requests.Session`` per thread."""
+    """Performs calls over HTTP with one ``requests.Session`` per thread.
+
+    ``listeners`` are told about every attempt (metrics use this); a
+    listener must be quick and must not raise.
+    """
 
     def __init__(self) -> None:
         self._local = threading.local()
+        self.listeners: list[AttemptListener] = []
 
     @property
     def session(self) -> requests.Session:
@@ -110,6 +121,19 @@ class Transport:
 
     def attempt(self, request: Request) -> bytes:
         """One request: the 2xx body, or AttemptFailed, BadStatusError, ResponseTooLargeError."""
+        if not self.listeners:
+            return self._attempt(request)
+        started, outcome = time.perf_counter(), "ok"
+        try:
+            return self._attempt(request)
+        except Exception as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            for listener in self.listeners:
+                listener(request, time.perf_counter() - started, outcome)
+
+    def _attempt(self, request: Request) -> bytes:
         deadline = time.monotonic() + request.timeout
         in_body = "params" if request.method == "GET" else "data"
         try:
