@@ -78,8 +78,9 @@ class UnknownStatusError(InvalidResponseError):
 
 def utf8dict(tup):
     """With a dict's items() tuple return a new dict with any utf-8 keys/values encoded."""
-    return {k.encode("utf-8") if isinstance(k, str) else k: v.encode("utf-8") if isinstance(v, str) else v
-            for k, v in tup}
+    return {
+        k.encode("utf-8") if isinstance(k, str) else k: v.encode("utf-8") if isinstance(v, str) else v for k, v in tup
+    }
 
 
 def extract_response(raw_response, loads=json.loads):

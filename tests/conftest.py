@@ -68,13 +68,7 @@ def vhost() -> Iterator[str]:
     rabbitmqctl("add_vhost", VHOST)
     rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
     yield VHOST
-    import pika
-
-    connection = pika.BlockingConnection(pika.URLParameters(TEST_ENV["DISPATCH_BROKER_URL"]))
-    channel = connection.channel()
-    for name in (QUEUE, f"{QUEUE}.DQ", f"{QUEUE}.XQ"):
-        channel.queue_delete(name)
-    connection.close()
+    delete_queues(QUEUE)
 
 
 @pytest.fixture(scope="session")
@@ -186,3 +180,55 @@ def worker(vhost, redis_db, python_endpoint, tmp_path_factory) -> Iterator[Worke
 
 def unique_key() -> str:
     return uuid.uuid4().hex
+
+
+def delete_queues(queue: str) -> None:
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(TEST_ENV["DISPATCH_BROKER_URL"]))
+    channel = connection.channel()
+    for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
+        channel.queue_delete(name)
+    connection.close()
+
+
+class IsolatedWorker(Worker):
+    """A worker with settings of its own (``env``) consuming a queue of its own.
+
+    The test process's actor is bound to the session queue, so calls for
+    this worker are built by the actor (validated as usual) and then
+    enqueued on this worker's queue.
+    """
+
+    def __init__(self, log_path: Path, env: dict[str, str], **kwargs) -> None:
+        self.queue = f"dispatch-test-{uuid.uuid4().hex[:8]}"
+        super().__init__(log_path, {**env, "DISPATCH_QUEUE": self.queue}, **kwargs)
+
+    def send(self, url: str, method: str = "GET", params: dict | None = None, **options):
+        from dispatch.tasks import http_dispatch
+
+        message = http_dispatch.message(url, method, params, options or None)
+        return http_dispatch.broker.enqueue(message.copy(queue_name=self.queue))
+
+    def ready(self, endpoint: Endpoint) -> IsolatedWorker:
+        assert self.send(endpoint.url("/health")).get(timeout=60) == "ok", self.log()
+        return self
+
+    def stop(self) -> None:
+        super().stop()
+        delete_queues(self.queue)
+
+
+@pytest.fixture
+def make_worker(vhost, redis_db, python_endpoint, tmp_path) -> Iterator[Callable[..., IsolatedWorker]]:
+    """``make_worker(DISPATCH_X="...")`` starts a ready worker with those settings; stopped after the test."""
+    started: list[IsolatedWorker] = []
+
+    def start(processes: int = 1, threads: int = 4, **env: str) -> IsolatedWorker:
+        worker = IsolatedWorker(tmp_path / f"worker-{len(started)}.log", env, processes=processes, threads=threads)
+        started.append(worker)
+        return worker.ready(python_endpoint)
+
+    yield start
+    for worker in started:
+        worker.stop()

@@ -226,3 +226,11 @@ def test_worker_logs_one_info_line_per_finished_call(worker, endpoint):
 def test_errors_share_the_dispatch_base(worker, endpoint):
     with pytest.raises(DispatchError):
         URL(endpoint.url("/unknown")).send().get(timeout=10)
+
+
+def test_worker_settings_apply_to_its_calls(make_worker, python_endpoint):
+    other = make_worker(DISPATCH_MAX_ATTEMPTS="2")
+    key = unique_key()
+    with pytest.raises(TransportError, match="2 attempt"):
+        other.send(python_endpoint.url("/status/503"), params={"key": key}).get(timeout=20)
+    assert python_endpoint.hits(key) == 2
