@@ -14,13 +14,18 @@ from __future__ import annotations
 import logging
 
 import dramatiq
+import pika.exceptions
 import redis
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
+import tenacity
+from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL, RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import xq_name
+from dramatiq.errors import BrokerConnectionError
 from dramatiq.middleware import CurrentMessage, Middleware, default_middleware
 from dramatiq.results import Results
 from dramatiq.results.backends import RedisBackend, StubBackend
 
+from .errors import DispatchError
 from .settings import Settings
 
 ACTOR_NAME = "http_dispatch"
@@ -41,6 +46,15 @@ class CallLog(Middleware):
         url, method = message.args[0], message.args[1]
         if exception is None:
             call_log.info("call %s %s %s processed: %r", message.message_id, method, url, result)
+        elif isinstance(exception, dramatiq.Retry):
+            call_log.info(
+                "call %s %s %s scheduled for delivery in %gs: %s",
+                message.message_id,
+                method,
+                url,
+                exception.delay / 1000,
+                exception,
+            )
         else:
             call_log.info(
                 "call %s %s %s failed: %s: %s",
@@ -50,6 +64,42 @@ class CallLog(Middleware):
                 type(exception).__name__,
                 exception,
             )
+
+
+class BrokerUnavailable(DispatchError):
+    """RabbitMQ could not be reached within ``DISPATCH_SEND_TIMEOUT``; the call was not sent."""
+
+
+class PublishRefused(DispatchError):
+    """RabbitMQ refused the message (negative publisher confirm); the call was not sent."""
+
+
+def publish(broker: dramatiq.Broker, message: dramatiq.Message, delay: int | None, patience: float):
+    """Enqueue ``message`` and return it once RabbitMQ confirmed it.
+
+    While the broker is unreachable (restarting, failing over) keep trying
+    for up to ``patience`` seconds, then raise BrokerUnavailable: a caller
+    gets either a confirmed message or an error, never a handle for a call
+    that was not stored.
+    """
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(BrokerConnectionError),
+        stop=tenacity.stop_after_delay(patience),
+        wait=tenacity.wait_exponential(multiplier=0.25, max=2),
+        reraise=True,
+    )
+    try:
+        return retrying(broker.enqueue, message, delay=delay)
+    except BrokerConnectionError as exc:
+        raise BrokerUnavailable(
+            f"RabbitMQ unreachable for {patience:g}s (DISPATCH_SEND_TIMEOUT), call {message.message_id} "
+            f"was not sent: {exc}"
+        ) from None
+    except pika.exceptions.NackError:
+        raise PublishRefused(
+            f"RabbitMQ refused call {message.message_id} on queue {message.queue_name!r} "
+            "(is the queue at its length limit?); it was not sent"
+        ) from None
 
 
 def results_backend(settings: Settings) -> StubBackend | RedisBackend:
@@ -78,4 +128,26 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     ]
     if settings.broker_url.startswith("stub:"):
         return StubBroker(middleware=middleware)
-    return RabbitmqBroker(url=settings.broker_url, confirm_delivery=True, middleware=middleware)
+    broker_class = QuorumRabbitmqBroker if settings.queue_type == "quorum" else RabbitmqBroker
+    return broker_class(url=settings.broker_url, confirm_delivery=True, middleware=middleware)
+
+
+class QuorumRabbitmqBroker(RabbitmqBroker):
+    """Declares the queue and its ``.DQ``/``.XQ`` companions as quorum queues.
+
+    Quorum queues are replicated across a RabbitMQ cluster (Raft), so a
+    node's loss loses no call.  They are always durable and keep
+    dead-lettering and per-queue message TTL (RabbitMQ >= 3.10).  An
+    existing classic queue cannot change type: delete it (or use a new
+    ``DISPATCH_QUEUE``) when switching.
+    """
+
+    def _build_queue_arguments(self, queue_name):
+        return {**super()._build_queue_arguments(queue_name), "x-queue-type": "quorum"}
+
+    def _declare_xq_queue(self, queue_name):
+        return self.channel.queue_declare(
+            queue=xq_name(queue_name),
+            durable=True,
+            arguments={"x-message-ttl": DEAD_MESSAGE_TTL, "x-queue-type": "quorum"},
+        )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,9 +29,17 @@ Params = dict[str, Any]
 
 
 def check_url(url: str) -> str:
-    """Return ``url`` if it is an absolute http(s) URL with a host, else raise ValueError."""
+    """Return ``url`` if it is an absolute http(s) URL with a host, else raise ValueError.
+
+    Whitespace and control characters are refused rather than stripped:
+    ``urllib.parse`` silently drops CR, LF and tab, so the URL requested
+    would not be the URL given (and CR/LF is how headers get injected).
+    """
     if not isinstance(url, str):
         raise ValueError(f"URL must be a string, not {type(url).__name__}")
+    for position, char in enumerate(url):
+        if char.isspace() or unicodedata.category(char) == "Cc":
+            raise ValueError(f"URL {url!r} contains {char!r} at position {position}; percent-encode it")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 -- raises ValueError for a bad port
@@ -84,6 +93,10 @@ def _is_number(value: Any) -> bool:
 OPTIONS = {
     "timeout": (lambda v: _is_number(v) and 0 < v < math.inf, "a positive number of seconds"),
     "max_attempts": (lambda v: _is_number(v) and v >= 1 and v == int(v), "a positive integer"),
+    "retry_schedule": (
+        lambda v: isinstance(v, (list, tuple)) and all(_is_number(d) and 0 <= d < math.inf for d in v),
+        "a list of delays in seconds",
+    ),
 }
 
 
@@ -96,6 +109,8 @@ def check_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
         is_valid, expected = OPTIONS[name]
         if not is_valid(value):
             raise ValueError(f"call option {name}={value!r} is invalid: it must be {expected}")
+        if isinstance(value, tuple):
+            checked[name] = list(value)
     return checked
 
 

@@ -17,16 +17,24 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
+from .policy import DestinationPolicy, parse_allowed
 
 
-def _positive_number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise ValueError("must be a positive number")
-    return value
+def _number(*, zero_allowed: bool) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (value >= 0 if zero_allowed else value > 0) or value == float("inf"):
+            raise ValueError("must be zero or a positive number" if zero_allowed else "must be a positive number")
+        return value
+
+    return parse
+
+
+_positive_number = _number(zero_allowed=False)
+_non_negative_number = _number(zero_allowed=True)
 
 
 def _positive_int(text: str) -> int:
@@ -47,6 +55,34 @@ def _url_with_scheme(*schemes: str) -> Callable[[str], str]:
 def _queue_name(text: str) -> str:
     if not text or len(text) > 200 or not all(c.isalnum() or c in "-_." for c in text):
         raise ValueError("must be 1-200 characters of letters, digits, '-', '_' or '.'")
+    return text
+
+
+def _flag(text: str) -> bool:
+    if text.lower() not in ("", "0", "1", "true", "false", "yes", "no", "on", "off"):
+        raise ValueError("must be 1/0, true/false, yes/no or on/off")
+    return text.lower() in ("1", "true", "yes", "on")
+
+
+def _delays(text: str) -> tuple[float, ...]:
+    try:
+        delays = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        delays = (-1.0,)
+    if not all(0 <= delay < float("inf") for delay in delays):
+        raise ValueError("must be comma-separated seconds, e.g. 5,300,1800")
+    return delays
+
+
+def _host_list(text: str) -> tuple[str, ...]:
+    entries = tuple(entry.strip() for entry in text.split(",") if entry.strip())
+    parse_allowed(entries)
+    return entries
+
+
+def _queue_type(text: str) -> str:
+    if text not in ("classic", "quorum"):
+        raise ValueError("must be classic or quorum")
     return text
 
 
@@ -83,6 +119,42 @@ class Settings:
     result_ttl: float = _setting(
         "DISPATCH_RESULT_TTL", "86400", _positive_number, "seconds an outcome stays readable in the results store"
     )
+    retry_schedule: tuple[float, ...] = _setting(
+        "DISPATCH_RETRY_SCHEDULE",
+        "",
+        _delays,
+        "seconds between later deliveries of a call whose quick attempts all failed, e.g. 5,300,1800",
+    )
+    retry_after_max: float = _setting(
+        "DISPATCH_RETRY_AFTER_MAX",
+        "30",
+        _positive_number,
+        "longest Retry-After a worker thread waits; a longer one moves the call to its next scheduled delivery",
+    )
+    deny_private: bool = _setting(
+        "DISPATCH_DENY_PRIVATE",
+        "0",
+        _flag,
+        "1 refuses loopback, private, link-local, unique-local and cloud-metadata destinations",
+    )
+    allowed_hosts: tuple[str, ...] = _setting(
+        "DISPATCH_ALLOWED_HOSTS",
+        "",
+        _host_list,
+        "comma-separated hosts, addresses or CIDR networks allowed even when private",
+    )
+    queue_type: str = _setting(
+        "DISPATCH_QUEUE_TYPE", "classic", _queue_type, "classic, or quorum for replicated queues on a cluster"
+    )
+    max_message_bytes: int = _setting(
+        "DISPATCH_MAX_MESSAGE_BYTES", "1048576", _positive_int, "a call whose URL and params encode larger is refused"
+    )
+    send_timeout: float = _setting(
+        "DISPATCH_SEND_TIMEOUT",
+        "10",
+        _non_negative_number,
+        "seconds send() keeps trying while RabbitMQ is unreachable before raising BrokerUnavailable",
+    )
     backoff_initial: float = _setting(
         "DISPATCH_BACKOFF_INITIAL", "0.5", _positive_number, "seconds before the first retry"
     )
@@ -101,6 +173,10 @@ class Settings:
             except ValueError as exc:
                 raise ConfigurationError(f"{env}={text!r} is invalid: {exc}") from None
         return cls(**values)
+
+    def destination_policy(self) -> DestinationPolicy:
+        names, networks = parse_allowed(self.allowed_hosts)
+        return DestinationPolicy(self.deny_private, names, networks)
 
     @classmethod
     def describe(cls) -> list[tuple[str, str, str]]:

@@ -4,28 +4,36 @@ Importing this module is what ``dramatiq dispatch.tasks`` does to start a
 worker, so it reads the settings, builds the broker and makes it dramatiq's
 global broker as a side effect.  Clients import it lazily (the first
 ``URL.send()``), so ``import dispatch`` alone never touches the network.
+
+A call's life: a few quick attempts inside one delivery (tenacity, in
+:mod:`dispatch.transport`); if they all fail and the retry schedule has a
+delay left, the message is re-enqueued through dramatiq's delay queue
+(``Retry``), so the wait costs no worker thread; when the schedule is used
+up the call fails with ``TransportError`` and lands in the dead-letter queue.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
+from datetime import timedelta
 from typing import Any
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from .broker import ACTOR_NAME, build_broker
-from .errors import DispatchError
+from .broker import ACTOR_NAME, build_broker, publish
+from .errors import DispatchError, TransportError
 from .protocol import check_call, parse_answer
 from .result import CallResult
 from .settings import Settings
-from .transport import Request, RetryPolicy, Transport
+from .transport import DeliveryFailed, Request, RetryPolicy, Transport
 
 settings = Settings.from_env()
 broker = build_broker(settings)
 dramatiq.set_broker(broker)
 
-transport = Transport()
+transport = Transport(settings.destination_policy())
 
 
 class HttpDispatchActor(dramatiq.Actor):
@@ -43,8 +51,27 @@ class HttpDispatchActor(dramatiq.Actor):
             raise ValueError(f"{self.actor_name}: {exc}") from None
         bound.apply_defaults()
         checked = check_call(**bound.arguments)
+        size = len(json.dumps(checked, ensure_ascii=False).encode())
+        if size > settings.max_message_bytes:
+            raise ValueError(
+                f"call to {checked[0]} encodes to {size} bytes, over the {settings.max_message_bytes}-byte "
+                "limit for one message (DISPATCH_MAX_MESSAGE_BYTES); send a reference to the data instead"
+            )
         message = super().message_with_options(args=checked, kwargs={}, **options)
         return CallResult(**message.asdict())
+
+    def send_with_options(
+        self, *, args: tuple = (), kwargs: dict | None = None, delay: timedelta | int | None = None, **options: Any
+    ) -> CallResult:
+        if isinstance(delay, timedelta):
+            delay = int(delay.total_seconds() * 1000)
+        message = self.message_with_options(args=args, kwargs=kwargs, **options)
+        return publish(self.broker, message, delay, settings.send_timeout)
+
+
+def _scheduled_redelivery(retries: int, exception: BaseException) -> bool:
+    """dramatiq's ``retry_when``: re-enqueue only the deliveries the actor itself scheduled."""
+    return isinstance(exception, dramatiq.Retry)
 
 
 @dramatiq.actor(
@@ -52,7 +79,7 @@ class HttpDispatchActor(dramatiq.Actor):
     actor_name=ACTOR_NAME,
     queue_name=settings.queue,
     store_results=True,
-    max_retries=0,  # transport retries happen inside the call, with tenacity
+    retry_when=_scheduled_redelivery,
     throws=(DispatchError,),  # an expected outcome: logged by CallLog, no traceback
 )
 def http_dispatch(
@@ -60,7 +87,7 @@ def http_dispatch(
 ) -> Any:
     """Call ``url`` with ``params`` and return the endpoint's ``retval``.
 
-    ``options`` may override ``timeout`` and ``max_attempts`` for this call.
+    ``options`` may override ``timeout``, ``max_attempts`` and ``retry_schedule`` for this call.
     """
     options = options or {}
     message = CurrentMessage.get_current_message()
@@ -76,5 +103,20 @@ def http_dispatch(
         max_attempts=int(options.get("max_attempts", settings.max_attempts)),
         backoff_initial=settings.backoff_initial,
         backoff_max=settings.backoff_max,
+        retry_after_max=settings.retry_after_max,
     )
-    return parse_answer(transport.deliver(request, policy))
+    try:
+        body = transport.deliver(request, policy)
+    except DeliveryFailed as failure:
+        schedule = options.get("retry_schedule", settings.retry_schedule)
+        deliveries_so_far = message.options.get("retries", 0) if message else len(schedule)
+        if deliveries_so_far < len(schedule):
+            delay = max(schedule[deliveries_so_far], failure.retry_after or 0)
+            raise dramatiq.Retry(str(failure), delay=int(delay * 1000)) from None
+        if failure.retry_after is not None and failure.retry_after > settings.retry_after_max:
+            raise TransportError(
+                f"{failure}; the endpoint asked to wait longer than DISPATCH_RETRY_AFTER_MAX "
+                f"({settings.retry_after_max:g}s) and no scheduled delivery is left"
+            ) from None
+        raise TransportError(str(failure)) from None
+    return parse_answer(body)

@@ -20,6 +20,7 @@ Why the pieces look the way they do:
 from __future__ import annotations
 
 import dataclasses
+import email.utils
 import logging
 import threading
 import time
@@ -30,6 +31,7 @@ import requests
 import tenacity
 
 from .errors import BadStatusError, ResponseTooLargeError, TransportError
+from .policy import DestinationPolicy, PinnedAdapter
 from .protocol import Params
 
 logger = logging.getLogger(__name__)
@@ -43,7 +45,60 @@ _READ_CHUNK = 64 * 1024
 
 
 class AttemptFailed(Exception):
-    """One attempt got no usable answer; another attempt may."""
+    """One attempt got no usable answer; another attempt may.
+
+    ``retry_after`` is the wait in seconds the endpoint asked for, if any.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DeliveryFailed(TransportError):
+    """Every quick attempt failed; ``retry_after`` says how long the endpoint asked us to wait, if it did."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class wait_at_least_retry_after(tenacity.wait.wait_base):
+    """Wait as ``fallback`` says, but never less than the endpoint's ``Retry-After``."""
+
+    def __init__(self, fallback: tenacity.wait.wait_base) -> None:
+        self.fallback = fallback
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        asked = getattr(retry_state.outcome.exception(), "retry_after", None) or 0.0
+        return max(asked, self.fallback(retry_state))
+
+
+class stop_if_retry_after_exceeds(tenacity.stop.stop_base):
+    """Stop the quick attempts when the endpoint asks for a longer wait than a thread should hold."""
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        asked = getattr(retry_state.outcome.exception(), "retry_after", None)
+        return asked is not None and asked > self.limit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,18 +119,23 @@ class RetryPolicy:
 
     Exponential backoff with jitter (tenacity's ``wait_exponential_jitter``)
     keeps many workers that saw the same outage from retrying in lockstep.
+    An endpoint's ``Retry-After`` is honoured as a minimum wait, up to
+    ``retry_after_max``; a longer one ends the quick attempts so the call
+    can wait as a delayed message instead of in a sleeping thread.
     """
 
     max_attempts: int
     backoff_initial: float
     backoff_max: float
+    retry_after_max: float
 
     def retrying(self) -> tenacity.Retrying:
+        backoff = tenacity.wait_exponential_jitter(
+            initial=self.backoff_initial, max=self.backoff_max, jitter=self.backoff_initial
+        )
         return tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.max_attempts),
-            wait=tenacity.wait_exponential_jitter(
-                initial=self.backoff_initial, max=self.backoff_max, jitter=self.backoff_initial
-            ),
+            stop=tenacity.stop_after_attempt(self.max_attempts) | stop_if_retry_after_exceeds(self.retry_after_max),
+            wait=wait_at_least_retry_after(backoff),
             retry=tenacity.retry_if_exception_type(AttemptFailed),
             before_sleep=tenacity.before_sleep_log(logger, logging.DEBUG),
             reraise=True,
@@ -94,8 +154,9 @@ class Transport:
     listener must be quick and must not raise.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, policy: DestinationPolicy | None = None) -> None:
         self._local = threading.local()
+        self.policy = policy or DestinationPolicy()
         self.listeners: list[AttemptListener] = []
 
     @property
@@ -104,6 +165,11 @@ class Transport:
         if session is None:
             session = self._local.session = requests.Session()
             session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+            if self.policy.active:
+                # A proxy from the environment would connect on our behalf, unchecked.
+                session.trust_env = False
+                session.mount("http://", PinnedAdapter(self.policy))
+                session.mount("https://", PinnedAdapter(self.policy))
         return session
 
     def deliver(self, request: Request, policy: RetryPolicy) -> bytes:
@@ -112,11 +178,13 @@ class Transport:
         Raises TransportError when every attempt failed, and the errors of
         :meth:`attempt` for an answer that is final.
         """
+        retrying = policy.retrying()
         try:
-            return policy.retrying()(self.attempt, request)
+            return retrying(self.attempt, request)
         except AttemptFailed as exc:
-            raise TransportError(
-                f"{request.method} {request.url} failed after {policy.max_attempts} attempt(s): {exc}"
+            attempts = retrying.statistics.get("attempt_number", policy.max_attempts)
+            raise DeliveryFailed(
+                f"{request.method} {request.url} failed after {attempts} attempt(s): {exc}", exc.retry_after
             ) from None
 
     def attempt(self, request: Request) -> bytes:
@@ -147,7 +215,9 @@ class Transport:
             ) as response:
                 status = response.status_code
                 if status in RETRY_STATUSES:
-                    raise AttemptFailed(f"HTTP {status} {response.reason}")
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                    asked = f", Retry-After {retry_after:g}s" if retry_after is not None else ""
+                    raise AttemptFailed(f"HTTP {status} {response.reason}{asked}", retry_after)
                 if not 200 <= status < 300:
                     raise BadStatusError(f"HTTP {status} {response.reason} from {request.method} {request.url}")
                 return _read_capped(response, request.max_response_bytes, deadline)
@@ -155,6 +225,8 @@ class Transport:
             raise AttemptFailed(f"timed out after {request.timeout:g}s ({type(exc).__name__})") from None
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
             raise AttemptFailed(f"{type(exc).__name__}: {exc}") from None
+        except OSError as exc:  # the destination policy's own DNS lookup
+            raise AttemptFailed(f"cannot resolve {request.url}: {exc}") from None
 
 
 def _read_capped(response: requests.Response, limit: int, deadline: float) -> bytes:
