@@ -12,6 +12,7 @@ from importlib.metadata import version
 from .errors import (
     BadStatusError,
     ConfigurationError,
+    DestinationRefused,
     DispatchError,
     InvalidResponseError,
     RemoteExecuteError,
@@ -30,6 +31,7 @@ __all__ = [
     "BadStatusError",
     "CallResult",
     "ConfigurationError",
+    "DestinationRefused",
     "DispatchError",
     "InvalidResponseError",
     "RemoteExecuteError",

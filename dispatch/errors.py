@@ -14,6 +14,7 @@ Hierarchy (Celery's ``celery.task.http`` names, kept for familiarity)::
      |    +-- ResponseTooLargeError    the body exceeded the configured cap
      +-- RemoteExecuteError            the endpoint answered "failure"
      +-- TransportError                the request never got an answer
+     +-- DestinationRefused            the destination policy forbids the address
      +-- ResultTimeout                 res.get() gave up waiting (also a TimeoutError)
      +-- ConfigurationError            an environment variable could not be parsed
 """
@@ -52,6 +53,10 @@ class TransportError(DispatchError):
     """Every attempt failed before an answer arrived (refused, reset, timeout, 429/502/503/504)."""
 
 
+class DestinationRefused(DispatchError):
+    """The destination policy (``DISPATCH_DENY_PRIVATE``) refused the call; no request was sent."""
+
+
 class ResultTimeout(DispatchError, TimeoutError):
     """``res.get(timeout=...)`` ran out of time before the outcome was stored."""
 
@@ -71,6 +76,7 @@ _STORABLE: dict[str, type[DispatchError]] = {
         ResponseTooLargeError,
         RemoteExecuteError,
         TransportError,
+        DestinationRefused,
     )
 }
 

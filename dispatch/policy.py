@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from requests.adapters import HTTPAdapter
 
-from .errors import DispatchError
+from .errors import DestinationRefused
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -32,10 +32,6 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 CLOUD_METADATA = frozenset(
     ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200")
 )
-
-
-class DestinationRefused(DispatchError):
-    """The destination policy refused the call; no request was sent."""
 
 
 def address_rule(address: IPAddress) -> str | None:

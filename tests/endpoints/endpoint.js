@@ -15,9 +15,10 @@ function single(params) {
   return out;
 }
 
-function answer(res, code, payload, { raw, chunked } = {}) {
+function answer(res, code, payload, { raw, chunked, retryAfter } = {}) {
   const body = raw !== undefined ? Buffer.from(raw) : Buffer.from(JSON.stringify(payload));
   const headers = { "Content-Type": "application/json" };
+  if (retryAfter !== undefined) headers["Retry-After"] = retryAfter;
   if (!chunked) headers["Content-Length"] = body.length;
   res.writeHead(code, headers);
   res.end(body);
@@ -52,13 +53,13 @@ const server = http.createServer((req, res) => {
       case "unknown":
         return answer(res, 200, { status: "maybe", retval: 1 });
       case "status":
-        return answer(res, Number(path[1]), { status: "failure", reason: "status " + path[1] });
+        return answer(res, Number(path[1]), { status: "failure", reason: "status " + path[1] }, { retryAfter: args.retry_after });
       case "echo":
         return success(res, { method: req.method, path: url.pathname, query, form, headers: req.headers });
       case "flaky": {
         const n = hits.get(args.key);
         if (n <= Number(args.fail ?? 0)) {
-          return answer(res, Number(args.code ?? 503), { status: "failure", reason: "busy" });
+          return answer(res, Number(args.code ?? 503), { status: "failure", reason: "busy" }, { retryAfter: args.retry_after });
         }
         return success(res, n);
       }

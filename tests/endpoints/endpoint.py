@@ -6,9 +6,10 @@ Routes (same as endpoint.js, so tests can run against both):
   /multiply?x=&y=         success, retval x*y
   /fail?reason=           failure with that reason
   /empty /notjson /array /unknown   protocol violations
-  /status/<code>          answers that HTTP status
+  /status/<code>[?retry_after=V]   answers that HTTP status (with a Retry-After header)
+  /redirect?to=URL        302 to URL (Python endpoint only)
   /echo                   success, retval = what arrived (method, path, query, form, headers)
-  /flaky?key=K&fail=N&code=C   C for the first N hits of K, then success (retval = hit number)
+  /flaky?key=K&fail=N&code=C[&retry_after=V]   C for the first N hits of K, then success (retval = hit number)
   /hits/<key>             how many requests carried ?key=<key> (any route counts them)
   /slow?ms=N              success after N ms
   /big?bytes=N[&chunked=1]    success, retval a string of N "x"
@@ -46,10 +47,12 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         self.route()
 
-    def answer(self, code=200, payload=None, raw=None, chunked=False):
+    def answer(self, code=200, payload=None, raw=None, chunked=False, headers=()):
         body = raw if raw is not None else json.dumps(payload).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
+        for name, value in headers:
+            self.send_header(name, value)
         if chunked:
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
@@ -91,7 +94,8 @@ class Handler(BaseHTTPRequestHandler):
         elif name == "unknown":
             self.answer(200, {"status": "maybe", "retval": 1})
         elif name == "status":
-            self.answer(int(path[1]), {"status": "failure", "reason": "status " + path[1]})
+            headers = [("Retry-After", args["retry_after"])] if "retry_after" in args else []
+            self.answer(int(path[1]), {"status": "failure", "reason": "status " + path[1]}, headers=headers)
         elif name == "echo":
             headers = {k.lower(): v for k, v in self.headers.items()}
             self.success({"method": self.command, "path": parts.path, "query": query, "form": form, "headers": headers})
@@ -99,7 +103,8 @@ class Handler(BaseHTTPRequestHandler):
             with hits_lock:
                 n = hits[args["key"]]
             if n <= int(args.get("fail", 0)):
-                self.answer(int(args.get("code", 503)), {"status": "failure", "reason": "busy"})
+                headers = [("Retry-After", args["retry_after"])] if "retry_after" in args else []
+                self.answer(int(args.get("code", 503)), {"status": "failure", "reason": "busy"}, headers=headers)
             else:
                 self.success(n)
         elif name == "hits":
@@ -114,6 +119,8 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
             self.connection.close()
+        elif name == "redirect":
+            self.answer(302, {}, headers=[("Location", args["to"])])
         elif name == "health":
             self.answer(200, {"status": "success", "retval": "ok"})
         else:
