@@ -42,6 +42,8 @@ def address_rule(address: IPAddress) -> str | None:
         return "cloud-metadata"
     if address.is_loopback:
         return "loopback"
+    if address.is_unspecified:
+        return "unspecified"
     if address.is_link_local:
         return "link-local"
     if isinstance(address, ipaddress.IPv6Address) and address in ipaddress.ip_network("fc00::/7"):

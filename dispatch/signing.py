@@ -34,6 +34,7 @@ import hmac
 import secrets as _random
 import time
 from collections.abc import Mapping, Sequence
+from urllib.parse import urlsplit
 
 from .errors import DispatchError
 
@@ -118,6 +119,25 @@ def signature_headers(secret: str | Sequence[str], msg_id: str, body: bytes, now
     timestamp = int(time.time() if now is None else now)
     signatures = [sign(s, msg_id, timestamp, body) for s in _secret_list(secret)]
     return {HEADER_ID: msg_id, HEADER_TIMESTAMP: str(timestamp), HEADER_SIGNATURE: " ".join(signatures)}
+
+
+def sign_request(
+    secret: str | Sequence[str],
+    msg_id: str,
+    method: str,
+    url: str,
+    body: bytes | str | None = b"",
+    now: int | None = None,
+) -> dict[str, str]:
+    """The signature headers for a request about to be sent, from its final URL and body.
+
+    Sign what goes on the wire: with requests, prepare the request first and
+    pass ``prepared.method``, ``prepared.url`` and ``prepared.body`` (a form
+    body is a ``str`` there; it is encoded as UTF-8, as requests sends it).
+    """
+    encoded = body.encode() if isinstance(body, str) else body
+    payload = signed_payload(method, query=urlsplit(url).query, body=encoded)
+    return signature_headers(secret, msg_id, payload, now)
 
 
 def verify(

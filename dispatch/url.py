@@ -7,6 +7,7 @@ editable as a dict, and leaves all the machinery to the actor.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -21,9 +22,10 @@ class URL:
     >>> res.get(timeout=10)
     100
 
-    ``timeout`` (seconds per attempt) and ``max_attempts`` override the
-    worker's ``DISPATCH_TIMEOUT`` / ``DISPATCH_MAX_ATTEMPTS`` for calls
-    sent through this URL.
+    ``timeout`` (seconds per attempt), ``max_attempts`` and
+    ``retry_schedule`` (seconds between later deliveries) override the
+    worker's ``DISPATCH_TIMEOUT`` / ``DISPATCH_MAX_ATTEMPTS`` /
+    ``DISPATCH_RETRY_SCHEDULE`` for calls sent through this URL.
     """
 
     def __init__(
@@ -33,12 +35,12 @@ class URL:
         *,
         timeout: float | None = None,
         max_attempts: int | None = None,
+        retry_schedule: Sequence[float] | None = None,
     ) -> None:
         parts = urlsplit(check_url(url))
         self.method = check_method(method)
-        self.options = check_options(
-            {name: value for name, value in (("timeout", timeout), ("max_attempts", max_attempts)) if value is not None}
-        )
+        overrides = {"timeout": timeout, "max_attempts": max_attempts, "retry_schedule": retry_schedule}
+        self.options = check_options({name: value for name, value in overrides.items() if value is not None})
         self._parts = parts._replace(query="")
         #: The URL's own query, editable before sending; a repeated key holds a list.
         self.query: dict[str, Any] = {}

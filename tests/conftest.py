@@ -27,7 +27,8 @@ ENDPOINTS = Path(__file__).resolve().parent / "endpoints"
 
 VHOST = "dispatch-test"
 REDIS_DB = 9
-QUEUE = f"dispatch-test-{uuid.uuid4().hex[:8]}"
+RUN = uuid.uuid4().hex[:8]
+QUEUE = f"dispatch-test-{RUN}"  # every queue of this run starts with it
 
 TEST_ENV = {
     "DISPATCH_BROKER_URL": f"amqp://guest:guest@127.0.0.1:5672/{VHOST}",
@@ -79,7 +80,8 @@ def redis_db() -> Iterator[int]:
 
     client = redis.Redis.from_url(TEST_ENV["DISPATCH_RESULTS_URL"])
     yield REDIS_DB
-    client.flushdb()
+    for key in client.scan_iter(f"*{QUEUE}*", count=1000):  # only this run's: others may share the database
+        client.delete(key)
 
 
 class Endpoint:
@@ -213,7 +215,7 @@ class IsolatedWorker(Worker):
     """
 
     def __init__(self, log_path: Path, env: dict[str, str], queue: str | None = None, **kwargs) -> None:
-        self.queue = queue or f"dispatch-test-{uuid.uuid4().hex[:8]}"
+        self.queue = queue or f"{QUEUE}-{uuid.uuid4().hex[:8]}"
         super().__init__(log_path, {**env, "DISPATCH_QUEUE": self.queue}, **kwargs)
 
     def send(self, url: str, method: str = "GET", params: dict | None = None, **options):

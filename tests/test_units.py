@@ -237,3 +237,54 @@ def test_import_dispatch_alone_touches_no_broker():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False"
     assert dispatch.__version__
+
+
+@pytest.mark.parametrize(
+    "bad", ["http://h/a\r\nX-Injected: 1", "http://h/\n", "http://h/a b", "http://h/\x00", "\thttp://h/"]
+)
+def test_urls_with_whitespace_or_control_characters_are_refused_not_stripped(bad):
+    with pytest.raises(ValueError, match="percent-encode it"):
+        URL(bad)
+
+
+def test_params_too_large_for_one_message_fail_at_send():
+    with stub_worker() as broker:
+        with pytest.raises(ValueError, match="over the 1048576-byte limit"):
+            URL("http://h/").send(blob="x" * 1_100_000)
+        from dispatch.tasks import http_dispatch
+
+        assert broker.queues[http_dispatch.queue_name].qsize() == 0
+
+
+def test_retry_after_accepts_seconds_and_http_dates():
+    from dispatch.transport import parse_retry_after
+
+    assert parse_retry_after("120") == 120
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470) == 10
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412490) == 0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DISPATCH_RETRY_SCHEDULE", "5,soon"),
+        ("DISPATCH_RETRY_SCHEDULE", "-1"),
+        ("DISPATCH_DENY_PRIVATE", "maybe"),
+        ("DISPATCH_ALLOWED_HOSTS", "10.0.0.0/33"),
+        ("DISPATCH_QUEUE_TYPE", "stream"),
+        ("DISPATCH_SEND_TIMEOUT", "-3"),
+    ],
+)
+def test_unparseable_reliability_settings_name_the_variable(variable, value):
+    with pytest.raises(ConfigurationError, match=variable):
+        Settings.from_env({variable: value})
+
+
+def test_retry_schedule_parses_and_per_call_schedule_is_checked():
+    assert Settings.from_env({"DISPATCH_RETRY_SCHEDULE": "5, 300,1800"}).retry_schedule == (5, 300, 1800)
+    assert Settings.from_env({}).retry_schedule == ()
+    assert URL("http://h/", retry_schedule=(1, 2)).options == {"retry_schedule": [1, 2]}
+    with pytest.raises(ValueError, match="retry_schedule"):
+        URL("http://h/", retry_schedule=[1, -5])

@@ -1,0 +1,308 @@
+"""An HTTP gateway: queue a call and read its outcome from any language.
+
+``POST /calls`` takes the same call a Python client would send with
+``URL(...).send(...)`` and answers ``202`` with the call's id;
+``GET /calls/{id}`` answers ``pending``, ``success`` with the endpoint's
+``retval``, or ``failure`` with the error class and message a Python client's
+``res.get()`` would raise.  It is Celery's old ``celery_http_gateway``
+(``/apply/<task>/``, ``/<task_id>/status/``) with what that example lacked:
+
+* **A bearer token** (``DISPATCH_GATEWAY_TOKEN``, several comma-separated
+  while rotating), compared in constant time.  With no token the gateway
+  refuses to start: an open gateway is an open proxy into the network.
+* **A destination policy that denies private addresses** whatever
+  ``DISPATCH_DENY_PRIVATE`` says -- the URLs come from outside, so loopback,
+  private, link-local and cloud-metadata hosts are refused *before* anything
+  is queued, except those ``DISPATCH_ALLOWED_HOSTS`` opens.  Workers fed by a
+  gateway should run with ``DISPATCH_DENY_PRIVATE=1`` too: they check again at
+  connect time, which also catches a name that resolves differently later.
+* **Validation by** :mod:`dispatch.protocol`, so a body is judged exactly as
+  ``URL.send()`` judges its arguments; its messages become the 422 details.
+
+Telling a *pending* call from an *unknown* id needs a record of the ids the
+gateway queued: a small Redis key beside the results, with the results' TTL,
+written before the call is published (so no queued call is ever unknown).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hmac
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
+
+import uvicorn
+from dramatiq.results import ResultFailure, ResultMissing
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from redis.exceptions import RedisError
+from typing_extensions import TypedDict
+
+from . import __version__
+from .broker import ACTOR_NAME, BrokerUnavailable, PublishRefused, publish
+from .errors import ConfigurationError
+from .policy import DestinationRefused
+from .protocol import check_method, check_options, check_params, check_url
+from .result import CallResult
+
+log = logging.getLogger("dispatch.gateway")
+
+TOKEN_ENV = "DISPATCH_GATEWAY_TOKEN"
+MIN_TOKEN_LENGTH = 16
+
+Scalar = str | int | float | bool
+
+#: The security scheme in the OpenAPI document; the check itself is in ``create_app``.
+bearer = HTTPBearer(auto_error=False, description=f"One of the tokens in {TOKEN_ENV}.")
+
+
+class CallOptions(TypedDict, total=False):
+    """Per-call overrides of the worker's settings (``dispatch.protocol.OPTIONS``)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    timeout: Annotated[float, Field(gt=0, description="Seconds for one HTTP attempt (DISPATCH_TIMEOUT).")]
+    max_attempts: Annotated[int, Field(ge=1, description="Transport attempts before failing (DISPATCH_MAX_ATTEMPTS).")]
+    retry_schedule: Annotated[
+        list[Annotated[float, Field(ge=0)]],
+        Field(description="Seconds between later deliveries once the quick attempts fail (DISPATCH_RETRY_SCHEDULE)."),
+    ]
+
+
+# JSON can put any type anywhere; dispatch.protocol's checks expect Python callers, and
+# check_method({}) or check_options([...]) would raise TypeError (a 500) instead of ValueError.
+def _check_method(method: Any) -> str:
+    if not isinstance(method, str):
+        raise ValueError(f"method must be a string, GET or POST, not {type(method).__name__}")
+    return check_method(method)
+
+
+def _check_options(options: Any) -> dict[str, Any]:
+    if options is not None and not isinstance(options, Mapping):
+        raise ValueError(f"options must be an object of call options, not {type(options).__name__}")
+    return check_options(options)
+
+
+class NewCall(BaseModel):
+    """A call to queue.  Each field is checked by ``dispatch.protocol``, as ``URL.send()`` checks it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: Annotated[str, BeforeValidator(check_url)] = Field(
+        description="Absolute http(s) URL of an endpoint speaking the callback protocol.",
+        examples=["https://example.com/multiply"],
+        json_schema_extra={"pattern": r"^https?://\S+$"},
+    )
+    method: Annotated[Literal["GET", "POST"], BeforeValidator(_check_method)] = Field(
+        "GET", description="GET sends params in the query string, POST as a form-encoded body."
+    )
+    params: Annotated[dict[str, Scalar | list[Scalar | None] | None], BeforeValidator(check_params)] = Field(
+        default_factory=dict,
+        description="Parameters: strings, numbers, booleans, null (left out) or lists of those (key repeated).",
+        examples=[{"x": 10, "y": 10}],
+    )
+    options: Annotated[CallOptions, BeforeValidator(_check_options)] = Field(default_factory=CallOptions)
+
+
+class Queued(BaseModel):
+    id: str = Field(
+        description="The call's id (the dramatiq message id, also sent to the endpoint as Idempotency-Key)."
+    )
+    status_url: str = Field(description="Where to read the outcome: a URL relative to this gateway.")
+
+
+class Pending(BaseModel):
+    id: str
+    state: Literal["pending"] = Field(description="Queued or in progress (retries included); ask again later.")
+
+
+class Succeeded(BaseModel):
+    id: str
+    state: Literal["success"]
+    result: Any = Field(description="The endpoint's retval.")
+
+
+class CallError(BaseModel):
+    type: str = Field(
+        description="The error class, e.g. RemoteExecuteError or TransportError.", examples=["RemoteExecuteError"]
+    )
+    message: str = Field(description="The error's message; for RemoteExecuteError, the endpoint's reason.")
+
+
+class Failed(BaseModel):
+    id: str
+    state: Literal["failure"]
+    error: CallError
+
+
+CallStatus = Annotated[Pending | Succeeded | Failed, Field(discriminator="state")]
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    meaning = {
+        401: "Missing or wrong bearer token.",
+        403: "The destination policy refuses this URL (a private address); nothing was queued.",
+        404: "No call with this id: never queued here, or its outcome has expired.",
+        503: "RabbitMQ or Redis is unavailable; nothing was queued. Try again later.",
+    }
+    return {code: {"model": Problem, "description": meaning[code]} for code in codes}
+
+
+def read_tokens(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """The accepted tokens; ConfigurationError when there are none or one is too short to be a secret."""
+    tokens = [token.strip() for token in environ.get(TOKEN_ENV, "").split(",") if token.strip()]
+    if not tokens:
+        raise ConfigurationError(
+            f"{TOKEN_ENV} is not set: the gateway refuses to run without a bearer token. Create one with "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'` (several, comma-separated, while rotating)"
+        )
+    if any(len(token) < MIN_TOKEN_LENGTH for token in tokens):
+        raise ConfigurationError(f"{TOKEN_ENV}: every token must be at least {MIN_TOKEN_LENGTH} characters long")
+    return tokens
+
+
+def _invalid(field: str, message: str, value: Any) -> RequestValidationError:
+    """A 422 shaped like FastAPI's own, so every 422 matches one documented schema."""
+    return RequestValidationError([{"type": "value_error", "loc": ("body", field), "msg": message, "input": value}])
+
+
+class Gateway:
+    """The work behind the two endpoints, on the broker and results store of :mod:`dispatch.tasks`."""
+
+    def __init__(self) -> None:
+        from . import tasks  # reads the settings and builds the broker: a bad variable fails here
+
+        self.settings = tasks.settings
+        self.actor = tasks.http_dispatch
+        self.policy = dataclasses.replace(self.settings.destination_policy(), deny_private=True)
+        backend = self.actor.broker.get_results_backend()
+        if not hasattr(backend, "client"):
+            raise ConfigurationError("the gateway needs a Redis results store (DISPATCH_RESULTS_URL=redis://...)")
+        self.redis = backend.client
+        self.ttl_ms = int(self.settings.result_ttl * 1000)
+
+    def _marker(self, call_id: str) -> str:
+        return f"dispatch:gateway:{self.settings.queue}:{call_id}"
+
+    def submit(self, call: NewCall) -> str:
+        """Check the destination, record the id, publish; return the id."""
+        try:
+            self.policy.check(call.url)
+        except DestinationRefused as exc:
+            raise HTTPException(403, str(exc)) from None
+        except socket.gaierror as exc:
+            if exc.errno == socket.EAI_AGAIN:  # the resolver is down, not the caller wrong
+                raise HTTPException(503, f"cannot resolve {call.url} right now: {exc.strerror}") from None
+            raise _invalid("url", f"the host of {call.url} does not resolve: {exc.strerror}", call.url) from None
+        except (OSError, ValueError) as exc:
+            raise _invalid("url", f"the host of {call.url} cannot be resolved: {exc}", call.url) from None
+        try:  # validates again and enforces DISPATCH_MAX_MESSAGE_BYTES
+            message = self.actor.message(call.url, call.method, call.params, dict(call.options))
+        except ValueError as exc:
+            raise RequestValidationError([{"type": "value_error", "loc": ("body",), "msg": str(exc)}]) from None
+        try:
+            self.redis.set(self._marker(message.message_id), "1", px=self.ttl_ms)
+        except RedisError as exc:
+            raise HTTPException(503, f"results store unavailable, nothing was queued: {exc}") from None
+        try:
+            publish(self.actor.broker, message, None, self.settings.send_timeout)
+        except (BrokerUnavailable, PublishRefused) as exc:
+            with contextlib.suppress(RedisError):
+                self.redis.delete(self._marker(message.message_id))
+            raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from None
+        log.info("queued call %s %s %s", message.message_id, call.method, call.url)
+        return message.message_id
+
+    def status(self, call_id: str) -> Pending | Succeeded | Failed:
+        """The outcome if stored; else pending if the gateway queued it; else 404."""
+        handle = CallResult(self.settings.queue, ACTOR_NAME, args=(), kwargs={}, options={}, message_id=call_id)
+        try:
+            result = handle.get_result(block=False)
+        except ResultMissing:
+            if self.redis.exists(self._marker(call_id)):
+                return Pending(id=call_id, state="pending")
+            raise HTTPException(404, f"no call {call_id}: never queued here, or its outcome has expired") from None
+        except ResultFailure as failure:
+            return Failed(
+                id=call_id, state="failure", error=CallError(type=failure.orig_exc_type, message=failure.orig_exc_msg)
+            )
+        return Succeeded(id=call_id, state="success", result=result)
+
+
+def create_app(tokens: Sequence[str] | None = None) -> FastAPI:
+    """The gateway app; ``tokens`` default to ``DISPATCH_GATEWAY_TOKEN``.  Raises ConfigurationError if none."""
+    accepted = [token.encode() for token in (tokens if tokens is not None else read_tokens())]
+    if not accepted:
+        raise ConfigurationError(f"{TOKEN_ENV} is not set: the gateway refuses to run without a bearer token")
+    gateway = Gateway()
+
+    def authorized(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+        if credentials is None:
+            raise HTTPException(401, "bearer token required", headers={"WWW-Authenticate": 'Bearer realm="dispatch"'})
+        given = credentials.credentials.encode()
+        matched = False
+        for token in accepted:  # no early exit: every token costs the same time
+            matched |= hmac.compare_digest(given, token)
+        if not matched:
+            challenge = 'Bearer realm="dispatch", error="invalid_token"'
+            raise HTTPException(401, "invalid bearer token", headers={"WWW-Authenticate": challenge})
+
+    app = FastAPI(
+        title="dispatch gateway",
+        version=__version__,
+        description="Queue HTTP callback calls and read their outcomes. See docs/gateway.md.",
+        dependencies=[Depends(authorized)],
+    )
+
+    accepted_response = {
+        "headers": {"Location": {"description": "The status URL, as in the body.", "schema": {"type": "string"}}},
+        "links": {"getCall": {"operationId": "getCall", "parameters": {"call_id": "$response.body#/id"}}},
+    }
+
+    @app.post(
+        "/calls",
+        summary="Queue a call",
+        operation_id="queueCall",
+        status_code=202,
+        response_model=Queued,
+        responses={202: accepted_response, **_responses(401, 403, 503)},
+    )
+    def queue_call(call: NewCall, request: Request, response: Response) -> Queued:
+        """Queue a call; a worker performs it. Poll `status_url` (also in `Location`) for the outcome."""
+        call_id = gateway.submit(call)
+        status_url = request.scope.get("root_path", "") + app.url_path_for("get_call", call_id=call_id)
+        response.headers["Location"] = status_url
+        return Queued(id=call_id, status_url=status_url)
+
+    @app.get(
+        "/calls/{call_id}",
+        summary="Read a call's outcome",
+        operation_id="getCall",
+        response_model=CallStatus,
+        responses=_responses(401, 404, 503),
+    )
+    def get_call(call_id: uuid.UUID) -> Pending | Succeeded | Failed:
+        """The call's state: `pending`, `success` with `result`, or `failure` with `error`."""
+        try:
+            return gateway.status(str(call_id))
+        except RedisError as exc:
+            raise HTTPException(503, f"results store unavailable: {exc}") from None
+
+    return app
+
+
+def serve(host: str, port: int) -> None:
+    """Run the gateway with uvicorn until interrupted; ConfigurationError (before listening) if misconfigured."""
+    app = create_app()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)-9s %(name)s: %(message)s")  # for "queued call" lines
+    uvicorn.run(app, host=host, port=port, log_level="info")

@@ -1,0 +1,266 @@
+"""Prometheus metrics for workers: what every destination host is doing, plus dramatiq's own.
+
+Turn them on for a worker with ``DISPATCH_METRICS_PORT`` (or ``DISPATCH_METRICS=1``
+for the default port, 9191) and scrape ``http://DISPATCH_METRICS_HOST:PORT/metrics``
+(host default ``127.0.0.1``)::
+
+    DISPATCH_METRICS_PORT=9191 dramatiq dispatch.metrics:instrumented_broker
+    dispatch worker --metrics-port 9191                      # the same, through the CLI
+
+Per destination host (``host`` is the URL's ``host[:port]``):
+
+* ``dispatch_attempts_total{host, outcome}`` -- HTTP attempts; outcome ``ok`` or the
+  error class the attempt ended with (``AttemptFailed`` for a refused, reset or
+  timed-out request or a 429/502/503/504).
+* ``dispatch_attempt_duration_seconds{host}`` -- a histogram of attempt latency.
+* ``dispatch_retries_total{host}`` -- attempts that were not a call's first.
+* ``dispatch_calls_total{host, outcome}`` -- finished calls; outcome ``success`` or
+  the error class the caller sees (``RemoteExecuteError``, ``TransportError``, ...).
+  A call waiting for a scheduled redelivery has not finished and is not counted.
+
+and dramatiq's ``dramatiq_messages_total``, ``dramatiq_message_duration_milliseconds``
+and friends.
+
+How it fits together, and why:
+
+* A worker is several processes.  Like dramatiq's own Prometheus middleware,
+  this uses prometheus_client's *multiprocess mode*: every worker process writes
+  its samples to files in one directory, and a single exposition server -- a
+  dramatiq "fork" process -- adds them up on each scrape.  So there is one port
+  per worker however many processes it runs.
+* :class:`Metrics` *is* dramatiq's ``Prometheus`` middleware (a subclass) with
+  dispatch's metrics added, so dramatiq's metrics come along unchanged and only
+  one server runs: ours, bound to ``DISPATCH_METRICS_HOST:PORT`` instead of
+  dramatiq's ``dramatiq_prom_host:port`` (``0.0.0.0:9191``).
+* Each run of a worker gets a directory of its own (under the temp directory,
+  named by port and the dramatiq main process id): a restarted worker starts its
+  counters from zero and two workers on one machine never add up each other's
+  numbers.  The server removes the directory when the worker stops, and those of
+  runs that ended without stopping cleanly when it starts.
+* Nothing here runs in a client: the metrics are created on ``after_process_boot``,
+  which only dramatiq's worker processes emit.
+
+``prometheus_client`` is imported only once metrics are on; it comes with the
+``metrics`` extra (``pip install 'dispatch[metrics]'``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import dramatiq
+from dramatiq.middleware import Middleware
+from dramatiq.middleware import prometheus as dramatiq_prometheus
+
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .transport import Request
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PORT = 9191
+DEFAULT_HOST = "127.0.0.1"
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricsConfig:
+    """Whether a worker exports metrics, and where the exposition server listens.
+
+    Read from the environment, never passed around: the exposition server
+    runs in a process of its own that dramatiq starts by import path, and the
+    environment is the one thing it shares with the worker processes.
+    """
+
+    enabled: bool
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> MetricsConfig:
+        """On when ``DISPATCH_METRICS`` is true or ``DISPATCH_METRICS_PORT`` is set.
+
+        A value that cannot be parsed raises ConfigurationError naming the variable.
+        """
+        environ = os.environ if environ is None else environ
+        flag = environ.get("DISPATCH_METRICS", "").strip().lower()
+        if flag not in ("", "0", "1", "true", "false", "yes", "no", "on", "off"):
+            raise ConfigurationError(f"DISPATCH_METRICS={flag!r} is invalid: must be 1/0, true/false, yes/no or on/off")
+        port_text = environ.get("DISPATCH_METRICS_PORT", "").strip()
+        port = DEFAULT_PORT
+        if port_text:
+            if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+                raise ConfigurationError(f"DISPATCH_METRICS_PORT={port_text!r} is invalid: must be a port, 1-65535")
+            port = int(port_text)
+        host = environ.get("DISPATCH_METRICS_HOST", "").strip() or DEFAULT_HOST
+        return cls(enabled=flag in ("1", "true", "yes", "on") or bool(port_text), host=host, port=port)
+
+
+def metrics_middleware(environ: Mapping[str, str] | None = None) -> list[Middleware]:
+    """The middleware to add to a broker: ``[Metrics()]`` when metrics are on, else ``[]``.
+
+    Raises ConfigurationError when they are on but prometheus_client is not
+    installed, so a worker never runs silently without the metrics it was
+    asked for.
+    """
+    config = MetricsConfig.from_env(environ)
+    if not config.enabled:
+        return []
+    require_prometheus_client()
+    return [Metrics(config)]
+
+
+def require_prometheus_client() -> None:
+    """Raise ConfigurationError, saying what to install, when prometheus_client is missing."""
+    if importlib.util.find_spec("prometheus_client") is None:
+        raise ConfigurationError("metrics are on but prometheus-client is missing: pip install 'dispatch[metrics]'")
+
+
+def instrumented_broker() -> dramatiq.Broker:
+    """dispatch's broker with :class:`Metrics` attached: ``dramatiq dispatch.metrics:instrumented_broker``.
+
+    dramatiq calls a ``module:callable`` broker argument before the worker
+    process boots, so the middleware sees the whole worker lifecycle.  Metrics
+    are on here whatever ``DISPATCH_METRICS`` says (naming this is asking for
+    them); the port and host still come from the environment.
+    """
+    from . import tasks
+
+    require_prometheus_client()
+    if not any(isinstance(m, Metrics) for m in tasks.broker.middleware):
+        config = dataclasses.replace(MetricsConfig.from_env(), enabled=True)
+        tasks.broker.add_middleware(Metrics(config))
+    return tasks.broker
+
+
+def host_label(url: str) -> str:
+    """The ``host`` label of a call: ``host[:port]`` from its URL, credentials left out."""
+    return urlsplit(url).netloc.rpartition("@")[2].lower() or "unknown"
+
+
+def run_directory(port: int) -> Path:
+    """Where the processes of this worker run keep their samples.
+
+    Worker processes and the exposition server are all children of one dramatiq
+    main process, so its id (their parent's) names the run.
+    """
+    return Path(tempfile.gettempdir()) / "dispatch-metrics" / f"{port}-{os.getppid()}"
+
+
+class Metrics(dramatiq_prometheus.Prometheus):
+    """dramatiq's Prometheus middleware, plus per-host HTTP metrics, served on our own host and port."""
+
+    def __init__(self, config: MetricsConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or MetricsConfig.from_env()
+        # Which attempt of its call a worker thread is making: hooks and
+        # transport listeners for one message run in the same worker thread.
+        self._local = threading.local()
+
+    @property
+    def forks(self) -> list:
+        return [serve_metrics]
+
+    def after_process_boot(self, broker: dramatiq.Broker) -> None:
+        directory = run_directory(self.config.port)
+        directory.mkdir(parents=True, exist_ok=True)
+        # dramatiq's middleware keeps its files in DB_PATH (its dramatiq_prom_db
+        # setting, shared by every run); point it at this run's directory.
+        dramatiq_prometheus.DB_PATH = str(directory)
+        super().after_process_boot(broker)  # sets PROMETHEUS_MULTIPROC_DIR, creates dramatiq's metrics
+
+        import prometheus_client as prom
+
+        registry = prom.CollectorRegistry()  # samples go to the files; the server reads them back
+        self.attempts = prom.Counter(
+            "dispatch_attempts", "HTTP attempts by destination and outcome.", ["host", "outcome"], registry=registry
+        )
+        self.attempt_seconds = prom.Histogram(
+            "dispatch_attempt_duration_seconds", "Time one HTTP attempt took.", ["host"], registry=registry
+        )
+        self.retries = prom.Counter(
+            "dispatch_retries", "HTTP attempts that were not a call's first.", ["host"], registry=registry
+        )
+        self.calls = prom.Counter(
+            "dispatch_calls", "Finished calls by destination and outcome.", ["host", "outcome"], registry=registry
+        )
+
+        # Imported here, not at the top: broker.py may import this module while
+        # dispatch.tasks is still being imported.
+        from . import tasks
+        from .broker import ACTOR_NAME
+
+        self.actor_name = ACTOR_NAME
+        if self.observe_attempt not in tasks.transport.listeners:
+            tasks.transport.listeners.append(self.observe_attempt)
+
+    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+        super().before_process_message(broker, message)
+        # A scheduled redelivery's first attempt is a retry too.
+        self._local.attempts_before = 1 if message.options.get("retries", 0) else 0
+
+    def observe_attempt(self, request: Request, seconds: float, outcome: str) -> None:
+        """The transport's listener: called in the worker thread after every HTTP attempt."""
+        host = host_label(request.url)
+        self.attempts.labels(host, outcome).inc()
+        self.attempt_seconds.labels(host).observe(seconds)
+        attempts_before = getattr(self._local, "attempts_before", 0)
+        if attempts_before:
+            self.retries.labels(host).inc()
+        self._local.attempts_before = attempts_before + 1
+
+    def after_process_message(
+        self, broker: dramatiq.Broker, message: dramatiq.Message, *, result: Any = None, exception: Any = None
+    ) -> None:
+        super().after_process_message(broker, message, result=result, exception=exception)
+        if message.actor_name != self.actor_name or isinstance(exception, dramatiq.Retry):
+            return
+        outcome = "success" if exception is None else type(exception).__name__
+        self.calls.labels(host_label(message.args[0]), outcome).inc()
+
+
+def serve_metrics() -> None:
+    """The exposition server, run by dramatiq in a process of its own (a "fork") until the worker stops."""
+    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    config = MetricsConfig.from_env()
+    directory = run_directory(config.port)
+    directory.mkdir(parents=True, exist_ok=True)
+    _remove_ended_runs(config.port, directory)
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(directory))
+    _server, thread = start_http_server(config.port, config.host, registry)
+    logger.info("metrics on http://%s:%d/metrics", config.host, config.port)
+    try:
+        thread.join()
+    finally:  # dramatiq stops us with SIGTERM (SystemExit) when the worker stops
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _remove_ended_runs(port: int, current: Path) -> None:
+    """Delete the directories of earlier runs on this port whose main process is gone."""
+    for run in current.parent.glob(f"{port}-*"):
+        pid = run.name.rpartition("-")[2]
+        if run != current and pid.isdigit() and not _process_exists(int(pid)):
+            shutil.rmtree(run, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
