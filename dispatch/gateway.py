@@ -47,8 +47,7 @@ from typing_extensions import TypedDict
 
 from . import __version__
 from .broker import ACTOR_NAME, BrokerUnavailable, PublishRefused, publish
-from .errors import ConfigurationError
-from .policy import DestinationRefused
+from .errors import ConfigurationError, DestinationRefused
 from .protocol import check_method, check_options, check_params, check_url
 from .result import CallResult
 
@@ -111,6 +110,8 @@ class NewCall(BaseModel):
 
 
 class Queued(BaseModel):
+    """The call is on the queue (RabbitMQ confirmed it)."""
+
     id: str = Field(
         description="The call's id (the dramatiq message id, also sent to the endpoint as Idempotency-Key)."
     )
@@ -118,17 +119,23 @@ class Queued(BaseModel):
 
 
 class Pending(BaseModel):
+    """No outcome yet."""
+
     id: str
     state: Literal["pending"] = Field(description="Queued or in progress (retries included); ask again later.")
 
 
 class Succeeded(BaseModel):
+    """The endpoint answered ``{"status": "success", "retval": ...}``."""
+
     id: str
     state: Literal["success"]
     result: Any = Field(description="The endpoint's retval.")
 
 
 class CallError(BaseModel):
+    """The error a Python client's ``res.get()`` would raise (see the README's error hierarchy)."""
+
     type: str = Field(
         description="The error class, e.g. RemoteExecuteError or TransportError.", examples=["RemoteExecuteError"]
     )
@@ -136,6 +143,8 @@ class CallError(BaseModel):
 
 
 class Failed(BaseModel):
+    """The call failed for good: the endpoint answered failure, broke the protocol, or never answered."""
+
     id: str
     state: Literal["failure"]
     error: CallError
@@ -145,6 +154,8 @@ CallStatus = Annotated[Pending | Succeeded | Failed, Field(discriminator="state"
 
 
 class Problem(BaseModel):
+    """An error other than a validation error."""
+
     detail: str
 
 
@@ -158,9 +169,9 @@ def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": Problem, "description": meaning[code]} for code in codes}
 
 
-def read_tokens(environ: Mapping[str, str] = os.environ) -> list[str]:
+def check_tokens(tokens: Sequence[str]) -> list[str]:
     """The accepted tokens; ConfigurationError when there are none or one is too short to be a secret."""
-    tokens = [token.strip() for token in environ.get(TOKEN_ENV, "").split(",") if token.strip()]
+    tokens = [token.strip() for token in tokens if token.strip()]
     if not tokens:
         raise ConfigurationError(
             f"{TOKEN_ENV} is not set: the gateway refuses to run without a bearer token. Create one with "
@@ -224,7 +235,11 @@ class Gateway:
         return message.message_id
 
     def status(self, call_id: str) -> Pending | Succeeded | Failed:
-        """The outcome if stored; else pending if the gateway queued it; else 404."""
+        """The outcome if stored; else pending if this gateway queued the call; else 404.
+
+        The outcome is read first, so a call queued by a Python client on the same queue can be
+        looked up too: its id (a random UUID) is what grants access, as it is for ``CallResult``.
+        """
         handle = CallResult(self.settings.queue, ACTOR_NAME, args=(), kwargs={}, options={}, message_id=call_id)
         try:
             result = handle.get_result(block=False)
@@ -240,10 +255,13 @@ class Gateway:
 
 
 def create_app(tokens: Sequence[str] | None = None) -> FastAPI:
-    """The gateway app; ``tokens`` default to ``DISPATCH_GATEWAY_TOKEN``.  Raises ConfigurationError if none."""
-    accepted = [token.encode() for token in (tokens if tokens is not None else read_tokens())]
-    if not accepted:
-        raise ConfigurationError(f"{TOKEN_ENV} is not set: the gateway refuses to run without a bearer token")
+    """The gateway app; ``tokens`` default to ``DISPATCH_GATEWAY_TOKEN``.  ConfigurationError if there are none.
+
+    Building it imports :mod:`dispatch.tasks`, so a bad ``DISPATCH_*`` variable fails here, before serving.
+    """
+    if tokens is None:
+        tokens = os.environ.get(TOKEN_ENV, "").split(",")
+    accepted = [token.encode() for token in check_tokens(tokens)]
     gateway = Gateway()
 
     def authorized(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:

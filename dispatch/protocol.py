@@ -52,7 +52,9 @@ def check_url(url: str) -> str:
 
 def check_method(method: str) -> str:
     """Return the upper-cased method if it is one the protocol defines, else raise ValueError."""
-    normalized = method.upper() if isinstance(method, str) else method
+    if not isinstance(method, str):
+        raise ValueError(f"method must be a string, not {type(method).__name__}")
+    normalized = method.upper()
     if normalized not in METHODS:
         raise ValueError(f"method {method!r} is not supported; use one of {', '.join(sorted(METHODS))}")
     return normalized
@@ -102,6 +104,8 @@ OPTIONS = {
 
 def check_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
     """Return per-call ``options`` as a dict if each is known and valid, else raise ValueError."""
+    if options is not None and not isinstance(options, Mapping):
+        raise ValueError(f"options must be a mapping of option names to values, not {type(options).__name__}")
     checked = dict(options or {})
     for name, value in checked.items():
         if name not in OPTIONS:

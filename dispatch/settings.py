@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
 from .policy import DestinationPolicy, parse_allowed
+from .signing import check_secret
 
 
 def _number(*, zero_allowed: bool) -> Callable[[str], float]:
@@ -78,6 +79,10 @@ def _host_list(text: str) -> tuple[str, ...]:
     entries = tuple(entry.strip() for entry in text.split(",") if entry.strip())
     parse_allowed(entries)
     return entries
+
+
+def _secrets(text: str) -> tuple[str, ...]:
+    return tuple(check_secret(secret) for secret in text.replace(",", " ").split())
 
 
 def _queue_type(text: str) -> str:
@@ -142,6 +147,12 @@ class Settings:
         "",
         _host_list,
         "comma-separated hosts, addresses or CIDR networks allowed even when private",
+    )
+    signing_secrets: tuple[str, ...] = _setting(
+        "DISPATCH_SIGNING_SECRET",
+        "",
+        _secrets,
+        "whsec_... secret(s): every request is signed (Standard Webhooks); several, space-separated, to rotate",
     )
     queue_type: str = _setting(
         "DISPATCH_QUEUE_TYPE", "classic", _queue_type, "classic, or quorum for replicated queues on a cluster"

@@ -2,9 +2,9 @@
 
 A receiver that anyone can reach will run anyone's call.  With a shared
 secret the sender adds three headers and the receiver checks them before
-doing anything (https://www.standardwebhooks.com/, the scheme Svix,
-Stripe-style webhooks and many providers use -- libraries exist for every
-language, so receivers not written in Python can verify too)::
+doing anything (https://www.standardwebhooks.com/, the scheme Svix and
+many webhook providers use -- libraries exist for most languages, so
+receivers not written in Python can verify too)::
 
     webhook-id:         the message id (also sent as Idempotency-Key)
     webhook-timestamp:  seconds since the epoch, as an integer
@@ -105,9 +105,7 @@ def signed_payload(method: str, *, query: str | bytes = b"", body: bytes | None 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """The ``v1,<base64>`` signature of one message under one secret."""
-    signed = f"{msg_id}.{int(timestamp)}.".encode() + body
-    digest = hmac.new(_key(secret), signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
+    return "v1," + base64.b64encode(_digest(_key(secret), msg_id, int(timestamp), body)).decode()
 
 
 def signature_headers(secret: str | Sequence[str], msg_id: str, body: bytes, now: int | None = None) -> dict[str, str]:
@@ -172,13 +170,16 @@ def verify(
     if -age > tolerance:
         raise SignatureError(f"{HEADER_TIMESTAMP} is {-age} s in the future, more than the {tolerance} s allowed")
 
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    expected = [hmac.new(key, signed, hashlib.sha256).digest() for key in keys]
+    expected = [_digest(key, msg_id, timestamp, body) for key in keys]
     for candidate in _v1_signatures(signatures):
         # compare_digest takes the same time wherever the bytes differ.
         if any(hmac.compare_digest(candidate, digest) for digest in expected):
             return
     raise SignatureError("no signature matches: wrong secret, or the payload was changed on the way")
+
+
+def _digest(key: bytes, msg_id: str, timestamp: int, body: bytes) -> bytes:
+    return hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
 
 
 def _secret_list(secrets: str | Sequence[str]) -> list[str]:

@@ -33,7 +33,7 @@ settings = Settings.from_env()
 broker = build_broker(settings)
 dramatiq.set_broker(broker)
 
-transport = Transport(settings.destination_policy())
+transport = Transport(settings.destination_policy(), settings.signing_secrets)
 
 
 class HttpDispatchActor(dramatiq.Actor):
@@ -95,9 +95,9 @@ def http_dispatch(
         url=url,
         method=method,
         params=params or {},
-        headers={"Idempotency-Key": message.message_id} if message else {},
         timeout=options.get("timeout", settings.timeout),
         max_response_bytes=settings.max_response_bytes,
+        call_id=message.message_id if message else None,
     )
     policy = RetryPolicy(
         max_attempts=int(options.get("max_attempts", settings.max_attempts)),

@@ -24,7 +24,7 @@ import email.utils
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib.metadata import version
 
 import requests
@@ -33,6 +33,7 @@ import tenacity
 from .errors import BadStatusError, ResponseTooLargeError, TransportError
 from .policy import DestinationPolicy, PinnedAdapter
 from .protocol import Params
+from .signing import sign_request
 
 logger = logging.getLogger(__name__)
 
@@ -108,9 +109,9 @@ class Request:
     url: str
     method: str
     params: Params
-    headers: dict[str, str]
     timeout: float
     max_response_bytes: int
+    call_id: str | None = None  # the message id: Idempotency-Key and webhook-id
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +132,7 @@ class RetryPolicy:
 
     def retrying(self) -> tenacity.Retrying:
         backoff = tenacity.wait_exponential_jitter(
-            initial=self.backoff_initial, max=self.backoff_max, jitter=self.backoff_initial
+            multiplier=self.backoff_initial, max=self.backoff_max, jitter=self.backoff_initial
         )
         return tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_attempts) | stop_if_retry_after_exceeds(self.retry_after_max),
@@ -154,9 +155,10 @@ class Transport:
     listener must be quick and must not raise.
     """
 
-    def __init__(self, policy: DestinationPolicy | None = None) -> None:
+    def __init__(self, policy: DestinationPolicy | None = None, signing_secrets: Sequence[str] = ()) -> None:
         self._local = threading.local()
         self.policy = policy or DestinationPolicy()
+        self.signing_secrets = tuple(signing_secrets)
         self.listeners: list[AttemptListener] = []
 
     @property
@@ -201,18 +203,33 @@ class Transport:
             for listener in self.listeners:
                 listener(request, time.perf_counter() - started, outcome)
 
+    def prepare(self, request: Request) -> requests.PreparedRequest:
+        """The request exactly as it goes on the wire, signed when secrets are configured.
+
+        Signing happens here, on every attempt, because the signature covers a
+        timestamp: one made for the first attempt would be stale for a
+        delivery scheduled hours later.
+        """
+        session = self.session
+        in_body = "params" if request.method == "GET" else "data"
+        headers = {"Idempotency-Key": request.call_id} if request.call_id else {}
+        prepared = session.prepare_request(
+            requests.Request(request.method, request.url, headers=headers, **{in_body: request.params})
+        )
+        if self.signing_secrets and request.call_id:
+            prepared.headers.update(
+                sign_request(self.signing_secrets, request.call_id, prepared.method, prepared.url, prepared.body)
+            )
+        return prepared
+
     def _attempt(self, request: Request) -> bytes:
         deadline = time.monotonic() + request.timeout
-        in_body = "params" if request.method == "GET" else "data"
+        session = self.session
+        prepared = self.prepare(request)
+        # proxies, stream, verify and cert, as session.request() would merge them
+        environment = session.merge_environment_settings(prepared.url, {}, True, None, None)
         try:
-            with self.session.request(
-                request.method,
-                request.url,
-                headers=request.headers,
-                timeout=request.timeout,
-                stream=True,
-                **{in_body: request.params},
-            ) as response:
+            with session.send(prepared, timeout=request.timeout, **environment) as response:
                 status = response.status_code
                 if status in RETRY_STATUSES:
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))

@@ -288,3 +288,23 @@ def test_retry_schedule_parses_and_per_call_schedule_is_checked():
     assert URL("http://h/", retry_schedule=(1, 2)).options == {"retry_schedule": [1, 2]}
     with pytest.raises(ValueError, match="retry_schedule"):
         URL("http://h/", retry_schedule=[1, -5])
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: URL("http://h/", method={}), "method must be a string, not dict"),
+        (lambda: URL("http://h/").send(x=[None, {}]), "'x' has a value of type dict"),
+    ],
+)
+def test_wrongly_typed_input_is_a_value_error_not_a_type_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("options", [[None, None], "ab", [["timeout", 1]]])
+def test_options_must_be_a_mapping(options):
+    from dispatch.protocol import check_options
+
+    with pytest.raises(ValueError, match="options must be a mapping"):
+        check_options(options)

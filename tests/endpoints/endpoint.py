@@ -8,9 +8,11 @@ Routes (same as endpoint.js, so tests can run against both):
   /empty /notjson /array /unknown   protocol violations
   /status/<code>[?retry_after=V]   answers that HTTP status (with a Retry-After header)
   /redirect?to=URL        302 to URL (Python endpoint only)
-  /echo                   success, retval = what arrived (method, path, query, form, headers)
+  /echo                   success, retval = what arrived (method, path, query, form, headers; raw_query
+                          and raw_body on the Python endpoint)
   /flaky?key=K&fail=N&code=C[&retry_after=V]   C for the first N hits of K, then success (retval = hit number)
   /hits/<key>             how many requests carried ?key=<key> (any route counts them)
+  /call_ids/<key>         their Idempotency-Key headers, in order (Python endpoint only)
   /slow?ms=N              success after N ms
   /big?bytes=N[&chunked=1]    success, retval a string of N "x"
   /reset                  closes the connection without answering
@@ -23,11 +25,12 @@ import struct
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 hits = Counter()
+call_ids = defaultdict(list)  # key -> the Idempotency-Key of every request that carried it
 hits_lock = threading.Lock()
 
 
@@ -80,6 +83,7 @@ class Handler(BaseHTTPRequestHandler):
         if "key" in args:
             with hits_lock:
                 hits[args["key"]] += 1
+                call_ids[args["key"]].append(self.headers.get("Idempotency-Key"))
 
         if name == "multiply":
             self.success(int(args["x"]) * int(args["y"]))
@@ -98,7 +102,8 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(int(path[1]), {"status": "failure", "reason": "status " + path[1]}, headers=headers)
         elif name == "echo":
             headers = {k.lower(): v for k, v in self.headers.items()}
-            self.success({"method": self.command, "path": parts.path, "query": query, "form": form, "headers": headers})
+            seen = {"method": self.command, "path": parts.path, "query": query, "form": form, "headers": headers}
+            self.success({**seen, "raw_query": parts.query, "raw_body": body})
         elif name == "flaky":
             with hits_lock:
                 n = hits[args["key"]]
@@ -110,6 +115,9 @@ class Handler(BaseHTTPRequestHandler):
         elif name == "hits":
             with hits_lock:
                 self.success(hits[path[1]])
+        elif name == "call_ids":
+            with hits_lock:
+                self.success(call_ids[path[1]])
         elif name == "slow":
             time.sleep(int(args.get("ms", 1000)) / 1000)
             self.success("slow")

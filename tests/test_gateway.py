@@ -1,0 +1,309 @@
+"""The HTTP gateway end to end: real gateway processes (``serve``), a real worker, real endpoints.
+
+Three gateways run for this module, each a separate uvicorn process:
+
+* ``gateway`` feeds the session worker's queue and opens 127.0.0.1 (where the
+  test endpoints listen) with ``DISPATCH_ALLOWED_HOSTS``: calls really happen.
+* ``idle_gateway`` feeds a queue of its own that no worker consumes, so the
+  tests can count what it enqueued (and that refused calls add nothing).
+* ``fuzz_gateway`` is the one schemathesis hammers: no ``DISPATCH_ALLOWED_HOSTS``
+  and a queue no worker consumes, so whatever URL it generates, no request is
+  ever sent anywhere.  Its queue is deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pika
+import pika.exceptions
+import pytest
+import requests
+from conftest import ROOT, TEST_ENV, delete_queues, free_port, unique_key, wait_for
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "test-token-0123456789abcdef"
+ROTATED_TOKEN = "next-token-fedcba9876543210"
+
+
+class Gateway:
+    """A ``dispatch.gateway.serve`` process and a tiny client for it."""
+
+    def __init__(self, log_path: Path, **env: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.queue = env.get("DISPATCH_QUEUE", TEST_ENV["DISPATCH_QUEUE"])
+        self.log_path = log_path
+        self.log_file = open(log_path, "w")  # noqa: SIM115 -- closed in stop()
+        environ = {k: v for k, v in os.environ.items() if k not in ("DISPATCH_GATEWAY_TOKEN", "DISPATCH_ALLOWED_HOSTS")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", f"from dispatch.gateway import serve; serve('127.0.0.1', {self.port})"],
+            env={**environ, "DISPATCH_GATEWAY_TOKEN": f"{TOKEN},{ROTATED_TOKEN}", **env},
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        wait_for(self._up, 30, "the gateway to answer")
+
+    def _up(self) -> bool:
+        assert self.process.poll() is None, f"gateway exited: {self.log_path.read_text()}"
+        try:
+            return requests.get(self.base + "/openapi.json", timeout=1).ok
+        except requests.ConnectionError:
+            return False
+
+    def post(self, body: object, token: str | None = TOKEN) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return requests.post(self.base + "/calls", json=body, headers=headers, timeout=30)
+
+    def get(self, path: str, token: str | None = TOKEN) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return requests.get(self.base + path, headers=headers, timeout=30)
+
+    def queue_call(self, body: dict) -> str:
+        response = self.post(body)
+        assert response.status_code == 202, response.text
+        return response.json()["id"]
+
+    def outcome(self, call_id: str, timeout: float = 20) -> dict:
+        """Poll ``GET /calls/{id}`` until the call is no longer pending."""
+
+        def finished() -> dict | None:
+            response = self.get(f"/calls/{call_id}")
+            assert response.status_code == 200, response.text
+            return response.json() if response.json()["state"] != "pending" else None
+
+        return wait_for(finished, timeout, f"call {call_id} to finish")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(20)
+        self.log_file.close()
+
+
+def queue_depth(queue: str) -> int:
+    """Messages in ``queue`` right now (0 if it was never declared); publishes are confirmed before 202."""
+    connection = pika.BlockingConnection(pika.URLParameters(TEST_ENV["DISPATCH_BROKER_URL"]))
+    try:
+        return connection.channel().queue_declare(queue, passive=True).method.message_count
+    except pika.exceptions.ChannelClosedByBroker:
+        return 0
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="module")
+def gateway(vhost, redis_db, tmp_path_factory) -> Iterator[Gateway]:
+    process = Gateway(tmp_path_factory.mktemp("gateway") / "gateway.log", DISPATCH_ALLOWED_HOSTS="127.0.0.1")
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def idle_gateway(vhost, redis_db, tmp_path_factory) -> Iterator[Gateway]:
+    queue = f"{TEST_ENV['DISPATCH_QUEUE']}-idle-{uuid.uuid4().hex[:8]}"  # cleaned up with the run's keys
+    log = tmp_path_factory.mktemp("idle-gateway") / "gateway.log"
+    process = Gateway(log, DISPATCH_QUEUE=queue, DISPATCH_ALLOWED_HOSTS="127.0.0.1")
+    yield process
+    process.stop()
+    delete_queues(queue)
+
+
+@pytest.fixture(scope="module")
+def fuzz_gateway(vhost, redis_db, tmp_path_factory) -> Iterator[Gateway]:
+    # Safety: generated URLs must never become requests.  No DISPATCH_ALLOWED_HOSTS, so
+    # loopback and private addresses are refused; and the queue is one no worker consumes,
+    # so even a call to a public address that passes the policy is only ever stored.
+    queue = f"{TEST_ENV['DISPATCH_QUEUE']}-fuzz-{uuid.uuid4().hex[:8]}"
+    process = Gateway(tmp_path_factory.mktemp("fuzz-gateway") / "gateway.log", DISPATCH_QUEUE=queue)
+    yield process
+    process.stop()
+    delete_queues(queue)
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_queued_call_succeeds_with_the_retval(worker, gateway, endpoint, method):
+    response = gateway.post({"url": endpoint.url("/multiply"), "method": method, "params": {"x": 6, "y": 7}})
+    assert response.status_code == 202, response.text
+    call_id = response.json()["id"]
+    assert response.json()["status_url"] == response.headers["Location"] == f"/calls/{call_id}"
+    assert gateway.outcome(call_id) == {"id": call_id, "state": "success", "result": 42}
+
+
+def test_call_id_is_the_idempotency_key_the_endpoint_sees(worker, gateway, python_endpoint):
+    call_id = gateway.queue_call({"url": python_endpoint.url("/echo"), "params": {"a": ["x", "y"]}})
+    seen = gateway.outcome(call_id)["result"]
+    assert seen["headers"]["idempotency-key"] == call_id
+    assert seen["query"] == {"a": ["x", "y"]}
+
+
+def test_remote_failure_reports_the_error_class_and_reason(worker, gateway, endpoint):
+    call_id = gateway.queue_call({"url": endpoint.url("/fail"), "params": {"reason": "division by zero"}})
+    assert gateway.outcome(call_id) == {
+        "id": call_id,
+        "state": "failure",
+        "error": {"type": "RemoteExecuteError", "message": "division by zero"},
+    }
+
+
+def test_call_options_reach_the_worker(worker, gateway, python_endpoint):
+    key = unique_key()
+    body = {"url": python_endpoint.url("/status/503"), "params": {"key": key}, "options": {"max_attempts": 1}}
+    error = gateway.outcome(gateway.queue_call(body))["error"]
+    assert error["type"] == "TransportError" and "1 attempt" in error["message"]
+    assert python_endpoint.hits(key) == 1
+
+
+def test_a_call_not_yet_performed_is_pending(idle_gateway, python_endpoint):
+    before = queue_depth(idle_gateway.queue)
+    call_id = idle_gateway.queue_call({"url": python_endpoint.url("/multiply"), "params": {"x": 1, "y": 2}})
+    assert queue_depth(idle_gateway.queue) == before + 1
+    assert idle_gateway.get(f"/calls/{call_id}").json() == {"id": call_id, "state": "pending"}
+
+
+def test_unknown_id_is_404_and_a_malformed_one_422(gateway):
+    missing = gateway.get(f"/calls/{uuid.uuid4()}")
+    assert missing.status_code == 404 and "no call" in missing.json()["detail"]
+    assert gateway.get("/calls/not-a-uuid").status_code == 422
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token-0123456789abcdef", TOKEN[:-1]])
+def test_missing_or_wrong_token_is_401_with_a_challenge(gateway, python_endpoint, token):
+    for response in (
+        gateway.post({"url": python_endpoint.url("/multiply")}, token=token),
+        gateway.get(f"/calls/{uuid.uuid4()}", token=token),
+    ):
+        assert response.status_code == 401, response.text
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_every_listed_token_is_accepted_for_rotation(gateway):
+    assert gateway.get(f"/calls/{uuid.uuid4()}", token=ROTATED_TOKEN).status_code == 404
+
+
+@pytest.mark.parametrize(("token", "message"), [(None, "DISPATCH_GATEWAY_TOKEN is not set"), ("short", "at least 16")])
+def test_gateway_refuses_to_start_without_a_proper_token(token, message):
+    environ = {k: v for k, v in os.environ.items() if k != "DISPATCH_GATEWAY_TOKEN"}
+    if token:
+        environ["DISPATCH_GATEWAY_TOKEN"] = token
+    script = f"from dispatch.gateway import serve; serve('127.0.0.1', {free_port()})"
+    out = subprocess.run([sys.executable, "-c", script], env=environ, capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert "ConfigurationError" in out.stderr and message in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "rule"),
+    [
+        ("http://10.0.0.1/multiply", "a private address"),
+        ("http://192.168.1.1:8080/admin", "a private address"),
+        ("http://169.254.169.254/latest/meta-data/", "a cloud-metadata address"),
+        ("http://[fd00::1]/", "a unique-local address"),
+        ("http://127.0.0.2/", "a loopback address"),  # only 127.0.0.1 is allowed
+    ],
+)
+def test_private_destination_is_refused_and_nothing_is_queued(idle_gateway, url, rule):
+    # The policy refuses IP literals without any traffic: nothing is sent to these addresses.
+    before = queue_depth(idle_gateway.queue)
+    response = idle_gateway.post({"url": url})
+    assert response.status_code == 403, response.text
+    assert rule in response.json()["detail"] and "DISPATCH_ALLOWED_HOSTS" in response.json()["detail"]
+    assert queue_depth(idle_gateway.queue) == before
+
+
+def test_loopback_is_refused_unless_allowed(fuzz_gateway, python_endpoint):
+    response = fuzz_gateway.post({"url": python_endpoint.url("/multiply")})
+    assert response.status_code == 403 and "a loopback address" in response.json()["detail"]
+
+
+def test_unresolvable_host_is_422(idle_gateway):
+    before = queue_depth(idle_gateway.queue)
+    response = idle_gateway.post({"url": "http://no-such-host.invalid/multiply"})
+    assert response.status_code == 422, response.text
+    assert "does not resolve" in response.json()["detail"][0]["msg"]
+    assert queue_depth(idle_gateway.queue) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"method": "GET"}, "Field required"),
+        ({"url": "ftp://127.0.0.1/x"}, "is not an absolute http:// or https:// URL"),
+        ({"url": "http://127.0.0.1/a b"}, "percent-encode it"),
+        ({"url": "{ok}", "method": "DELETE"}, "method 'DELETE' is not supported"),
+        ({"url": "{ok}", "params": {"a": {"b": 1}}}, "parameter 'a' has a value of type dict"),
+        ({"url": "{ok}", "options": {"retries": 3}}, "unknown call option 'retries'"),
+        ({"url": "{ok}", "options": {"timeout": -1}}, "must be a positive number of seconds"),
+        ({"url": "{ok}", "priority": 1}, "Extra inputs are not permitted"),
+        (["{ok}"], "valid dictionary"),
+    ],
+)
+def test_invalid_body_is_422_with_the_reason_and_nothing_is_queued(idle_gateway, python_endpoint, body, message):
+    ok = python_endpoint.url("/multiply")
+    body = {k: ok if v == "{ok}" else v for k, v in body.items()} if isinstance(body, dict) else [ok]
+    before = queue_depth(idle_gateway.queue)
+    response = idle_gateway.post(body)
+    assert response.status_code == 422, response.text
+    assert any(message in error["msg"] for error in response.json()["detail"]), response.text
+    assert queue_depth(idle_gateway.queue) == before
+
+
+def test_broker_down_is_503_with_retry_after(vhost, redis_db, python_endpoint, tmp_path):
+    nowhere = f"amqp://guest:guest@127.0.0.1:{free_port()}/{vhost}"  # nothing listens there
+    broken = Gateway(
+        tmp_path / "gateway.log",
+        DISPATCH_BROKER_URL=nowhere,
+        DISPATCH_SEND_TIMEOUT="0.5",
+        DISPATCH_ALLOWED_HOSTS="127.0.0.1",
+    )
+    try:
+        response = broken.post({"url": python_endpoint.url("/multiply")})
+    finally:
+        broken.stop()
+    assert response.status_code == 503, response.text
+    assert "RabbitMQ unreachable" in response.json()["detail"] and response.headers["Retry-After"]
+
+
+def test_openapi_document_describes_the_api_and_its_bearer_auth(gateway):
+    document = requests.get(gateway.base + "/openapi.json", timeout=10).json()
+    assert document["components"]["securitySchemes"]["HTTPBearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "One of the tokens in DISPATCH_GATEWAY_TOKEN.",
+    }
+    assert set(document["paths"]) == {"/calls", "/calls/{call_id}"}
+    post = document["paths"]["/calls"]["post"]
+    assert post["security"] == [{"HTTPBearer": []}]
+    assert {"202", "401", "403", "422", "503"} <= set(post["responses"])
+    assert document["components"]["schemas"]["NewCall"]["properties"]["method"]["enum"] == ["GET", "POST"]
+
+
+def test_generated_requests_get_no_server_error_and_match_the_schema(fuzz_gateway, tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "run",
+        f"{fuzz_gateway.base}/openapi.json",
+        "--header",
+        f"Authorization: Bearer {TOKEN}",
+        "--checks",
+        "not_a_server_error,response_schema_conformance",
+        "--max-examples",
+        "30",
+        "--request-timeout",
+        "20",
+    ]
+    # cwd=tmp_path keeps hypothesis's example database out of the repository.
+    out = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stdout[-5000:] + out.stderr[-2000:]
+    assert "2 selected / 2 total" in out.stdout, out.stdout[-3000:]
+    generated = re.search(r"(\d+) generated, \1 passed", out.stdout)
+    assert generated and int(generated[1]) >= 60, out.stdout[-3000:]  # 30 per operation, at least
