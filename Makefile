@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e ".[dev,gateway]"
+	$(PY) -m pip install -q -e ".[dev,gateway,metrics]"
 	touch $@
 
 venv: $(STAMP)

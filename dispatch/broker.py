@@ -83,7 +83,7 @@ def publish(broker: dramatiq.Broker, message: dramatiq.Message, delay: int | Non
     that was not stored.
     """
     retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(BrokerConnectionError),
+        retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, BrokerConnectionError) and not _refused(exc)),
         stop=tenacity.stop_after_delay(patience),
         wait=tenacity.wait_exponential(multiplier=0.25, max=2),
         reraise=True,
@@ -91,15 +91,20 @@ def publish(broker: dramatiq.Broker, message: dramatiq.Message, delay: int | Non
     try:
         return retrying(broker.enqueue, message, delay=delay)
     except BrokerConnectionError as exc:
+        if _refused(exc):
+            raise PublishRefused(
+                f"RabbitMQ refused call {message.message_id} on queue {message.queue_name!r} "
+                "(is the queue at its length limit?); it was not sent"
+            ) from None
         raise BrokerUnavailable(
             f"RabbitMQ unreachable for {patience:g}s (DISPATCH_SEND_TIMEOUT), call {message.message_id} "
             f"was not sent: {exc}"
         ) from None
-    except pika.exceptions.NackError:
-        raise PublishRefused(
-            f"RabbitMQ refused call {message.message_id} on queue {message.queue_name!r} "
-            "(is the queue at its length limit?); it was not sent"
-        ) from None
+
+
+def _refused(error: BrokerConnectionError) -> bool:
+    """dramatiq reports a negative publisher confirm as a closed connection, wrapping pika's NackError."""
+    return isinstance(getattr(error, "message", None), pika.exceptions.NackError)
 
 
 def results_backend(settings: Settings) -> StubBackend | RedisBackend:
@@ -128,6 +133,9 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     ]
     if settings.broker_url.startswith("stub:"):
         return StubBroker(middleware=middleware)
+    from .metrics import metrics_middleware  # lazy: importing it sets up dramatiq's Prometheus directory
+
+    middleware += metrics_middleware()  # [] unless DISPATCH_METRICS_PORT or DISPATCH_METRICS=1 is set
     broker_class = QuorumRabbitmqBroker if settings.queue_type == "quorum" else RabbitmqBroker
     return broker_class(url=settings.broker_url, confirm_delivery=True, middleware=middleware)
 

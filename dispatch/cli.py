@@ -386,26 +386,97 @@ def gateway(
         output.fail(
             f"the HTTP gateway is not installed ({exc}); install it with: pip install 'dispatch[gateway]'",
         )
+    try:
+        serve(host, port)  # logs where it listens once it does
+    except ConfigurationError as exc:  # e.g. no DISPATCH_GATEWAY_TOKEN
+        output.fail(exc, EXIT_USAGE)
+    except KeyboardInterrupt:
+        pass
+
+
+# --- dispatch dead -------------------------------------------------------------------------------
+
+dead = typer.Typer(help="List, replay or purge dead letters (calls that failed for good, in <queue>.XQ).")
+app.add_typer(dead, name="dead", no_args_is_help=True)
+
+
+def _dead_letters(output: Output) -> Any:
+    """dispatch.deadletters, with the broker configured; exits cleanly when RabbitMQ cannot be reached."""
+    settings = load_settings(output)
+    if settings.broker_url.startswith("stub:"):
+        output.fail("DISPATCH_BROKER_URL is stub://: there is no dead-letter queue", EXIT_USAGE)
+    from . import deadletters
+
+    return deadletters
+
+
+@dead.command("list")
+def dead_list(
+    limit: Annotated[int | None, typer.Option(min=1, help="Show at most this many.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The dead calls, oldest first: message id, URL, method, error, time. The queue is left unchanged."""
+    output = Output(as_json)
+    deadletters = _dead_letters(output)
+    try:
+        letters = deadletters.list_dead(limit)
+    except Exception as exc:  # pika's connection and channel errors have no common public base
+        output.fail(exc)
     if as_json:
-        output.json({"gateway": f"http://{host}:{port}"})
+        output.json([letter.asdict() for letter in letters])
+        return
+    table = Table(title=f"{len(letters)} dead call(s)")
+    for column in ("message id", "method", "URL", "error", "failed at"):
+        table.add_column(column, overflow="fold")
+    for letter in letters:
+        table.add_row(letter.message_id, letter.method, letter.url, letter.error, str(letter.failed_at or ""))
+    output.out.print(table)
+
+
+@dead.command("replay")
+def dead_replay(
+    message_ids: Annotated[list[str] | None, typer.Argument(help="Message ids to replay.", show_default=False)] = None,
+    replay_all: Annotated[bool, typer.Option("--all", help="Replay every dead call.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Send dead calls again under their own ids; each dead letter is removed only once its copy is confirmed."""
+    output = Output(as_json)
+    if bool(message_ids) == replay_all:
+        output.fail("name the message ids to replay, or pass --all (not both)", EXIT_USAGE)
+    deadletters = _dead_letters(output)
+    try:
+        replayed = deadletters.replay(None if replay_all else set(message_ids or ()))
+    except Exception as exc:
+        output.fail(exc)
+    missing = sorted(set(message_ids or ()) - set(replayed))
+    if as_json:
+        output.json({"replayed": replayed, "not_found": missing})
     else:
-        output.note(f"gateway on http://{host}:{port} (Ctrl-C stops it)")
-    with suppress(KeyboardInterrupt):
-        serve(host, port)
+        output.out.print(
+            f"replayed {len(replayed)} call(s)" + (f"; not found: {', '.join(missing)}" if missing else "")
+        )
+    if missing:
+        raise typer.Exit(EXIT_FAILED)
 
 
-# --- sub-apps -----------------------------------------------------------------------------------
-#
-# A group of commands is a Typer app of its own, added under a name.  `dispatch dead list|replay|purge`
-# (functions in dispatch/deadletters.py) goes here:
-#
-#     dead = typer.Typer(help="List, replay or purge dead letters (<queue>.XQ).", no_args_is_help=True)
-#     app.add_typer(dead, name="dead")
-#
-#     @dead.command("list")
-#     def dead_list(as_json: JsonOption = False) -> None:
-#         from .deadletters import list_dead
-#         ...  # Output(as_json).json([...]) or a Rich table, as `status` does
+@dead.command("purge")
+def dead_purge(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete every dead call."""
+    output = Output(as_json)
+    deadletters = _dead_letters(output)
+    if not yes and not as_json and not typer.confirm("Delete every dead call?"):
+        raise typer.Exit(EXIT_FAILED)
+    try:
+        purged = deadletters.purge()
+    except Exception as exc:
+        output.fail(exc)
+    if as_json:
+        output.json({"purged": purged})
+    else:
+        output.out.print(f"purged {purged} dead call(s)")
 
 
 def main() -> None:

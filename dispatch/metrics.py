@@ -1,11 +1,13 @@
 """Prometheus metrics for workers: what every destination host is doing, plus dramatiq's own.
 
-Turn them on for a worker with ``DISPATCH_METRICS_PORT`` (or ``DISPATCH_METRICS=1``
-for the default port, 9191) and scrape ``http://DISPATCH_METRICS_HOST:PORT/metrics``
-(host default ``127.0.0.1``)::
+Start a worker with metrics and scrape ``http://DISPATCH_METRICS_HOST:DISPATCH_METRICS_PORT/metrics``
+(defaults ``127.0.0.1`` and ``9191``)::
 
     DISPATCH_METRICS_PORT=9191 dramatiq dispatch.metrics:instrumented_broker
     dispatch worker --metrics-port 9191                      # the same, through the CLI
+
+A broker that adds :func:`metrics_middleware` to its middleware has them whenever
+``DISPATCH_METRICS_PORT`` is set or ``DISPATCH_METRICS=1``.
 
 Per destination host (``host`` is the URL's ``host[:port]``):
 
@@ -111,7 +113,8 @@ def metrics_middleware(environ: Mapping[str, str] | None = None) -> list[Middlew
 
     Raises ConfigurationError when they are on but prometheus_client is not
     installed, so a worker never runs silently without the metrics it was
-    asked for.
+    asked for.  ``environ`` is for tests: the exposition server always reads
+    ``os.environ``.
     """
     config = MetricsConfig.from_env(environ)
     if not config.enabled:
@@ -240,7 +243,11 @@ def serve_metrics() -> None:
     _remove_ended_runs(config.port, directory)
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(directory))
-    _server, thread = start_http_server(config.port, config.host, registry)
+    try:
+        _server, thread = start_http_server(config.port, config.host, registry)
+    except OSError as exc:  # the port is taken: the worker goes on, without metrics
+        logger.error("cannot serve metrics on %s:%d (%s); the worker runs without them", config.host, config.port, exc)
+        return
     logger.info("metrics on http://%s:%d/metrics", config.host, config.port)
     try:
         thread.join()

@@ -72,7 +72,7 @@ except Exception as exc:
             text=True,
             timeout=60,
         )
-        assert done.stdout.startswith("raised"), done.stdout + done.stderr
+        assert done.stdout.startswith("raised PublishRefused"), done.stdout + done.stderr
     finally:
         rabbitmqctl("clear_policy", "-p", VHOST, queue)
         connection = pika.BlockingConnection(pika.URLParameters(TEST_ENV["DISPATCH_BROKER_URL"]))

@@ -1,0 +1,324 @@
+"""The ``dispatch`` command, run as a user runs it: a real subprocess against the real services.
+
+The subprocesses inherit this process's environment, which conftest points
+at the test vhost, queue and Redis database -- so a call sent by the CLI is
+performed by the session ``worker`` and its outcome read back by the CLI.
+Tests that need calls to stay queued give the CLI a fresh ``DISPATCH_QUEUE``
+that no worker consumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+
+import pika
+import pika.exceptions
+import pytest
+import requests
+from conftest import QUEUE, ROOT, TEST_ENV, delete_queues, free_port, send_to, unique_key, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def dispatch(*args: str, env: dict[str, str] | None = None, timeout: float = 90) -> subprocess.CompletedProcess:
+    """Run ``dispatch ARGS...`` to completion; stdout and stderr are kept for assertions."""
+    return subprocess.run(
+        [sys.executable, "-m", "dispatch.cli", *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def fresh_queue() -> str:
+    """A queue of the test run's own (its name starts with the run's) that no worker consumes."""
+    return f"{QUEUE}-cli-{uuid.uuid4().hex[:8]}"
+
+
+def queue_exists(name: str) -> bool:
+    """Ask RabbitMQ itself (not the lagging management stats) whether ``name`` was ever declared."""
+    connection = pika.BlockingConnection(pika.URLParameters(TEST_ENV["DISPATCH_BROKER_URL"]))
+    try:
+        connection.channel().queue_declare(name, passive=True)
+        return True
+    except pika.exceptions.ChannelClosedByBroker:
+        return False
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+# --- dispatch call ------------------------------------------------------------------------------
+
+
+def test_call_wait_prints_the_result(worker, python_endpoint):
+    done = dispatch("call", python_endpoint.url("/multiply"), "x=6", "y=7", "--wait")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "42"
+
+
+def test_call_without_wait_prints_one_message_id_per_call_and_the_calls_happen(worker, python_endpoint):
+    key = unique_key()
+    done = dispatch("call", python_endpoint.url("/health"), f"key={key}", "--count", "3")
+    assert done.returncode == 0, done.stderr
+    ids = done.stdout.split()
+    assert len(ids) == 3 and len(set(ids)) == 3 and all(len(i) == 36 for i in ids)
+    wait_for(lambda: python_endpoint.hits(key) == 3, 30, "the three calls to reach the endpoint")
+
+
+def test_call_json_gives_ids_and_results_for_many_calls(worker, python_endpoint):
+    done = dispatch("call", python_endpoint.url("/multiply"), "x=2", "y=3", "--count", "3", "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    calls = json.loads(done.stdout)["calls"]
+    assert [(c["status"], c["result"], c["method"]) for c in calls] == [("success", 6, "GET")] * 3
+    assert len({c["message_id"] for c in calls}) == 3
+
+
+def test_call_post_sends_repeated_keys_as_a_list_in_the_form(worker, python_endpoint):
+    done = dispatch("call", python_endpoint.url("/echo?q=1"), "a=1", "a=2", "b=x=y", "-X", "post", "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)["calls"][0]["result"]
+    assert seen["method"] == "POST"
+    assert seen["form"] == {"a": ["1", "2"], "b": "x=y"}
+    assert seen["query"] == {"q": "1"}
+
+
+def test_a_failed_call_exits_non_zero_naming_the_error_class(worker, python_endpoint):
+    done = dispatch("call", python_endpoint.url("/fail"), "reason=division by zero", "--wait")
+    assert done.returncode == 1
+    assert "RemoteExecuteError: division by zero" in done.stderr
+    assert done.stdout == ""
+
+
+def test_json_reports_each_calls_own_outcome_and_exits_non_zero_if_any_failed(worker, python_endpoint):
+    done = dispatch(
+        "call", python_endpoint.url("/multiply"), python_endpoint.url("/unknown"), "x=4", "y=5", "--wait", "--json"
+    )
+    assert done.returncode == 1
+    ok, failed = json.loads(done.stdout)["calls"]
+    assert ok["status"] == "success" and ok["result"] == 20
+    assert failed["status"] == "failure"
+    assert failed["error"] == {"type": "UnknownStatusError", "message": "unknown status 'maybe'"}
+
+
+def test_many_calls_with_wait_show_a_table_of_outcomes(worker, python_endpoint):
+    done = dispatch("call", python_endpoint.url("/multiply"), python_endpoint.url("/fail"), "x=3", "y=3", "--wait")
+    assert done.returncode == 1
+    cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in done.stdout.splitlines() if "│" in line]
+    assert len([row for row in cells if re.fullmatch(r"[0-9a-f-]{36}", row[0])]) == 2
+    outcomes = [row[1] for row in cells]
+    assert "9" in outcomes and "RemoteExecuteError: it broke" in outcomes
+
+
+def test_wait_gives_up_after_timeout_with_result_timeout(worker, python_endpoint):
+    done = dispatch("call", python_endpoint.url("/slow"), "ms=5000", "--wait", "--timeout", "1", "--json")
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["calls"][0]["error"]["type"] == "ResultTimeout"
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["http://127.0.0.1:9/ok", "ftp://127.0.0.1/file"], "not an absolute http:// or https:// URL"),
+        (["http://127.0.0.1:9/ok", "novalue"], "'novalue' is neither a URL"),
+        (["http://127.0.0.1:9/ok", "=value"], "'=value' is neither a URL"),
+        (["x=1"], "no URL given"),
+        (["http://127.0.0.1:99999/ok"], "malformed"),
+    ],
+)
+def test_bad_input_exits_2_and_sends_nothing(vhost, args, complaint):
+    queue = fresh_queue()
+    done = dispatch("call", *args, env={"DISPATCH_QUEUE": queue})
+    assert done.returncode == 2
+    assert complaint in done.stderr
+    assert done.stdout == ""
+    assert not queue_exists(queue)
+
+
+def test_bad_input_with_json_is_a_json_error(vhost):
+    done = dispatch("call", "http://127.0.0.1:9/ok", "oops", "--json")
+    assert done.returncode == 2
+    error = json.loads(done.stdout)["error"]
+    assert error["type"] == "ValueError" and "'oops'" in error["message"]
+
+
+def test_unknown_method_is_a_usage_error(vhost):
+    done = dispatch("call", "http://127.0.0.1:9/ok", "--method", "PUT")
+    assert done.returncode == 2
+    assert "PUT" in done.stderr
+
+
+def test_bad_configuration_exits_2_naming_the_variable():
+    done = dispatch("call", "http://127.0.0.1:9/ok", env={"DISPATCH_TIMEOUT": "soon"})
+    assert done.returncode == 2
+    assert "DISPATCH_TIMEOUT" in done.stderr
+
+
+# --- dispatch status ----------------------------------------------------------------------------
+
+
+def test_status_counts_ready_delayed_and_dead_calls(vhost):
+    queue = fresh_queue()
+    env = {"DISPATCH_QUEUE": queue}
+    try:
+        sent = dispatch("call", "http://127.0.0.1:9/nobody-consumes-this", "--count", "3", env=env)
+        assert sent.returncode == 0, sent.stderr
+        connection = pika.BlockingConnection(pika.URLParameters(TEST_ENV["DISPATCH_BROKER_URL"]))
+        channel = connection.channel()
+        channel.basic_publish("", f"{queue}.DQ", b"{}")
+        for _ in range(2):
+            channel.basic_publish("", f"{queue}.XQ", b"{}")
+        connection.close()
+
+        def status() -> dict | None:
+            done = dispatch("status", "--json", env=env)
+            assert done.returncode == 0, done.stderr
+            current = json.loads(done.stdout)
+            return current if (current["ready"], current["delayed"], current["dead"]) == (3, 1, 2) else None
+
+        # RabbitMQ refreshes the management API's numbers every few seconds.
+        current = wait_for(status, 60, "status to show 3 ready, 1 delayed, 2 dead", interval=1)
+        assert current["vhost"] == TEST_ENV["DISPATCH_BROKER_URL"].rsplit("/", 1)[1]
+        assert current["queue"] == queue
+        assert current["unacked"] == 0 and current["consumers"] == 0
+        assert [q["name"] for q in current["queues"]] == [queue, f"{queue}.DQ", f"{queue}.XQ"]
+        assert all(q["exists"] for q in current["queues"])
+
+        table = dispatch("status", env=env)
+        assert table.returncode == 0, table.stderr
+        assert queue in table.stdout and "dead (.XQ)" in table.stdout
+    finally:
+        delete_queues(queue)
+
+
+def test_status_of_queues_not_declared_yet_is_all_zero(vhost):
+    done = dispatch("status", "--json", env={"DISPATCH_QUEUE": fresh_queue()})
+    assert done.returncode == 0, done.stderr
+    current = json.loads(done.stdout)
+    assert (current["ready"], current["delayed"], current["dead"]) == (0, 0, 0)
+    assert not any(q["exists"] for q in current["queues"])
+
+
+def test_status_watch_json_prints_one_line_per_refresh(vhost):
+    done = dispatch("status", "--watch", "--json", "--iterations", "2", "--interval", "0.1")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2
+    assert all(json.loads(line)["queue"] == TEST_ENV["DISPATCH_QUEUE"] for line in lines)
+
+
+def test_status_says_clearly_when_the_management_api_is_unreachable():
+    port = free_port()
+    done = dispatch("status", env={"DISPATCH_MANAGEMENT_URL": f"http://admin:s3cret@127.0.0.1:{port}"})
+    assert done.returncode == 1
+    assert f"management API at http://127.0.0.1:{port}" in done.stderr
+    assert "s3cret" not in done.stderr
+    as_json = dispatch("status", "--json", env={"DISPATCH_MANAGEMENT_URL": f"http://127.0.0.1:{port}"})
+    assert as_json.returncode == 1
+    assert json.loads(as_json.stdout)["error"]["type"] == "ManagementError"
+
+
+def test_status_says_clearly_when_credentials_are_rejected(vhost):
+    done = dispatch("status", env={"DISPATCH_MANAGEMENT_URL": "http://guest:wrong@127.0.0.1:15672"})
+    assert done.returncode == 1
+    assert "rejected the credentials" in done.stderr
+
+
+# --- dispatch worker and gateway ----------------------------------------------------------------
+
+
+def test_worker_help_names_its_options():
+    done = dispatch("worker", "--help")
+    assert done.returncode == 0
+    for option in ("--processes", "--threads", "--metrics-port", "--json"):
+        assert option in done.stdout
+
+
+def test_worker_runs_dramatiq_with_defaults_and_passes_other_arguments_on():
+    done = dispatch("worker", "--dry-run", "--json", "--threads", "2", "--queues", "a", "b")
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    dramatiq = [sys.executable, "-m", "dramatiq", "dispatch.tasks"]
+    assert plan["argv"] == [*dramatiq, "--queues", "a", "b", "--processes", str(os.cpu_count()), "--threads", "2"]
+    assert plan["env"] == {}
+
+
+def test_worker_metrics_port_runs_the_instrumented_broker():
+    done = dispatch("worker", "--dry-run", "--json", "--processes", "1", "--metrics-port", "9300")
+    plan = json.loads(done.stdout)
+    assert plan["argv"][3] == "dispatch.metrics:instrumented_broker"
+    assert plan["env"] == {"DISPATCH_METRICS_PORT": "9300"}
+
+
+def test_worker_performs_calls(vhost, redis_db, python_endpoint, tmp_path):
+    queue = fresh_queue()
+    with open(tmp_path / "worker.log", "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dispatch.cli", "worker", "--processes", "1", "--threads", "2"],
+            env={**os.environ, "DISPATCH_QUEUE": queue},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        try:
+            handle = send_to(queue, python_endpoint.url("/multiply"), params={"x": 7, "y": 6})
+            assert handle.get(timeout=60) == 42, (tmp_path / "worker.log").read_text()
+        finally:
+            process.terminate()
+            assert process.wait(30) == 0
+            delete_queues(queue)
+
+
+def test_gateway_without_its_extra_says_how_to_install_it():
+    # Blocking the import stands in for an installation without the gateway extra.
+    script = (
+        "import sys; sys.modules['dispatch.gateway'] = None; sys.argv = ['dispatch', 'gateway', '--json']; "
+        "from dispatch.cli import main; main()"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 1
+    assert "pip install 'dispatch[gateway]'" in json.loads(done.stdout)["error"]["message"]
+
+
+def test_version():
+    from dispatch import __version__
+
+    done = dispatch("--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"dispatch {__version__}"
+
+
+def test_gateway_starts_and_refuses_to_without_a_token(vhost):
+    pytest.importorskip("uvicorn", reason="the gateway extra is not installed")
+    refused = dispatch("gateway", "--json", env={"DISPATCH_GATEWAY_TOKEN": ""})
+    assert refused.returncode == 2
+    assert "DISPATCH_GATEWAY_TOKEN" in json.loads(refused.stdout)["error"]["message"]
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dispatch.cli", "gateway", "--port", str(port)],
+        env={**os.environ, "DISPATCH_GATEWAY_TOKEN": unique_key()},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    try:
+
+        def answers() -> bool:
+            assert process.poll() is None, "the gateway exited"
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/openapi.json", timeout=2).ok
+            except requests.ConnectionError:
+                return False
+
+        wait_for(answers, 30, "the gateway to answer", interval=0.2)
+    finally:
+        process.terminate()
+        process.wait(30)

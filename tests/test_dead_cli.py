@@ -1,0 +1,57 @@
+"""`dispatch dead list | replay | purge` against the real dead-letter queue."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import unique_key, wait_for
+
+from dispatch import URL, RemoteExecuteError, TransportError
+
+pytestmark = pytest.mark.integration
+
+
+def dispatch_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dispatch.cli", *args], capture_output=True, text=True, timeout=60)
+
+
+def dead_list() -> list[dict]:
+    done = dispatch_cli("dead", "list", "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_dead_commands_list_replay_and_purge(worker, python_endpoint):
+    assert dispatch_cli("dead", "purge", "--yes", "--json").returncode == 0
+    recovering = URL(python_endpoint.url("/flaky")).send(key=unique_key(), fail=3)
+    hopeless = URL(python_endpoint.url("/fail")).send(reason="no such order")
+    with pytest.raises(TransportError):
+        recovering.get(timeout=30)
+    with pytest.raises(RemoteExecuteError):
+        hopeless.get(timeout=30)
+
+    listed = wait_for(lambda: len(dead_list()) == 2 and dead_list(), 20, "two dead letters")
+    by_id = {entry["message_id"]: entry for entry in listed}
+    assert by_id[hopeless.message_id]["error"] == "RemoteExecuteError: no such order"
+    assert by_id[hopeless.message_id]["method"] == "GET"
+    assert by_id[hopeless.message_id]["failed_at"]
+
+    table = dispatch_cli("dead", "list")
+    assert table.returncode == 0 and "2 dead call(s)" in table.stdout
+
+    usage = dispatch_cli("dead", "replay")
+    assert usage.returncode == 2 and "--all" in usage.stderr
+
+    replayed = dispatch_cli("dead", "replay", recovering.message_id, "--json")
+    assert json.loads(replayed.stdout) == {"replayed": [recovering.message_id], "not_found": []}
+    assert recovering.get(timeout=30) == 4
+
+    unknown = dispatch_cli("dead", "replay", "no-such-id", "--json")
+    assert unknown.returncode == 1 and json.loads(unknown.stdout)["not_found"] == ["no-such-id"]
+
+    purged = dispatch_cli("dead", "purge", "--yes", "--json")
+    assert json.loads(purged.stdout) == {"purged": 1}
+    assert dead_list() == []
