@@ -278,7 +278,7 @@ def create_app(tokens: Sequence[str] | None = None) -> FastAPI:
     app = FastAPI(
         title="dispatch gateway",
         version=__version__,
-        description="Queue HTTP callback calls and read their outcomes. See docs/gateway.md.",
+        description="Queue HTTP callback calls and read their outcomes. See 'The HTTP gateway' in README.md.",
         dependencies=[Depends(authorized)],
     )
 

@@ -7,7 +7,7 @@
 // GET or POST /echo?any=thing     ->  {"status": "success", "retval": {"any": "thing"}}
 //
 // With DISPATCH_SIGNING_SECRET=whsec_... in the environment, every call must
-// carry a valid Standard Webhooks signature (docs/signing.md): of the query
+// carry a valid Standard Webhooks signature (README.md, "Signed calls"): of the query
 // string for GET, of the body for POST.  Unsigned calls get HTTP 401.
 
 "use strict";
