@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv services demo test unit lint format worker bench clean
+.PHONY: venv services demo test unit lint format worker bench up down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,15 @@ format: venv
 ## a worker on the configured broker (see DISPATCH_* in README.md)
 worker: venv
 	$(VENV)/bin/dramatiq dispatch.tasks
+
+## the docker/ stack: RabbitMQ + UI, Redis, worker, gateway, example receiver (needs a Docker engine)
+up:
+	@command -v docker >/dev/null || { echo "make up needs Docker (docker compose)"; exit 1; }
+	docker compose -f docker/compose.yaml up -d --build
+
+down:
+	@command -v docker >/dev/null || { echo "make down needs Docker (docker compose)"; exit 1; }
+	docker compose -f docker/compose.yaml down
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

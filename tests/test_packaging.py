@@ -56,12 +56,17 @@ def test_compose_stack_names_every_service_it_needs():
     assert services["rabbitmq"]["image"] == "rabbitmq:3-management"
     assert {"5672:5672", "15672:15672"} <= set(services["rabbitmq"]["ports"])
     assert services["redis"]["image"].startswith("redis:")
-    for name in ("rabbitmq", "redis", "receiver"):
+    for name in ("rabbitmq", "redis", "worker", "gateway", "receiver"):
         assert services[name]["healthcheck"]["test"], name
+    assert services["gateway"]["command"][:2] == ["dispatch", "gateway"]
+    assert "DISPATCH_GATEWAY_TOKEN" in services["gateway"]["environment"]
+    assert services["gateway"]["environment"]["DISPATCH_ALLOWED_HOSTS"] == "receiver"
     known = {variable for variable, _, _ in Settings.describe()}
+    known |= {"DISPATCH_GATEWAY_TOKEN"}
     assert set(services["worker"]["environment"]) <= known
+    assert set(services["gateway"]["environment"]) <= known
     assert Settings.from_env(services["worker"]["environment"]).queue == "dispatch"
-    for name in ("worker", "receiver"):
+    for name in ("worker", "gateway", "receiver"):
         build = services[name]["build"]
         assert (ROOT / "docker" / build["context"] / build["dockerfile"]).is_file()
     receiver = services["receiver"]["command"]
@@ -84,3 +89,9 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     commands = re.findall(r"```(?:sh|bash)\n(.*?)```", readme, re.S)[0].split()
     assert commands[:4] == ["make", "demo", "make", "test"]
+
+
+def test_make_up_and_down_drive_the_compose_file():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "docker compose -f docker/compose.yaml up -d --build" in makefile
+    assert "docker compose -f docker/compose.yaml down" in makefile
