@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
+from urllib.parse import urlsplit
 
 import requests
 import tenacity
@@ -222,12 +223,24 @@ class Transport:
             )
         return prepared
 
+    def _environment(self, session: requests.Session, url: str) -> dict:
+        """Proxies, verify and cert from the environment, as ``session.request()`` would merge them.
+
+        requests looks them up on every request (netrc, proxy variables, CA
+        bundle paths: several filesystem checks); they depend only on the
+        origin, so each thread keeps them per scheme and host.
+        """
+        origin = urlsplit(url)[:2]
+        cache = self._local.__dict__.setdefault("environment", {})
+        if origin not in cache:
+            cache[origin] = session.merge_environment_settings(url, {}, True, None, None)
+        return cache[origin]
+
     def _attempt(self, request: Request) -> bytes:
         deadline = time.monotonic() + request.timeout
         session = self.session
         prepared = self.prepare(request)
-        # proxies, stream, verify and cert, as session.request() would merge them
-        environment = session.merge_environment_settings(prepared.url, {}, True, None, None)
+        environment = self._environment(session, prepared.url)
         try:
             with session.send(prepared, timeout=request.timeout, **environment) as response:
                 status = response.status_code
