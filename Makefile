@@ -36,6 +36,11 @@ format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+## throughput and latency beside Celery and the raw HTTP clients; writes benchmarks/results/
+bench: venv services
+	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) benchmarks/bench.py
+
 ## a worker on the configured broker (see DISPATCH_* in README.md)
 worker: venv
 	$(VENV)/bin/dramatiq dispatch.tasks
