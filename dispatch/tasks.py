@@ -14,6 +14,7 @@ up the call fails with ``TransportError`` and lands in the dead-letter queue.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 from datetime import timedelta
@@ -44,9 +45,13 @@ class HttpDispatchActor(dramatiq.Actor):
     input can never reach the queue.
     """
 
+    @functools.cached_property
+    def signature(self) -> inspect.Signature:
+        return inspect.signature(self.fn)
+
     def message_with_options(self, *, args: tuple = (), kwargs: dict | None = None, **options: Any) -> CallResult:
         try:
-            bound = inspect.signature(self.fn).bind(*args, **(kwargs or {}))
+            bound = self.signature.bind(*args, **(kwargs or {}))
         except TypeError as exc:
             raise ValueError(f"{self.actor_name}: {exc}") from None
         bound.apply_defaults()
