@@ -133,22 +133,20 @@ def endpoint(request) -> Endpoint:
 
 
 class Worker:
-    """A real ``dramatiq dispatch.tasks`` process; its log is kept for assertions."""
+    """A real ``dramatiq <broker>`` process (``dispatch.tasks`` unless told); its log is kept for assertions."""
 
-    def __init__(self, log_path: Path, env: dict[str, str] | None = None, processes: int = 1, threads: int = 4):
+    def __init__(
+        self,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        processes: int = 1,
+        threads: int = 4,
+        broker: str = "dispatch.tasks",
+    ):
         self.log_path = log_path
         self.log_file = open(log_path, "w")  # noqa: SIM115 -- closed in stop()
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dramatiq",
-                "dispatch.tasks",
-                "--processes",
-                str(processes),
-                "--threads",
-                str(threads),
-            ],
+            [sys.executable, "-m", "dramatiq", broker, "--processes", str(processes), "--threads", str(threads)],
             env={**os.environ, **(env or {})},
             stdout=self.log_file,
             stderr=subprocess.STDOUT,
@@ -194,6 +192,19 @@ def worker(vhost, redis_db, python_endpoint, tmp_path_factory) -> Iterator[Worke
 
 def unique_key() -> str:
     return uuid.uuid4().hex
+
+
+def queue_depth(queue: str) -> int:
+    """Messages in ``queue`` right now, asked of RabbitMQ itself (0 if it was never declared)."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(TEST_ENV["DISPATCH_BROKER_URL"]))
+    try:
+        return connection.channel().queue_declare(queue, passive=True).method.message_count
+    except pika.exceptions.ChannelClosedByBroker:
+        return 0
+    finally:
+        connection.close()
 
 
 def delete_queues(queue: str) -> None:

@@ -9,19 +9,11 @@ import sys
 
 import pika
 import pytest
-from conftest import QUEUE, TEST_ENV, VHOST, rabbitmqctl, unique_key, wait_for
+from conftest import QUEUE, TEST_ENV, VHOST, queue_depth, rabbitmqctl, unique_key, wait_for
 
 from dispatch import URL, RemoteExecuteError
 
 pytestmark = pytest.mark.integration
-
-
-def queue_depth(name: str) -> int:
-    connection = pika.BlockingConnection(pika.URLParameters(TEST_ENV["DISPATCH_BROKER_URL"]))
-    try:
-        return connection.channel().queue_declare(name, passive=True).method.message_count
-    finally:
-        connection.close()
 
 
 def test_queue_and_companions_are_durable_and_dead_letter_to_xq(worker):

@@ -21,11 +21,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import pika
-import pika.exceptions
 import pytest
 import requests
-from conftest import ROOT, TEST_ENV, delete_queues, free_port, unique_key, wait_for
+from conftest import ROOT, TEST_ENV, delete_queues, free_port, queue_depth, unique_key, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -86,17 +84,6 @@ class Gateway:
         self.process.terminate()
         self.process.wait(20)
         self.log_file.close()
-
-
-def queue_depth(queue: str) -> int:
-    """Messages in ``queue`` right now (0 if it was never declared); publishes are confirmed before 202."""
-    connection = pika.BlockingConnection(pika.URLParameters(TEST_ENV["DISPATCH_BROKER_URL"]))
-    try:
-        return connection.channel().queue_declare(queue, passive=True).method.message_count
-    except pika.exceptions.ChannelClosedByBroker:
-        return 0
-    finally:
-        connection.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,15 +11,13 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-from conftest import QUEUE, ROOT, IsolatedWorker, delete_queues, free_port, unique_key, wait_for
+from conftest import QUEUE, IsolatedWorker, delete_queues, free_port, unique_key, wait_for
 from dramatiq.brokers.stub import StubBroker
 
 from dispatch.errors import ConfigurationError, RemoteExecuteError, TransportError
@@ -32,18 +30,14 @@ class MetricsWorker(IsolatedWorker):
     """An IsolatedWorker (own queue, ``send()``, cleanup) whose broker carries the Metrics middleware."""
 
     def __init__(self, log_path: Path, port: int, env: dict[str, str]) -> None:
-        # Only the command differs from conftest's Worker, which always runs plain `dispatch.tasks`.
         self.port = port
-        self.queue = f"{QUEUE}-metrics-{unique_key()[:8]}"
-        self.log_path = log_path
-        self.log_file = open(log_path, "w")  # noqa: SIM115 -- closed in stop()
-        command = ["dramatiq", "dispatch.metrics:instrumented_broker", "--processes", "2", "--threads", "2"]
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", *command],
-            env={**os.environ, **env, "DISPATCH_QUEUE": self.queue, "DISPATCH_METRICS_PORT": str(port)},
-            stdout=self.log_file,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
+        super().__init__(
+            log_path,
+            {**env, "DISPATCH_METRICS_PORT": str(port)},
+            queue=f"{QUEUE}-metrics-{unique_key()[:8]}",
+            processes=2,
+            threads=2,
+            broker="dispatch.metrics:instrumented_broker",
         )
 
     @property

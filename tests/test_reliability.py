@@ -14,9 +14,8 @@ import sys
 import threading
 import time
 
-import pika
 import pytest
-from conftest import QUEUE, TEST_ENV, VHOST, delete_queues, rabbitmqctl, send_to, unique_key, wait_for
+from conftest import QUEUE, VHOST, delete_queues, queue_depth, rabbitmqctl, send_to, unique_key, wait_for
 
 from dispatch import URL, DestinationRefused, TransportError
 
@@ -255,16 +254,8 @@ print(json.dumps(out))
         queues = {q["name"]: q for q in json.loads(listed.stdout)}
         for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
             assert queues[name]["type"] == "quorum", queues.get(name)
-        wait_for(lambda: _depth(f"{queue}.XQ") == 1, 20, "the dead letter in the quorum XQ")
+        wait_for(lambda: queue_depth(f"{queue}.XQ") == 1, 20, "the dead letter in the quorum XQ")
     finally:
         quorum_worker.terminate()
         quorum_worker.wait(30)
         delete_queues(queue)
-
-
-def _depth(queue: str) -> int:
-    connection = pika.BlockingConnection(pika.URLParameters(TEST_ENV["DISPATCH_BROKER_URL"]))
-    try:
-        return connection.channel().queue_declare(queue, passive=True).method.message_count
-    finally:
-        connection.close()
