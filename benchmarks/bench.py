@@ -654,19 +654,7 @@ def run_dispatch(procs: Processes, args, base: str, receiver_pid: int, logs: Pat
     worker = start_dispatch_worker(procs, logs, "main")
     try:
         log(f"dispatch: worker {out['worker']} (pid {worker.pid}); latency")
-        result = procs.run_client("dispatch", ["ready", "latency"], client_args(args, base), DISPATCH_ENV)
-        out["startup_seconds"] = result["ready"]["seconds"]
-        out["latency"] = result["latency"]
-        runs = []
-        for r in range(args.repeat):
-            log(f"dispatch: e2e {args.n} calls (run {r + 1}/{args.repeat})")
-            runs.append(e2e_with_cpu(procs, "dispatch", args, base, DISPATCH_ENV, worker.pid, receiver_pid, args.n))
-            log(
-                f"  {runs[-1]['calls_per_s']:.0f} calls/s e2e, {runs[-1]['enqueue_calls_per_s']:.0f} sends/s under load"
-            )
-        out["e2e"] = _median_run(runs)
-        out["e2e_runs"] = runs
-        out["worker_memory"] = worker_tree_memory(worker.pid)
+        out.update(measure_worker(procs, "dispatch", args, base, DISPATCH_ENV, worker.pid, receiver_pid))
     finally:
         procs.stop(worker)
     clean_dispatch()
@@ -684,6 +672,23 @@ def run_dispatch(procs: Processes, args, base: str, receiver_pid: int, logs: Pat
             procs.stop(worker)
         clean_dispatch()
     return out
+
+
+def measure_worker(procs: Processes, system: str, args, base: str, env, worker_pid: int, receiver_pid: int):
+    """Start-up, idle latency, ``args.repeat`` e2e runs (median kept) and memory of one running worker."""
+    result = procs.run_client(system, ["ready", "latency"], client_args(args, base), env)
+    runs = []
+    for r in range(args.repeat):
+        log(f"{system}: e2e {args.n} calls (run {r + 1}/{args.repeat})")
+        runs.append(e2e_with_cpu(procs, system, args, base, env, worker_pid, receiver_pid, args.n))
+        log(f"  {runs[-1]['calls_per_s']:.0f} calls/s e2e, {runs[-1]['enqueue_calls_per_s']:.0f} sends/s under load")
+    return {
+        "startup_seconds": result["ready"]["seconds"],
+        "latency": result["latency"],
+        "e2e": _median_run(runs),
+        "e2e_runs": runs,
+        "worker_memory": worker_tree_memory(worker_pid),
+    }
 
 
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -768,19 +773,7 @@ def run_celery(procs: Processes, args, base: str, receiver_pid: int, logs: Path)
     worker = start_celery_worker(procs, best["pool"], best["concurrency"], logs)
     try:
         log(f"celery: best worker {out['worker']} (pid {worker.pid}); latency")
-        result = procs.run_client("celery", ["ready", "latency"], client_args(args, base), CELERY_ENV)
-        out["startup_seconds"] = result["ready"]["seconds"]
-        out["latency"] = result["latency"]
-        runs = []
-        for r in range(args.repeat):
-            log(f"celery: e2e {args.n} calls (run {r + 1}/{args.repeat})")
-            runs.append(e2e_with_cpu(procs, "celery", args, base, CELERY_ENV, worker.pid, receiver_pid, args.n))
-            log(
-                f"  {runs[-1]['calls_per_s']:.0f} calls/s e2e, {runs[-1]['enqueue_calls_per_s']:.0f} sends/s under load"
-            )
-        out["e2e"] = _median_run(runs)
-        out["e2e_runs"] = runs
-        out["worker_memory"] = worker_tree_memory(worker.pid)
+        out.update(measure_worker(procs, "celery", args, base, CELERY_ENV, worker.pid, receiver_pid))
     finally:
         procs.stop(worker, sig=COLD)
     clean_celery()
