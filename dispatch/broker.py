@@ -14,18 +14,14 @@ from __future__ import annotations
 import logging
 
 import dramatiq
-import pika.exceptions
 import redis
-import tenacity
 from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL, RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.common import xq_name
-from dramatiq.errors import BrokerConnectionError
 from dramatiq.middleware import CurrentMessage, Middleware, default_middleware
 from dramatiq.results import Results
 from dramatiq.results.backends import RedisBackend, StubBackend
 
-from .errors import DispatchError
 from .settings import Settings
 
 ACTOR_NAME = "http_dispatch"
@@ -64,47 +60,6 @@ class CallLog(Middleware):
                 type(exception).__name__,
                 exception,
             )
-
-
-class BrokerUnavailable(DispatchError):
-    """RabbitMQ could not be reached within ``DISPATCH_SEND_TIMEOUT``; the call was not sent."""
-
-
-class PublishRefused(DispatchError):
-    """RabbitMQ refused the message (negative publisher confirm); the call was not sent."""
-
-
-def publish(broker: dramatiq.Broker, message: dramatiq.Message, delay: int | None, patience: float):
-    """Enqueue ``message`` and return it once RabbitMQ confirmed it.
-
-    While the broker is unreachable (restarting, failing over) keep trying
-    for up to ``patience`` seconds, then raise BrokerUnavailable: a caller
-    gets either a confirmed message or an error, never a handle for a call
-    that was not stored.
-    """
-    retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, BrokerConnectionError) and not _refused(exc)),
-        stop=tenacity.stop_after_delay(patience),
-        wait=tenacity.wait_exponential(multiplier=0.25, max=2),
-        reraise=True,
-    )
-    try:
-        return retrying(broker.enqueue, message, delay=delay)
-    except BrokerConnectionError as exc:
-        if _refused(exc):
-            raise PublishRefused(
-                f"RabbitMQ refused call {message.message_id} on queue {message.queue_name!r} "
-                "(is the queue at its length limit?); it was not sent"
-            ) from None
-        raise BrokerUnavailable(
-            f"RabbitMQ unreachable for {patience:g}s (DISPATCH_SEND_TIMEOUT), call {message.message_id} "
-            f"was not sent: {exc}"
-        ) from None
-
-
-def _refused(error: BrokerConnectionError) -> bool:
-    """dramatiq reports a negative publisher confirm as a closed connection, wrapping pika's NackError."""
-    return isinstance(getattr(error, "message", None), pika.exceptions.NackError)
 
 
 def results_backend(settings: Settings) -> StubBackend | RedisBackend:

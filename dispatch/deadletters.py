@@ -24,7 +24,7 @@ from dramatiq import Message
 from dramatiq.common import q_name, xq_name
 from dramatiq.results import ResultFailure, ResultMissing
 
-from .broker import publish
+from .publisher import publish
 
 #: Options dramatiq's middleware adds while a message is processed; a replay starts afresh.
 _DELIVERY_OPTIONS = ("retries", "traceback", "requeue_timestamp", "eta")

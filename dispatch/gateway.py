@@ -46,9 +46,10 @@ from redis.exceptions import RedisError
 from typing_extensions import TypedDict
 
 from . import __version__
-from .broker import ACTOR_NAME, BrokerUnavailable, PublishRefused, publish
+from .broker import ACTOR_NAME
 from .errors import ConfigurationError, DestinationRefused
 from .protocol import check_method, check_options, check_params, check_url
+from .publisher import BrokerUnavailable, PublishRefused, publish
 from .result import CallResult
 
 log = logging.getLogger("dispatch.gateway")

@@ -9,6 +9,7 @@ re-raises the worker's own error class instead of dramatiq's generic
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -25,6 +26,14 @@ _WAIT_SLICE_SECONDS = 60
 
 class CallResult(Message):
     """A call in flight: wait for its outcome with :meth:`get`."""
+
+    @functools.cached_property
+    def _encoded(self) -> bytes:
+        return super().encode()
+
+    def encode(self) -> bytes:
+        """The message as published, encoded once: the size check at send and the broker share the bytes."""
+        return self._encoded
 
     def get(self, timeout: float | None = None) -> Any:
         """The endpoint's ``retval``; waits up to ``timeout`` seconds (None: as long as it takes).

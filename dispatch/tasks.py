@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from .broker import ACTOR_NAME, build_broker, publish
+from .broker import ACTOR_NAME, build_broker
 from .errors import DispatchError, TransportError
 from .protocol import check_call, parse_answer
+from .publisher import publish, publish_many
 from .result import CallResult
 from .settings import Settings
 from .transport import DeliveryFailed, Request, RetryPolicy, Transport
@@ -56,14 +57,14 @@ class HttpDispatchActor(dramatiq.Actor):
             raise ValueError(f"{self.actor_name}: {exc}") from None
         bound.apply_defaults()
         checked = check_call(**bound.arguments)
-        size = len(json.dumps(checked, ensure_ascii=False).encode())
+        message = CallResult(**super().message_with_options(args=checked, kwargs={}, **options).asdict())
+        size = len(message.encode())  # encoded once: CallResult keeps the bytes it is published as
         if size > settings.max_message_bytes:
             raise ValueError(
                 f"call to {checked[0]} encodes to {size} bytes, over the {settings.max_message_bytes}-byte "
                 "limit for one message (DISPATCH_MAX_MESSAGE_BYTES); send a reference to the data instead"
             )
-        message = super().message_with_options(args=checked, kwargs={}, **options)
-        return CallResult(**message.asdict())
+        return message
 
     def send_with_options(
         self, *, args: tuple = (), kwargs: dict | None = None, delay: timedelta | int | None = None, **options: Any
@@ -72,6 +73,16 @@ class HttpDispatchActor(dramatiq.Actor):
             delay = int(delay.total_seconds() * 1000)
         message = self.message_with_options(args=args, kwargs=kwargs, **options)
         return publish(self.broker, message, delay, settings.send_timeout)
+
+    def send_many(self, calls: Iterable[Sequence[Any]]) -> list[CallResult]:
+        """Queue many calls, each given as the actor's arguments; one handle per call, in order.
+
+        Every call is validated before any is published (a bad one raises
+        ``ValueError`` and nothing is sent); then all are published with
+        pipelined publisher confirms and returned once every one is confirmed.
+        """
+        messages = [self.message_with_options(args=tuple(call)) for call in calls]
+        return publish_many(self.broker, messages, settings.send_timeout)
 
 
 def _scheduled_redelivery(retries: int, exception: BaseException) -> bool:

@@ -7,7 +7,7 @@ editable as a dict, and leaves all the machinery to the actor.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -70,6 +70,18 @@ class URL:
     def post_async(self, **params: Any) -> CallResult:
         """Queue a POST call (Celery's name)."""
         return self._send("POST", params)
+
+    def map(self, calls: Iterable[Mapping[str, Any]]) -> list[CallResult]:
+        """Queue one call per parameter dict, with pipelined confirms: many times faster than a loop of ``send``.
+
+        Returns one handle per call, in order, once RabbitMQ confirmed them
+        all.  Every call is validated first: a bad one raises ``ValueError``
+        and nothing is sent.
+        """
+        from .tasks import http_dispatch  # configures the broker on first use
+
+        url = str(self)
+        return http_dispatch.send_many((url, self.method, params, self.options) for params in calls)
 
     def _send(self, method: str, params: dict[str, Any]) -> CallResult:
         from .tasks import http_dispatch  # configures the broker on first use
