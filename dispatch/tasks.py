@@ -85,6 +85,17 @@ class HttpDispatchActor(dramatiq.Actor):
         return publish_many(self.broker, messages, settings.send_timeout)
 
 
+@functools.lru_cache(maxsize=16)
+def retry_policy(max_attempts: int) -> RetryPolicy:
+    """The policy for calls with ``max_attempts``, built once: most calls share the worker's default."""
+    return RetryPolicy(
+        max_attempts=max_attempts,
+        backoff_initial=settings.backoff_initial,
+        backoff_max=settings.backoff_max,
+        retry_after_max=settings.retry_after_max,
+    )
+
+
 def _scheduled_redelivery(retries: int, exception: BaseException) -> bool:
     """dramatiq's ``retry_when``: re-enqueue only the deliveries the actor itself scheduled."""
     return isinstance(exception, dramatiq.Retry)
@@ -115,14 +126,8 @@ def http_dispatch(
         max_response_bytes=settings.max_response_bytes,
         call_id=message.message_id if message else None,
     )
-    policy = RetryPolicy(
-        max_attempts=int(options.get("max_attempts", settings.max_attempts)),
-        backoff_initial=settings.backoff_initial,
-        backoff_max=settings.backoff_max,
-        retry_after_max=settings.retry_after_max,
-    )
     try:
-        body = transport.deliver(request, policy)
+        body = transport.deliver(request, retry_policy(int(options.get("max_attempts", settings.max_attempts))))
     except DeliveryFailed as failure:
         schedule = options.get("retry_schedule", settings.retry_schedule)
         deliveries_so_far = message.options.get("retries", 0) if message else len(schedule)

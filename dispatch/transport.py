@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
+import functools
 import logging
 import threading
 import time
@@ -131,7 +132,9 @@ class RetryPolicy:
     backoff_max: float
     retry_after_max: float
 
+    @functools.cached_property
     def retrying(self) -> tenacity.Retrying:
+        """The tenacity loop for this policy; one per policy, as tenacity keeps each run's state per thread."""
         backoff = tenacity.wait_exponential_jitter(
             multiplier=self.backoff_initial, max=self.backoff_max, jitter=self.backoff_initial
         )
@@ -181,7 +184,7 @@ class Transport:
         Raises TransportError when every attempt failed, and the errors of
         :meth:`attempt` for an answer that is final.
         """
-        retrying = policy.retrying()
+        retrying = policy.retrying
         try:
             return retrying(self.attempt, request)
         except AttemptFailed as exc:
