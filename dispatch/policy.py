@@ -21,7 +21,8 @@ import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from requests.adapters import HTTPAdapter
+import urllib3
+from urllib3.util import Url
 
 from .errors import DestinationRefused
 
@@ -104,30 +105,22 @@ class DestinationPolicy:
                 )
         return str(addresses[0])
 
+    def pinned_pool(self, pools: urllib3.PoolManager, target: Url) -> tuple[urllib3.HTTPConnectionPool, str]:
+        """A connection pool on the checked *address* of ``target``, and the ``Host`` header to send.
+
+        TLS SNI (``server_hostname``) and certificate checks
+        (``assert_hostname``) stay on the host *name*.  The pool is keyed by
+        address and name, so a name that moves gets a new pool.
+        """
+        address = self.resolve(target.url)
+        pool_kwargs = (
+            {"server_hostname": target.host, "assert_hostname": target.host} if target.scheme == "https" else {}
+        )
+        pool = pools.connection_from_host(address, target.port, target.scheme, pool_kwargs=pool_kwargs)
+        host = target.host if target.port is None else f"{target.host}:{target.port}"
+        return pool, host
+
     def check(self, url: str) -> None:
         """Raise DestinationRefused (or OSError for an unknown host) if a call to ``url`` would be refused."""
         if self.active:
             self.resolve(url)
-
-
-class PinnedAdapter(HTTPAdapter):
-    """A requests adapter that connects only to addresses the policy has checked.
-
-    requests asks its adapter for a connection pool per request (redirects
-    included); this one resolves and checks the host first, then opens the
-    pool on the checked *address*, while ``server_hostname`` and
-    ``assert_hostname`` keep TLS SNI and certificate checks on the *name*.
-    """
-
-    def __init__(self, policy: DestinationPolicy) -> None:
-        self.policy = policy
-        super().__init__()
-
-    def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):
-        parts = urlsplit(request.url)
-        address = self.policy.resolve(request.url)
-        host_params, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
-        if parts.scheme == "https":
-            pool_kwargs = {**pool_kwargs, "server_hostname": parts.hostname, "assert_hostname": parts.hostname}
-        request.headers["Host"] = parts.netloc.rpartition("@")[2]
-        return self.poolmanager.connection_from_host(**{**host_params, "host": address}, pool_kwargs=pool_kwargs)

@@ -2,12 +2,15 @@
 
 Why the pieces look the way they do:
 
-* **A session per worker thread.**  ``requests.Session`` reuses keep-alive
-  connections, which matters more than anything else for throughput, but a
-  session is not safe to share between threads.  ``threading.local`` gives
-  each dramatiq worker thread its own.
-* **A timeout on every attempt**, and a deadline on the body read: requests'
-  own timeout bounds each socket operation, not the whole answer, so a
+* **urllib3, not requests.**  One thread-safe ``PoolManager`` keeps
+  connections alive for every worker thread.  requests sits on the same
+  urllib3 but, per request, re-reads proxy and netrc settings and rebuilds
+  its request: that cost half the actor's CPU (benchmarks/PROFILE.md).
+  What it did for us is done here once: environment proxies (per origin),
+  its CA bundle, credentials in the URL, and redirects (up to
+  ``MAX_REDIRECTS``, each re-checked by the destination policy).
+* **A timeout on every attempt**, and a deadline on the body read: urllib3's
+  timeout bounds each socket operation, not the whole answer, so a
   server dripping one byte a second would otherwise hold a thread forever.
 * **A streamed, capped read.**  A declared ``Content-Length`` over the cap
   fails the call without reading; an undeclared one is read until the cap
@@ -23,17 +26,20 @@ import dataclasses
 import email.utils
 import functools
 import logging
-import threading
+import os
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlencode, urljoin, urlsplit
 
-import requests
+import certifi
 import tenacity
+import urllib3
+from urllib3.util import make_headers, parse_url
 
 from .errors import BadStatusError, ResponseTooLargeError, TransportError
-from .policy import DestinationPolicy, PinnedAdapter
+from .policy import DestinationPolicy
 from .protocol import Params
 from .signing import sign_request
 
@@ -45,6 +51,15 @@ USER_AGENT = f"dispatch/{version('dispatch')}"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 _READ_CHUNK = 64 * 1024
+
+#: Redirects followed within one attempt (each one re-checked by the destination policy).
+MAX_REDIRECTS = 10
+
+_HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+
+#: Connections are kept alive per origin; more threads than ``maxsize`` still
+#: work, their extra connections are closed after use instead of kept.
+_POOL_OPTIONS = {"num_pools": 100, "maxsize": 32, "block": False, "retries": False, "cert_reqs": "CERT_REQUIRED"}
 
 
 class AttemptFailed(Exception):
@@ -153,30 +168,20 @@ AttemptListener = Callable[[Request, float, str], None]
 
 
 class Transport:
-    """Performs calls over HTTP with one ``requests.Session`` per thread.
+    """Performs calls over HTTP through one thread-safe ``urllib3.PoolManager``.
 
     ``listeners`` are told about every attempt (metrics use this); a
     listener must be quick and must not raise.
     """
 
     def __init__(self, policy: DestinationPolicy | None = None, signing_secrets: Sequence[str] = ()) -> None:
-        self._local = threading.local()
         self.policy = policy or DestinationPolicy()
         self.signing_secrets = tuple(signing_secrets)
         self.listeners: list[AttemptListener] = []
-
-    @property
-    def session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-            session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
-            if self.policy.active:
-                # A proxy from the environment would connect on our behalf, unchecked.
-                session.trust_env = False
-                session.mount("http://", PinnedAdapter(self.policy))
-                session.mount("https://", PinnedAdapter(self.policy))
-        return session
+        self.pools = urllib3.PoolManager(**_POOL_OPTIONS)
+        # A proxy from the environment would connect on our behalf, unchecked: with a policy, none is used.
+        self.proxies: dict[str, str] = {} if self.policy.active else urllib.request.getproxies()
+        self._managers: dict[tuple[str, str], urllib3.PoolManager] = {}
 
     def deliver(self, request: Request, policy: RetryPolicy) -> bytes:
         """The body of the endpoint's 2xx answer, after as many attempts as the policy allows.
@@ -207,67 +212,139 @@ class Transport:
             for listener in self.listeners:
                 listener(request, time.perf_counter() - started, outcome)
 
-    def prepare(self, request: Request) -> requests.PreparedRequest:
+    def prepare(self, request: Request) -> WireRequest:
         """The request exactly as it goes on the wire, signed when secrets are configured.
 
         Signing happens here, on every attempt, because the signature covers a
         timestamp: one made for the first attempt would be stale for a
         delivery scheduled hours later.
         """
-        session = self.session
-        in_body = "params" if request.method == "GET" else "data"
-        headers = {"Idempotency-Key": request.call_id} if request.call_id else {}
-        prepared = session.prepare_request(
-            requests.Request(request.method, request.url, headers=headers, **{in_body: request.params})
-        )
+        url, body = request.url, None
+        headers = {**_HEADERS, "Idempotency-Key": request.call_id} if request.call_id else dict(_HEADERS)
+        encoded = _encode_params(request.params)
+        if request.method == "GET":
+            if encoded:
+                url = f"{url}{'&' if urlsplit(url).query else '?'}{encoded}"
+        else:
+            body = encoded.encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        target = parse_url(url)
+        if target.auth:
+            user, _, password = target.auth.partition(":")
+            headers["Authorization"] = make_headers(basic_auth=f"{unquote(user)}:{unquote(password)}")["authorization"]
+        url = target._replace(auth=None, fragment=None).url
         if self.signing_secrets and request.call_id:
-            prepared.headers.update(
-                sign_request(self.signing_secrets, request.call_id, prepared.method, prepared.url, prepared.body)
-            )
-        return prepared
-
-    def _environment(self, session: requests.Session, url: str) -> dict:
-        """Proxies, verify and cert from the environment, as ``session.request()`` would merge them.
-
-        requests looks them up on every request (netrc, proxy variables, CA
-        bundle paths: several filesystem checks); they depend only on the
-        origin, so each thread keeps them per scheme and host.
-        """
-        origin = urlsplit(url)[:2]
-        cache = self._local.__dict__.setdefault("environment", {})
-        if origin not in cache:
-            cache[origin] = session.merge_environment_settings(url, {}, True, None, None)
-        return cache[origin]
+            headers.update(sign_request(self.signing_secrets, request.call_id, request.method, url, body))
+        return WireRequest(request.method, url, body, headers)
 
     def _attempt(self, request: Request) -> bytes:
         deadline = time.monotonic() + request.timeout
-        session = self.session
-        prepared = self.prepare(request)
-        environment = self._environment(session, prepared.url)
+        wire = self.prepare(request)
+        timeout = urllib3.Timeout(connect=request.timeout, read=request.timeout)
         try:
-            with session.send(prepared, timeout=request.timeout, **environment) as response:
-                status = response.status_code
-                if status in RETRY_STATUSES:
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                    asked = f", Retry-After {retry_after:g}s" if retry_after is not None else ""
-                    raise AttemptFailed(f"HTTP {status} {response.reason}{asked}", retry_after)
-                if not 200 <= status < 300:
-                    raise BadStatusError(f"HTTP {status} {response.reason} from {request.method} {request.url}")
-                return _read_capped(response, request.max_response_bytes, deadline)
-        except requests.Timeout as exc:
+            for _ in range(MAX_REDIRECTS + 1):
+                response = self._open(wire, timeout)
+                complete = False
+                try:
+                    status = response.status
+                    location = response.get_redirect_location()
+                    if location:
+                        wire = wire.redirected(status, location)
+                        continue
+                    if status in RETRY_STATUSES:
+                        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                        asked = f", Retry-After {retry_after:g}s" if retry_after is not None else ""
+                        raise AttemptFailed(f"HTTP {status} {response.reason}{asked}", retry_after)
+                    if not 200 <= status < 300:
+                        raise BadStatusError(f"HTTP {status} {response.reason} from {request.method} {request.url}")
+                    body = _read_capped(response, request.max_response_bytes, deadline)
+                    complete = True
+                    return body
+                finally:
+                    if not complete:  # unread data would poison a kept-alive connection
+                        response.close()
+                    response.release_conn()
+            raise BadStatusError(f"more than {MAX_REDIRECTS} redirects from {request.method} {request.url}")
+        except urllib3.exceptions.NewConnectionError as exc:  # refused or unreachable (a TimeoutError subclass)
+            raise AttemptFailed(f"{type(exc).__name__}: {exc}") from None
+        except urllib3.exceptions.TimeoutError as exc:
             raise AttemptFailed(f"timed out after {request.timeout:g}s ({type(exc).__name__})") from None
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+        except urllib3.exceptions.HTTPError as exc:
             raise AttemptFailed(f"{type(exc).__name__}: {exc}") from None
         except OSError as exc:  # the destination policy's own DNS lookup
-            raise AttemptFailed(f"cannot resolve {request.url}: {exc}") from None
+            raise AttemptFailed(f"cannot resolve {wire.url}: {exc}") from None
+
+    def _open(self, wire: WireRequest, timeout: urllib3.Timeout) -> urllib3.BaseHTTPResponse:
+        """Send ``wire`` and return the response with its body unread."""
+        options = {"timeout": timeout, "redirect": False, "retries": False, "preload_content": False}
+        target = parse_url(wire.url)
+        if self.policy.active:
+            pool, host = self.policy.pinned_pool(self.pools, target)
+            headers = {**wire.headers, "Host": host}
+            return pool.urlopen(
+                wire.method, target.request_uri, body=wire.body, headers=headers, assert_same_host=False, **options
+            )
+        manager = self._manager(target.scheme, target.host)
+        return manager.urlopen(wire.method, wire.url, body=wire.body, headers=wire.headers, **options)
+
+    def _manager(self, scheme: str, host: str) -> urllib3.PoolManager:
+        """The direct pool manager, or a proxy manager when the environment names a proxy for this origin.
+
+        Decided once per scheme and host: looking the proxy variables up on
+        every request is what made requests slow here (benchmarks/PROFILE.md).
+        """
+        manager = self._managers.get((scheme, host))
+        if manager is None:
+            proxy = self.proxies.get(scheme)
+            if proxy and not urllib.request.proxy_bypass_environment(host, self.proxies):
+                auth = parse_url(proxy).auth
+                proxy_headers = make_headers(proxy_basic_auth=unquote(auth)) if auth else None
+                manager = urllib3.ProxyManager(proxy, proxy_headers=proxy_headers, **_POOL_OPTIONS)
+            else:
+                manager = self.pools
+            manager = self._managers.setdefault((scheme, host), manager)
+        return manager
 
 
-def _read_capped(response: requests.Response, limit: int, deadline: float) -> bytes:
+@dataclasses.dataclass(frozen=True)
+class WireRequest:
+    """One request as sent: method, encoded URL (query included), form body, headers."""
+
+    method: str
+    url: str
+    body: bytes | None
+    headers: dict[str, str]
+
+    def redirected(self, status: int, location: str) -> WireRequest:
+        """The request a redirect asks for, as requests makes it: 303, and 301/302 after a POST, become GET."""
+        url = urljoin(self.url, location)
+        if status == 303 or (status in (301, 302) and self.method == "POST"):
+            headers = {name: value for name, value in self.headers.items() if name != "Content-Type"}
+            return WireRequest("GET", url, None, headers)
+        return dataclasses.replace(self, url=url)
+
+
+def _encode_params(params: Params) -> str:
+    """A query string or form body; a list repeats its key and None leaves the parameter out (requests' rules)."""
+    pairs = []
+    for name, value in params.items():
+        for item in value if isinstance(value, list) else (value,):
+            if item is not None:
+                pairs.append((name, item))
+    return urlencode(pairs)
+
+
+def _ca_bundle() -> str:
+    """The CA certificates requests would use: ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, else certifi's."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
+
+
+def _read_capped(response: urllib3.BaseHTTPResponse, limit: int, deadline: float) -> bytes:
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limit:
         raise ResponseTooLargeError(f"response of {declared} bytes exceeds the {limit}-byte limit")
     body = bytearray()
-    for chunk in response.iter_content(_READ_CHUNK):
+    for chunk in response.stream(_READ_CHUNK):
         body += chunk
         if len(body) > limit:
             raise ResponseTooLargeError(f"response exceeds the {limit}-byte limit")

@@ -135,7 +135,7 @@ def test_per_call_max_attempts_overrides_the_worker(worker, endpoint):
 def test_connection_refused_is_a_transport_error(worker):
     from conftest import free_port
 
-    with pytest.raises(TransportError, match="ConnectionError"):
+    with pytest.raises(TransportError, match="Connection refused"):
         URL(f"http://127.0.0.1:{free_port()}/x").send().get(timeout=20)
 
 

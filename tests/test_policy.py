@@ -13,10 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
-import requests
+from urllib3.util import parse_url
 
 from dispatch.errors import DestinationRefused
-from dispatch.policy import DestinationPolicy, PinnedAdapter, address_rule, parse_allowed
+from dispatch.policy import DestinationPolicy, address_rule, parse_allowed
 from dispatch.transport import Request, Transport
 
 
@@ -115,16 +115,16 @@ def test_connects_to_the_address_that_was_checked_not_a_rebound_one(monkeypatch)
 
 def test_https_keeps_certificate_verification_on_the_host_name(monkeypatch):
     fake_dns(monkeypatch, {"api.example": ["93.184.216.34"]})
-    adapter = PinnedAdapter(DestinationPolicy(deny_private=True))
-    prepared = requests.Request("GET", "https://api.example/hook").prepare()
-    pool = adapter.get_connection_with_tls_context(prepared, verify=True)
+    transport = Transport(DestinationPolicy(deny_private=True))
+    pool, host = transport.policy.pinned_pool(transport.pools, parse_url("https://api.example/hook"))
     assert pool.host == "93.184.216.34"
     assert pool.conn_kw["server_hostname"] == "api.example"
     assert pool.assert_hostname == "api.example"
     assert pool.cert_reqs == "CERT_REQUIRED"
-    assert prepared.headers["Host"] == "api.example"
+    assert host == "api.example"
 
 
-def test_proxies_from_the_environment_are_ignored_when_the_policy_is_active():
-    assert Transport(DestinationPolicy(deny_private=True)).session.trust_env is False
-    assert Transport().session.trust_env is True
+def test_proxies_from_the_environment_are_ignored_when_the_policy_is_active(monkeypatch):
+    monkeypatch.setenv("http_proxy", "http://proxy.internal:3128")
+    assert Transport(DestinationPolicy(deny_private=True)).proxies == {}
+    assert Transport().proxies["http"] == "http://proxy.internal:3128"

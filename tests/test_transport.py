@@ -1,0 +1,132 @@
+"""The HTTP attempt in detail, against a real server in a thread: proxies, credentials, redirects, keep-alive.
+
+These are the things requests used to do for us; the transport now does
+them itself on urllib3 (see dispatch/transport.py), so each is pinned here.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from dispatch.errors import BadStatusError
+from dispatch.transport import MAX_REDIRECTS, Request, Transport
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """Answers success with what it saw; ``/redirect/<code>?to=URL`` redirects instead (``to=self``: a loop)."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, as real endpoints do
+
+    def do_GET(self):
+        self.handle_any()
+
+    def do_POST(self):
+        self.handle_any()
+
+    def handle_any(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode()
+        seen = {
+            "method": self.command,
+            "target": self.path,
+            "body": body,
+            "headers": {k.lower(): v for k, v in self.headers.items()},
+            "client_port": self.client_address[1],
+        }
+        self.server.seen.append(seen)
+        if self.path.startswith("/redirect/"):
+            code = int(self.path.split("/")[2].split("?")[0])
+            self.send_response(code)
+            to = self.path.split("to=", 1)[1]
+            self.send_header("Location", self.path if to == "self" else to)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        answer = json.dumps({"status": "success", "retval": seen}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    server.seen = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.base = f"http://127.0.0.1:{server.server_address[1]}"
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def call(transport: Transport, url: str, method: str = "GET", params: dict | None = None) -> dict:
+    request = Request(url, method, params or {}, timeout=5, max_response_bytes=100_000, call_id="call-1")
+    return json.loads(transport.attempt(request))["retval"]
+
+
+def test_a_proxy_from_the_environment_is_used(monkeypatch, server):
+    monkeypatch.setenv("http_proxy", server.base)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    seen = call(Transport(), "http://hooks.invalid/hook", params={"x": 1})
+    assert seen["target"] == "http://hooks.invalid/hook?x=1"  # the absolute form a forward proxy gets
+    assert seen["headers"]["host"] == "hooks.invalid"
+
+
+def test_no_proxy_hosts_are_reached_directly(monkeypatch, server):
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    assert call(Transport(), f"{server.base}/hook")["target"] == "/hook"
+
+
+def test_credentials_in_the_url_become_basic_auth_and_leave_the_request_line(server):
+    url = server.base.replace("http://", "http://us%40er:p%3Ass@") + "/hook?a=1"
+    seen = call(Transport(), url)
+    assert seen["target"] == "/hook?a=1"
+    assert seen["headers"]["authorization"] == "Basic " + base64.b64encode(b"us@er:p:ss").decode()
+
+
+def test_a_303_after_a_post_is_followed_with_a_get_and_no_body(server):
+    seen = call(Transport(), f"{server.base}/redirect/303?to=/done", "POST", {"x": 1})
+    assert (seen["method"], seen["target"], seen["body"]) == ("GET", "/done", "")
+    assert "content-type" not in seen["headers"]
+    assert seen["headers"]["idempotency-key"] == "call-1"
+
+
+def test_a_307_keeps_the_method_and_the_form_body(server):
+    seen = call(Transport(), f"{server.base}/redirect/307?to=/done", "POST", {"x": 1})
+    assert (seen["method"], seen["target"], seen["body"]) == ("POST", "/done", "x=1")
+    assert seen["headers"]["content-type"] == "application/x-www-form-urlencoded"
+
+
+def test_a_redirect_loop_is_a_final_error_not_a_hang(server):
+    with pytest.raises(BadStatusError, match=f"more than {MAX_REDIRECTS} redirects"):
+        call(Transport(), f"{server.base}/redirect/302?to=self")
+    assert len(server.seen) == MAX_REDIRECTS + 1
+
+
+def test_connections_are_kept_alive_between_calls(server):
+    transport = Transport()
+    ports = {call(transport, f"{server.base}/hook")["client_port"] for _ in range(5)}
+    assert len(ports) == 1
+
+
+def test_params_encode_as_requests_did():
+    request = Request(
+        "http://h.example/p?a=1",
+        "GET",
+        {"b": True, "c": [1, None, "x y"], "d": None, "é": "ü"},
+        timeout=1,
+        max_response_bytes=1,
+    )
+    assert Transport().prepare(request).url == "http://h.example/p?a=1&b=True&c=1&c=x+y&%C3%A9=%C3%BC"
