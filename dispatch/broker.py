@@ -25,6 +25,7 @@ from dramatiq.middleware import CurrentMessage, Middleware, default_middleware
 from dramatiq.results import Results
 from dramatiq.results.backends import RedisBackend, StubBackend
 
+from .publisher import BrokerUnavailable, PublishRefused  # noqa: F401 -- documented here before publisher.py
 from .settings import Settings
 
 ACTOR_NAME = "http_dispatch"
