@@ -9,6 +9,7 @@ operator's own ``/`` vhost or Redis database 0.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -215,6 +216,21 @@ def delete_queues(queue: str) -> None:
     for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
         channel.queue_delete(name)
     connection.close()
+
+
+@contextlib.contextmanager
+def length_limited_queue(queue: str, max_length: int) -> Iterator[str]:
+    """``queue`` (not yet declared) with a RabbitMQ policy that refuses publishes past ``max_length``; deleted after."""
+    policy = rabbitmqctl(
+        "set_policy", "-p", VHOST, queue, f"^{queue}$",
+        json.dumps({"max-length": max_length, "overflow": "reject-publish"}), "--apply-to", "queues",
+    )  # fmt: skip
+    assert policy.returncode == 0, policy.stderr
+    try:
+        yield queue
+    finally:
+        rabbitmqctl("clear_policy", "-p", VHOST, queue)
+        delete_queues(queue)
 
 
 class IsolatedWorker(Worker):

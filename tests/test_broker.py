@@ -7,9 +7,8 @@ import os
 import subprocess
 import sys
 
-import pika
 import pytest
-from conftest import QUEUE, TEST_ENV, VHOST, queue_depth, rabbitmqctl, unique_key, wait_for
+from conftest import QUEUE, VHOST, length_limited_queue, queue_depth, rabbitmqctl, unique_key, wait_for
 
 from dispatch import URL, RemoteExecuteError
 
@@ -42,12 +41,6 @@ def test_send_uses_publisher_confirms(worker, python_endpoint):
 
 def test_a_publish_rabbitmq_refuses_raises_in_the_caller():
     # A queue that rejects every publish: with confirms on, send() must raise, not return a handle.
-    queue = f"rejecting-{unique_key()[:8]}"
-    policy = rabbitmqctl(
-        "set_policy", "-p", VHOST, queue, f"^{queue}$", '{"max-length": 0, "overflow": "reject-publish"}',
-        "--apply-to", "queues",
-    )  # fmt: skip
-    assert policy.returncode == 0, policy.stderr
     script = """
 from dispatch import URL
 try:
@@ -56,7 +49,7 @@ try:
 except Exception as exc:
     print("raised", type(exc).__name__)
 """
-    try:
+    with length_limited_queue(f"rejecting-{unique_key()[:8]}", max_length=0) as queue:
         done = subprocess.run(
             [sys.executable, "-c", script],
             env={**os.environ, "DISPATCH_QUEUE": queue},
@@ -65,10 +58,3 @@ except Exception as exc:
             timeout=60,
         )
         assert done.stdout.startswith("raised PublishRefused"), done.stdout + done.stderr
-    finally:
-        rabbitmqctl("clear_policy", "-p", VHOST, queue)
-        connection = pika.BlockingConnection(pika.URLParameters(TEST_ENV["DISPATCH_BROKER_URL"]))
-        channel = connection.channel()
-        for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
-            channel.queue_delete(name)
-        connection.close()

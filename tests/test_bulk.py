@@ -14,7 +14,17 @@ import sys
 
 import pika
 import pytest
-from conftest import QUEUE, TEST_ENV, VHOST, delete_queues, queue_depth, rabbitmqctl, unique_key, wait_for
+from conftest import (
+    QUEUE,
+    TEST_ENV,
+    VHOST,
+    delete_queues,
+    length_limited_queue,
+    queue_depth,
+    rabbitmqctl,
+    unique_key,
+    wait_for,
+)
 
 from dispatch import URL, RemoteExecuteError
 
@@ -92,21 +102,12 @@ def drain(queue: str) -> list[str]:
 
 
 def test_a_partly_refused_batch_says_which_calls_were_sent():
-    queue = f"{QUEUE}-limited-{unique_key()[:8]}"
-    policy = rabbitmqctl(
-        "set_policy", "-p", VHOST, queue, f"^{queue}$", '{"max-length": 10, "overflow": "reject-publish"}',
-        "--apply-to", "queues",
-    )  # fmt: skip
-    assert policy.returncode == 0, policy.stderr
-    try:
+    with length_limited_queue(f"{QUEUE}-limited-{unique_key()[:8]}", max_length=10) as queue:
         out, err = run_map(queue, 30).communicate(timeout=60)
         report = json.loads(out)
         assert len(report["sent"]) == 10 and len(report["refused"]) == 20, err
         assert "refused 20 of 30 calls" in report["error"]
         assert sorted(drain(queue)) == sorted(report["sent"])  # exactly the confirmed ones are queued
-    finally:
-        rabbitmqctl("clear_policy", "-p", VHOST, queue)
-        delete_queues(queue)
 
 
 def test_a_connection_dropped_mid_batch_loses_no_call():

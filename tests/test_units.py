@@ -308,3 +308,13 @@ def test_options_must_be_a_mapping(options):
 
     with pytest.raises(ValueError, match="options must be a mapping"):
         check_options(options)
+
+
+def test_map_through_the_stub_broker_returns_working_handles():
+    # dispatch.testing's in-memory broker has no publisher confirms: URL.map falls back to plain enqueues.
+    with stub_worker():
+        handles = URL("http://127.0.0.1:9/never", max_attempts=1).map([{"n": 1}, {"n": 2}])
+        assert [h.args[2] for h in handles] == [{"n": 1}, {"n": 2}]
+        for handle in handles:
+            with pytest.raises(TransportError, match="1 attempt"):
+                handle.get(timeout=10)
