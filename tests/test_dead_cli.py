@@ -3,31 +3,34 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 from conftest import unique_key, wait_for
 
-from dispatch import URL, RemoteExecuteError, TransportError
+from dispatch import RemoteExecuteError, TransportError
 
 pytestmark = pytest.mark.integration
 
 
-def dispatch_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dispatch.cli", *args], capture_output=True, text=True, timeout=60)
+def test_dead_commands_list_replay_and_purge(make_worker, python_endpoint):
+    # A queue of its own: other tests' failures, dead-lettered a moment after their outcome is stored, stay out.
+    own = make_worker()
 
+    def dispatch_cli(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "dispatch.cli", *args]
+        env = {**os.environ, "DISPATCH_QUEUE": own.queue}
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
 
-def dead_list() -> list[dict]:
-    done = dispatch_cli("dead", "list", "--json")
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    def dead_list() -> list[dict]:
+        done = dispatch_cli("dead", "list", "--json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
 
-
-def test_dead_commands_list_replay_and_purge(worker, python_endpoint):
-    assert dispatch_cli("dead", "purge", "--yes", "--json").returncode == 0
-    recovering = URL(python_endpoint.url("/flaky")).send(key=unique_key(), fail=3)
-    hopeless = URL(python_endpoint.url("/fail")).send(reason="no such order")
+    recovering = own.send(python_endpoint.url("/flaky"), params={"key": unique_key(), "fail": 3})
+    hopeless = own.send(python_endpoint.url("/fail"), params={"reason": "no such order"})
     with pytest.raises(TransportError):
         recovering.get(timeout=30)
     with pytest.raises(RemoteExecuteError):
