@@ -185,18 +185,23 @@ def test_dead_letters_list_replay_and_purge(worker, python_endpoint):
     with pytest.raises(Exception, match="bad input"):
         hopeless.get(timeout=30)
 
-    dead = wait_for(lambda: len(deadletters.list_dead()) == 2 and deadletters.list_dead(), 20, "2 dead letters")
-    by_id = {letter.message_id: letter for letter in dead}
+    # Another test's failure may be dead-lettered a moment late on this shared queue: look at our own two.
+    ours = {recovering.message_id, hopeless.message_id}
+
+    def our_dead_letters() -> dict:
+        return {letter.message_id: letter for letter in deadletters.list_dead() if letter.message_id in ours}
+
+    by_id = wait_for(lambda: len(our_dead_letters()) == 2 and our_dead_letters(), 20, "2 dead letters")
     assert by_id[hopeless.message_id].error == "RemoteExecuteError: bad input"
     assert by_id[recovering.message_id].error.startswith("TransportError: GET")
     assert by_id[recovering.message_id].method == "GET" and "/flaky" in by_id[recovering.message_id].url
-    assert all(letter.failed_at is not None for letter in dead)
-    assert len(deadletters.list_dead()) == 2  # listing removed nothing
+    assert all(letter.failed_at is not None for letter in by_id.values())
+    assert len(our_dead_letters()) == 2  # listing removed nothing
 
     assert deadletters.replay([recovering.message_id]) == [recovering.message_id]
     assert recovering.get(timeout=30) == 4  # the original handle sees the new outcome
-    assert [letter.message_id for letter in deadletters.list_dead()] == [hopeless.message_id]
-    assert deadletters.purge() == 1
+    assert list(our_dead_letters()) == [hopeless.message_id]
+    assert deadletters.purge() >= 1
     assert deadletters.list_dead() == []
 
 
