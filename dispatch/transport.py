@@ -178,7 +178,8 @@ class Transport:
         self.policy = policy or DestinationPolicy()
         self.signing_secrets = tuple(signing_secrets)
         self.listeners: list[AttemptListener] = []
-        self.pools = urllib3.PoolManager(**_POOL_OPTIONS)
+        self.pool_options = {**_POOL_OPTIONS, "ca_certs": _ca_bundle()}
+        self.pools = urllib3.PoolManager(**self.pool_options)
         # A proxy from the environment would connect on our behalf, unchecked: with a policy, none is used.
         self.proxies: dict[str, str] = {} if self.policy.active else urllib.request.getproxies()
         self._managers: dict[tuple[str, str], urllib3.PoolManager] = {}
@@ -299,7 +300,7 @@ class Transport:
             if proxy and not urllib.request.proxy_bypass_environment(host, self.proxies):
                 auth = parse_url(proxy).auth
                 proxy_headers = make_headers(proxy_basic_auth=unquote(auth)) if auth else None
-                manager = urllib3.ProxyManager(proxy, proxy_headers=proxy_headers, **_POOL_OPTIONS)
+                manager = urllib3.ProxyManager(proxy, proxy_headers=proxy_headers, **self.pool_options)
             else:
                 manager = self.pools
             manager = self._managers.setdefault((scheme, host), manager)

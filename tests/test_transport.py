@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import certifi
 import pytest
 
 from dispatch.errors import BadStatusError
@@ -130,3 +131,13 @@ def test_params_encode_as_requests_did():
         max_response_bytes=1,
     )
     assert Transport().prepare(request).url == "http://h.example/p?a=1&b=True&c=1&c=x+y&%C3%A9=%C3%BC"
+
+
+def test_certificates_are_checked_against_the_bundle_requests_would_use(monkeypatch, tmp_path):
+    bundle = tmp_path / "corporate-ca.pem"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    pool = Transport().pools.connection_from_url("https://hooks.example/")
+    assert (pool.ca_certs, pool.cert_reqs) == (str(bundle), "CERT_REQUIRED")
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    assert Transport().pools.connection_from_url("https://hooks.example/").ca_certs == certifi.where()
