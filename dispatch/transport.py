@@ -317,12 +317,21 @@ class WireRequest:
     headers: dict[str, str]
 
     def redirected(self, status: int, location: str) -> WireRequest:
-        """The request a redirect asks for, as requests makes it: 303, and 301/302 after a POST, become GET."""
+        """The request a redirect asks for, as requests makes it.
+
+        303, and 301/302 after a POST, become a GET without a body; credentials
+        from the URL are not sent on to another host.
+        """
         url = urljoin(self.url, location)
+        dropped = set()
+        if urlsplit(url)[:2] != urlsplit(self.url)[:2]:
+            dropped.add("Authorization")
+        method, body = self.method, self.body
         if status == 303 or (status in (301, 302) and self.method == "POST"):
-            headers = {name: value for name, value in self.headers.items() if name != "Content-Type"}
-            return WireRequest("GET", url, None, headers)
-        return dataclasses.replace(self, url=url)
+            method, body = "GET", None
+            dropped.add("Content-Type")
+        headers = {name: value for name, value in self.headers.items() if name not in dropped}
+        return WireRequest(method, url, body, headers)
 
 
 def _encode_params(params: Params) -> str:

@@ -97,6 +97,15 @@ def test_credentials_in_the_url_become_basic_auth_and_leave_the_request_line(ser
     assert seen["headers"]["authorization"] == "Basic " + base64.b64encode(b"us@er:p:ss").decode()
 
 
+def test_credentials_stay_with_their_host_across_redirects(server):
+    port = server.server_address[1]
+    with_credentials = f"http://user:secret@127.0.0.1:{port}"
+    same_host = call(Transport(), f"{with_credentials}/redirect/302?to=/done")
+    assert same_host["headers"]["authorization"].startswith("Basic ")
+    other_host = call(Transport(), f"{with_credentials}/redirect/302?to=http://localhost:{port}/done")
+    assert other_host["target"] == "/done" and "authorization" not in other_host["headers"]
+
+
 def test_a_303_after_a_post_is_followed_with_a_get_and_no_body(server):
     seen = call(Transport(), f"{server.base}/redirect/303?to=/done", "POST", {"x": 1})
     assert (seen["method"], seen["target"], seen["body"]) == ("GET", "/done", "")
