@@ -31,12 +31,12 @@ import time
 import urllib.request
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
-from urllib.parse import unquote, urlencode, urljoin, urlsplit
+from urllib.parse import unquote, urlencode, urljoin
 
 import certifi
 import tenacity
 import urllib3
-from urllib3.util import make_headers, parse_url
+from urllib3.util import Url, make_headers, parse_url
 
 from .errors import BadStatusError, ResponseTooLargeError, TransportError
 from .policy import DestinationPolicy
@@ -220,23 +220,22 @@ class Transport:
         timestamp: one made for the first attempt would be stale for a
         delivery scheduled hours later.
         """
-        url, body = request.url, None
+        target, body = parse_url(request.url), None
         headers = {**_HEADERS, "Idempotency-Key": request.call_id} if request.call_id else dict(_HEADERS)
         encoded = _encode_params(request.params)
         if request.method == "GET":
             if encoded:
-                url = f"{url}{'&' if urlsplit(url).query else '?'}{encoded}"
+                target = target._replace(query=f"{target.query}&{encoded}" if target.query else encoded)
         else:
             body = encoded.encode()
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-        target = parse_url(url)
         if target.auth:
             user, _, password = target.auth.partition(":")
             headers["Authorization"] = make_headers(basic_auth=f"{unquote(user)}:{unquote(password)}")["authorization"]
-        url = target._replace(auth=None, fragment=None).url
+        target = target._replace(auth=None, fragment=None)
         if self.signing_secrets and request.call_id:
-            headers.update(sign_request(self.signing_secrets, request.call_id, request.method, url, body))
-        return WireRequest(request.method, url, body, headers)
+            headers.update(sign_request(self.signing_secrets, request.call_id, request.method, target.url, body))
+        return WireRequest(request.method, target, body, headers)
 
     def _attempt(self, request: Request) -> bytes:
         deadline = time.monotonic() + request.timeout
@@ -278,7 +277,7 @@ class Transport:
     def _open(self, wire: WireRequest, timeout: urllib3.Timeout) -> urllib3.BaseHTTPResponse:
         """Send ``wire`` and return the response with its body unread."""
         options = {"timeout": timeout, "redirect": False, "retries": False, "preload_content": False}
-        target = parse_url(wire.url)
+        target = wire.target
         if self.policy.active:
             pool, host = self.policy.pinned_pool(self.pools, target)
             headers = {**wire.headers, "Host": host}
@@ -309,12 +308,16 @@ class Transport:
 
 @dataclasses.dataclass(frozen=True)
 class WireRequest:
-    """One request as sent: method, encoded URL (query included), form body, headers."""
+    """One request as sent: method, encoded URL (query included, parsed once), form body, headers."""
 
     method: str
-    url: str
+    target: Url
     body: bytes | None
     headers: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return self.target.url
 
     def redirected(self, status: int, location: str) -> WireRequest:
         """The request a redirect asks for, as requests makes it.
@@ -322,16 +325,16 @@ class WireRequest:
         303, and 301/302 after a POST, become a GET without a body; credentials
         from the URL are not sent on to another host.
         """
-        url = urljoin(self.url, location)
+        target = parse_url(urljoin(self.url, location))
         dropped = set()
-        if urlsplit(url)[:2] != urlsplit(self.url)[:2]:
+        if (target.scheme, target.netloc) != (self.target.scheme, self.target.netloc):
             dropped.add("Authorization")
         method, body = self.method, self.body
         if status == 303 or (status in (301, 302) and self.method == "POST"):
             method, body = "GET", None
             dropped.add("Content-Type")
         headers = {name: value for name, value in self.headers.items() if name not in dropped}
-        return WireRequest(method, url, body, headers)
+        return WireRequest(method, target, body, headers)
 
 
 def _encode_params(params: Params) -> str:
