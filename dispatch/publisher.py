@@ -116,7 +116,7 @@ def publish_many(
         sent = [m for m in messages if m.message_id not in batch.refused]
         raise PublishRefused(
             f"RabbitMQ refused {len(batch.refused)} of {len(messages)} calls on queue "
-            f"{messages[0].queue_name!r} (is the queue at its length limit?); the other {len(sent)} were sent",
+            f"{messages[0].queue_name!r} (is the queue at its length limit, or gone?); the other {len(sent)} were sent",
             sent=sent,
             refused=list(batch.refused.values()),
         )
@@ -148,6 +148,8 @@ class _ConfirmedBatch:
                 if not self.unconfirmed:
                     return
                 self._publish_round(list(self.unconfirmed.values()))
+            self.refused.update(self.unconfirmed)  # still unroutable: not stored, so not sent
+            self.unconfirmed.clear()
         except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError) as exc:
             logger.warning(
                 "lost the RabbitMQ connection with %d calls unconfirmed (%s); they will be published again",

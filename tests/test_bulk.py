@@ -127,3 +127,17 @@ def test_a_connection_dropped_mid_batch_loses_no_call():
     finally:
         sender.kill()
         delete_queues(queue)
+
+
+def test_a_call_that_stays_unroutable_is_refused_not_reported_sent(monkeypatch):
+    from dispatch.publisher import PublishRefused, publish_many
+    from dispatch.tasks import http_dispatch
+
+    broker = http_dispatch.broker
+    nowhere = f"{QUEUE}-never-declared-{unique_key()[:8]}"
+    monkeypatch.setattr(broker, "declare_queue", lambda *args, **kwargs: None)  # the queue never comes back
+    message = http_dispatch.message("http://127.0.0.1:9/never").copy(queue_name=nowhere)
+    with pytest.raises(PublishRefused, match="refused 1 of 1 calls") as refused:
+        publish_many(broker, [message], patience=5)
+    assert [m.message_id for m in refused.value.refused] == [message.message_id]
+    assert refused.value.sent == []
