@@ -186,22 +186,16 @@ class Client:
         """N sends with nothing consuming: the client alone on the machine."""
         for i in range(args.warmup):
             self.send(i)
-        cpu0, t0 = time.process_time(), time.perf_counter()
-        for i in range(args.n):
-            self.send(i)
-        seconds = time.perf_counter() - t0
-        return {
-            "n": args.n,
-            "seconds": seconds,
-            "calls_per_s": args.n / seconds,
-            "client_cpu_ms_per_call": (time.process_time() - cpu0) / args.n * 1000,
-        }
+        return self._timed_enqueue(args, lambda: [self.send(i) for i in range(args.n)])
 
     def bulk_enqueue(self, args) -> dict[str, Any]:
         """N calls in one ``URL.map`` (pipelined confirms) with nothing consuming."""
         self.send_many(args.warmup)
+        return self._timed_enqueue(args, lambda: self.send_many(args.n))
+
+    def _timed_enqueue(self, args, send_all) -> dict[str, Any]:
         cpu0, t0 = time.process_time(), time.perf_counter()
-        handles = self.send_many(args.n)
+        handles = send_all()
         seconds = time.perf_counter() - t0
         assert len(handles) == args.n
         return {
