@@ -5,38 +5,64 @@ Celery's HTTP callback tasks, rebuilt on Dramatiq + RabbitMQ::
     from dispatch import URL
     res = URL("http://example.com/multiply").send(x=10, y=10)
     res.get(timeout=10)   # -> 100
+
+Importing the package connects to nothing and loads only the errors: the
+names that need dramatiq (``URL``, ``CallResult``, ``HttpDispatch``) are
+imported on first access, so ``import dispatch.receiver`` in a web app
+stays free of the broker's dependencies.
 """
 
+from __future__ import annotations
+
+import importlib
 from importlib.metadata import version
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     BadStatusError,
+    BrokerUnavailable,
     ConfigurationError,
     DestinationRefused,
     DispatchError,
     InvalidResponseError,
+    PublishRefused,
     RemoteExecuteError,
     ResponseTooLargeError,
     ResultTimeout,
     TransportError,
     UnknownStatusError,
 )
-from .result import CallResult
-from .url import URL
+
+if TYPE_CHECKING:
+    from .actor import HttpDispatch
+    from .result import CallResult
+    from .url import URL
 
 __version__ = version("dispatch")
+
+#: Public names that live in modules importing dramatiq: loaded on first access (PEP 562).
+_LAZY = {"URL": ".url", "CallResult": ".result", "HttpDispatch": ".actor"}
 
 __all__ = [
     "URL",
     "BadStatusError",
+    "BrokerUnavailable",
     "CallResult",
     "ConfigurationError",
     "DestinationRefused",
     "DispatchError",
+    "HttpDispatch",
     "InvalidResponseError",
+    "PublishRefused",
     "RemoteExecuteError",
     "ResponseTooLargeError",
     "ResultTimeout",
     "TransportError",
     "UnknownStatusError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -42,6 +42,7 @@ from .errors import ConfigurationError, DispatchError
 from .management import DispatchStatus, Management, ManagementError, vhost_of
 from .settings import Settings
 from .url import URL
+from .wiring import get_settings
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -88,7 +89,7 @@ class Output:
 def load_settings(output: Output) -> Settings:
     """The environment's settings, or exit 2 naming the bad variable."""
     try:
-        return Settings.from_env()
+        return get_settings()
     except ConfigurationError as exc:
         output.fail(exc, EXIT_USAGE)
 
@@ -172,9 +173,10 @@ def call(
         output.fail(exc, EXIT_USAGE)
 
     try:
-        from .tasks import http_dispatch  # connects lazily; the first send does
+        from .actor import default_dispatcher  # dramatiq and the broker: loaded only by commands that send
 
-        handles = [http_dispatch.send(str(url), url.method, params) for url in urls for _ in range(count)]
+        dispatcher = default_dispatcher()
+        handles = [dispatcher.send(str(url), url.method, params) for url in urls for _ in range(count)]
     except ValueError as exc:  # the actor's own checks (parameter encoding, message size)
         output.fail(exc, EXIT_USAGE)
     except DispatchError as exc:  # RabbitMQ unreachable or refusing
@@ -275,7 +277,7 @@ def status(
     if settings.broker_url.startswith("stub:"):
         output.fail("DISPATCH_BROKER_URL is stub://: there is no RabbitMQ to ask", EXIT_USAGE)
     try:
-        management = Management()
+        management = Management(settings.management_url)
     except ManagementError as exc:
         output.fail(exc, EXIT_USAGE)
     vhost = vhost_of(settings.broker_url)
@@ -352,7 +354,6 @@ def worker(
         except ConfigurationError as exc:
             output.fail(exc, EXIT_USAGE)
         env["DISPATCH_METRICS_PORT"] = str(metrics_port)
-        broker = "dispatch.metrics:instrumented_broker"
     argv = [sys.executable, "-m", "dramatiq", broker, *ctx.args, "--processes", str(processes)]
     argv += ["--threads", str(threads)]
     if dry_run:

@@ -24,7 +24,10 @@ from dramatiq import Message
 from dramatiq.common import q_name, xq_name
 from dramatiq.results import ResultFailure, ResultMissing
 
+from .call import Call
 from .publisher import publish
+from .result import CallResult
+from .wiring import get_broker, get_settings
 
 #: Options dramatiq's middleware adds while a message is processed; a replay starts afresh.
 _DELIVERY_OPTIONS = ("retries", "traceback", "requeue_timestamp", "eta")
@@ -51,8 +54,7 @@ def _dead_letter_channel() -> Iterator[tuple[pika.adapters.blocking_connection.B
     Messages fetched and not acknowledged return to the queue when it
     closes -- which is how listing leaves the queue as it was.
     """
-    from .tasks import settings
-
+    settings = get_settings()
     connection = pika.BlockingConnection(pika.URLParameters(settings.broker_url))
     try:
         channel = connection.channel()
@@ -72,8 +74,6 @@ def _fetch_all(channel, queue: str) -> Iterator[tuple[int, Message, pika.BasicPr
 
 
 def _error_of(message: Message) -> str:
-    from .result import CallResult
-
     try:
         CallResult(**message.asdict()).get_result(block=False)
     except ResultFailure as failure:
@@ -93,8 +93,10 @@ def list_dead(limit: int | None = None) -> list[DeadLetter]:
     letters = []
     with _dead_letter_channel() as (channel, queue):
         for _, message, properties in _fetch_all(channel, queue):
-            url, method = message.args[0], message.args[1]
-            letters.append(DeadLetter(message.message_id, url, method, _error_of(message), _failed_at(properties)))
+            call = Call.from_message(message)
+            letters.append(
+                DeadLetter(message.message_id, call.url, call.method, _error_of(message), _failed_at(properties))
+            )
             if limit is not None and len(letters) >= limit:
                 break
     return letters
@@ -102,9 +104,8 @@ def list_dead(limit: int | None = None) -> list[DeadLetter]:
 
 def replay(message_ids: Collection[str] | None = None) -> list[str]:
     """Send dead calls again under their own ids (``None``: all of them); returns the ids replayed."""
-    from .tasks import http_dispatch, settings
-
-    backend = http_dispatch.broker.get_results_backend()
+    broker = get_broker()
+    backend = broker.get_results_backend()
     replayed = []
     with _dead_letter_channel() as (channel, queue):
         for tag, message, _ in _fetch_all(channel, queue):
@@ -113,7 +114,7 @@ def replay(message_ids: Collection[str] | None = None) -> list[str]:
             options = {k: v for k, v in message.options.items() if k not in _DELIVERY_OPTIONS}
             fresh = dataclasses.replace(message, queue_name=q_name(message.queue_name), options=options)
             backend.client.delete(backend.build_message_key(fresh))
-            publish(http_dispatch.broker, fresh, None, settings.send_timeout)
+            publish(broker, fresh, None, get_settings().send_timeout)
             channel.basic_ack(tag)
             replayed.append(message.message_id)
     return replayed

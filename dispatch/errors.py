@@ -17,9 +17,14 @@ Hierarchy (Celery's ``celery.task.http`` names, kept for familiarity)::
      +-- DestinationRefused            the destination policy forbids the address
      +-- ResultTimeout                 res.get() gave up waiting (also a TimeoutError)
      +-- ConfigurationError            an environment variable could not be parsed
+     +-- BrokerUnavailable             RabbitMQ unreachable within DISPATCH_SEND_TIMEOUT; not sent
+     +-- PublishRefused                RabbitMQ refused the message; not sent
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 
 class DispatchError(Exception):
@@ -63,6 +68,23 @@ class ResultTimeout(DispatchError, TimeoutError):
 
 class ConfigurationError(DispatchError, ValueError):
     """An environment variable holds a value that cannot be parsed."""
+
+
+class BrokerUnavailable(DispatchError):
+    """RabbitMQ could not be reached within ``DISPATCH_SEND_TIMEOUT``; the call was not sent."""
+
+
+class PublishRefused(DispatchError):
+    """RabbitMQ refused the message (negative publisher confirm); the call was not sent.
+
+    From a bulk send, ``sent`` holds the handles RabbitMQ confirmed and
+    ``refused`` the messages it did not, so a caller can retry just those.
+    """
+
+    def __init__(self, message: str, sent: Sequence[Any] = (), refused: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.sent = list(sent)
+        self.refused = list(refused)
 
 
 #: Errors a worker may store as a call's outcome, by class name.

@@ -30,7 +30,6 @@ import contextlib
 import dataclasses
 import hmac
 import logging
-import os
 import socket
 import uuid
 from collections.abc import Mapping, Sequence
@@ -46,11 +45,12 @@ from redis.exceptions import RedisError
 from typing_extensions import TypedDict
 
 from . import __version__
-from .broker import ACTOR_NAME
-from .errors import ConfigurationError, DestinationRefused
+from .actor import ACTOR_NAME, default_dispatcher
+from .errors import BrokerUnavailable, ConfigurationError, DestinationRefused, PublishRefused
 from .protocol import check_method, check_options, check_params, check_url
-from .publisher import BrokerUnavailable, PublishRefused, publish
+from .publisher import publish
 from .result import CallResult
+from .wiring import get_settings
 
 log = logging.getLogger("dispatch.gateway")
 
@@ -189,13 +189,11 @@ def _invalid(field: str, message: str, value: Any) -> RequestValidationError:
 
 
 class Gateway:
-    """The work behind the two endpoints, on the broker and results store of :mod:`dispatch.tasks`."""
+    """The work behind the two endpoints, on the process's broker and results store (:mod:`dispatch.wiring`)."""
 
     def __init__(self) -> None:
-        from . import tasks  # reads the settings and builds the broker: a bad variable fails here
-
-        self.settings = tasks.settings
-        self.actor = tasks.http_dispatch
+        self.settings = get_settings()  # a bad variable fails here, before serving
+        self.actor = default_dispatcher()
         self.policy = dataclasses.replace(self.settings.destination_policy(), deny_private=True)
         backend = self.actor.broker.get_results_backend()
         if not hasattr(backend, "client"):
@@ -258,10 +256,11 @@ class Gateway:
 def create_app(tokens: Sequence[str] | None = None) -> FastAPI:
     """The gateway app; ``tokens`` default to ``DISPATCH_GATEWAY_TOKEN``.  ConfigurationError if there are none.
 
-    Building it imports :mod:`dispatch.tasks`, so a bad ``DISPATCH_*`` variable fails here, before serving.
+    Building it reads the settings and builds the broker, so a bad ``DISPATCH_*`` variable fails here,
+    before serving.
     """
     if tokens is None:
-        tokens = os.environ.get(TOKEN_ENV, "").split(",")
+        tokens = get_settings().gateway_tokens
     accepted = [token.encode() for token in check_tokens(tokens)]
     gateway = Gateway()
 

@@ -6,7 +6,7 @@
 but not its unacknowledged ones, its consumers or its rates; the management
 API (``rabbitmq-plugins enable rabbitmq_management``) has all of them.
 
-The API is reached at ``DISPATCH_MANAGEMENT_URL`` (default
+The API is reached at ``DISPATCH_MANAGEMENT_URL`` (a setting, default
 ``http://guest:guest@127.0.0.1:15672``); credentials go in the URL.  Its
 numbers are refreshed by RabbitMQ every few seconds, so they lag the queue
 slightly.
@@ -15,14 +15,11 @@ slightly.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import requests
-
-DEFAULT_MANAGEMENT_URL = "http://guest:guest@127.0.0.1:15672"
 
 
 class ManagementError(Exception):
@@ -93,11 +90,8 @@ def vhost_of(broker_url: str) -> str:
 class Management:
     """A small client for the parts of the management API that ``status`` needs."""
 
-    def __init__(self, url: str | None = None, timeout: float = 5.0) -> None:
-        url = url or os.environ.get("DISPATCH_MANAGEMENT_URL") or DEFAULT_MANAGEMENT_URL
+    def __init__(self, url: str, timeout: float = 5.0) -> None:
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ManagementError(f"DISPATCH_MANAGEMENT_URL must be an http(s):// URL, not {url!r}")
         #: The URL without credentials: safe to show in messages.
         self.url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])).rstrip("/")
         self.timeout = timeout

@@ -3,10 +3,10 @@
 Start a worker with metrics and scrape ``http://DISPATCH_METRICS_HOST:DISPATCH_METRICS_PORT/metrics``
 (defaults ``127.0.0.1`` and ``9191``)::
 
-    DISPATCH_METRICS_PORT=9191 dramatiq dispatch.metrics:instrumented_broker
+    DISPATCH_METRICS_PORT=9191 dramatiq dispatch.tasks
     dispatch worker --metrics-port 9191                      # the same, through the CLI
 
-A broker that adds :func:`metrics_middleware` to its middleware has them whenever
+:mod:`dispatch.tasks` attaches them (:func:`attach_metrics`) whenever
 ``DISPATCH_METRICS_PORT`` is set or ``DISPATCH_METRICS=1``.
 
 Per destination host (``host`` is the URL's ``host[:port]``):
@@ -48,23 +48,23 @@ How it fits together, and why:
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import logging
 import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import dramatiq
-from dramatiq.middleware import Middleware
 from dramatiq.middleware import prometheus as dramatiq_prometheus
 
+from .call import Call, is_call
 from .errors import ConfigurationError
+from .settings import Settings
+from .upstream import set_prometheus_db_path
+from .wiring import get_transport
 
 if TYPE_CHECKING:
     from .transport import Request
@@ -72,83 +72,23 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_PORT = 9191
-DEFAULT_HOST = "127.0.0.1"
 
 
-@dataclasses.dataclass(frozen=True)
-class MetricsConfig:
-    """Whether a worker exports metrics, and where the exposition server listens.
+def attach_metrics(broker: dramatiq.Broker, settings: Settings) -> None:
+    """Add :class:`Metrics` to ``broker`` (once).
 
-    Read from the environment, never passed around: the exposition server
-    runs in a process of its own that dramatiq starts by import path, and the
-    environment is the one thing it shares with the worker processes.
+    Raises ConfigurationError when prometheus_client is not installed, so a
+    worker never runs silently without the metrics it was asked for.
     """
-
-    enabled: bool
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> MetricsConfig:
-        """On when ``DISPATCH_METRICS`` is true or ``DISPATCH_METRICS_PORT`` is set.
-
-        A value that cannot be parsed raises ConfigurationError naming the variable.
-        """
-        environ = os.environ if environ is None else environ
-        flag = environ.get("DISPATCH_METRICS", "").strip().lower()
-        if flag not in ("", "0", "1", "true", "false", "yes", "no", "on", "off"):
-            raise ConfigurationError(f"DISPATCH_METRICS={flag!r} is invalid: must be 1/0, true/false, yes/no or on/off")
-        port_text = environ.get("DISPATCH_METRICS_PORT", "").strip()
-        port = DEFAULT_PORT
-        if port_text:
-            if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-                raise ConfigurationError(f"DISPATCH_METRICS_PORT={port_text!r} is invalid: must be a port, 1-65535")
-            port = int(port_text)
-        host = environ.get("DISPATCH_METRICS_HOST", "").strip() or DEFAULT_HOST
-        return cls(enabled=flag in ("1", "true", "yes", "on") or bool(port_text), host=host, port=port)
-
-
-def metrics_middleware(environ: Mapping[str, str] | None = None) -> list[Middleware]:
-    """The middleware to add to a broker: ``[Metrics()]`` when metrics are on, else ``[]``.
-
-    Raises ConfigurationError when they are on but prometheus_client is not
-    installed, so a worker never runs silently without the metrics it was
-    asked for.  ``environ`` is for tests: the exposition server always reads
-    ``os.environ``.
-    """
-    config = MetricsConfig.from_env(environ)
-    if not config.enabled:
-        return []
     require_prometheus_client()
-    return [Metrics(config)]
+    if not any(isinstance(m, Metrics) for m in broker.middleware):
+        broker.add_middleware(Metrics(settings))
 
 
 def require_prometheus_client() -> None:
     """Raise ConfigurationError, saying what to install, when prometheus_client is missing."""
     if importlib.util.find_spec("prometheus_client") is None:
         raise ConfigurationError("metrics are on but prometheus-client is missing: pip install 'dispatch[metrics]'")
-
-
-def instrumented_broker() -> dramatiq.Broker:
-    """dispatch's broker with :class:`Metrics` attached: ``dramatiq dispatch.metrics:instrumented_broker``.
-
-    dramatiq calls a ``module:callable`` broker argument before the worker
-    process boots, so the middleware sees the whole worker lifecycle.  Metrics
-    are on here whatever ``DISPATCH_METRICS`` says (naming this is asking for
-    them); the port and host still come from the environment.
-    """
-    from . import tasks
-
-    require_prometheus_client()
-    if not any(isinstance(m, Metrics) for m in tasks.broker.middleware):
-        config = dataclasses.replace(MetricsConfig.from_env(), enabled=True)
-        tasks.broker.add_middleware(Metrics(config))
-    return tasks.broker
-
-
-def host_label(url: str) -> str:
-    """The ``host`` label of a call: ``host[:port]`` from its URL, credentials left out."""
-    return urlsplit(url).netloc.rpartition("@")[2].lower() or "unknown"
 
 
 def run_directory(port: int) -> Path:
@@ -163,9 +103,10 @@ def run_directory(port: int) -> Path:
 class Metrics(dramatiq_prometheus.Prometheus):
     """dramatiq's Prometheus middleware, plus per-host HTTP metrics, served on our own host and port."""
 
-    def __init__(self, config: MetricsConfig | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         super().__init__()
-        self.config = config or MetricsConfig.from_env()
+        self.host = settings.metrics_host
+        self.port = settings.metrics_port or DEFAULT_PORT
         # Which attempt of its call a worker thread is making: hooks and
         # transport listeners for one message run in the same worker thread.
         self._local = threading.local()
@@ -175,11 +116,11 @@ class Metrics(dramatiq_prometheus.Prometheus):
         return [serve_metrics]
 
     def after_process_boot(self, broker: dramatiq.Broker) -> None:
-        directory = run_directory(self.config.port)
+        directory = run_directory(self.port)
         directory.mkdir(parents=True, exist_ok=True)
         # dramatiq's middleware keeps its files in DB_PATH (its dramatiq_prom_db
         # setting, shared by every run); point it at this run's directory.
-        dramatiq_prometheus.DB_PATH = str(directory)
+        set_prometheus_db_path(str(directory))
         super().after_process_boot(broker)  # sets PROMETHEUS_MULTIPROC_DIR, creates dramatiq's metrics
 
         import prometheus_client as prom
@@ -197,15 +138,9 @@ class Metrics(dramatiq_prometheus.Prometheus):
         self.calls = prom.Counter(
             "dispatch_calls", "Finished calls by destination and outcome.", ["host", "outcome"], registry=registry
         )
-
-        # Imported here, not at the top: broker.py may import this module while
-        # dispatch.tasks is still being imported.
-        from . import tasks
-        from .broker import ACTOR_NAME
-
-        self.actor_name = ACTOR_NAME
-        if self.observe_attempt not in tasks.transport.listeners:
-            tasks.transport.listeners.append(self.observe_attempt)
+        transport = get_transport()
+        if self.observe_attempt not in transport.listeners:
+            transport.listeners.append(self.observe_attempt)
 
     def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
         super().before_process_message(broker, message)
@@ -214,7 +149,7 @@ class Metrics(dramatiq_prometheus.Prometheus):
 
     def observe_attempt(self, request: Request, seconds: float, outcome: str) -> None:
         """The transport's listener: called in the worker thread after every HTTP attempt."""
-        host = host_label(request.url)
+        host = Call(request.url).host
         self.attempts.labels(host, outcome).inc()
         self.attempt_seconds.labels(host).observe(seconds)
         attempts_before = getattr(self._local, "attempts_before", 0)
@@ -226,10 +161,10 @@ class Metrics(dramatiq_prometheus.Prometheus):
         self, broker: dramatiq.Broker, message: dramatiq.Message, *, result: Any = None, exception: Any = None
     ) -> None:
         super().after_process_message(broker, message, result=result, exception=exception)
-        if message.actor_name != self.actor_name or isinstance(exception, dramatiq.Retry):
+        if not is_call(broker, message) or isinstance(exception, dramatiq.Retry):
             return
         outcome = "success" if exception is None else type(exception).__name__
-        self.calls.labels(host_label(message.args[0]), outcome).inc()
+        self.calls.labels(Call.from_message(message).host, outcome).inc()
 
 
 def serve_metrics() -> None:
@@ -237,18 +172,19 @@ def serve_metrics() -> None:
     from prometheus_client import CollectorRegistry, start_http_server
     from prometheus_client.multiprocess import MultiProcessCollector
 
-    config = MetricsConfig.from_env()
-    directory = run_directory(config.port)
+    settings = Settings.from_env()  # a process of its own: the environment is what it shares with the worker
+    host, port = settings.metrics_host, settings.metrics_port or DEFAULT_PORT
+    directory = run_directory(port)
     directory.mkdir(parents=True, exist_ok=True)
-    _remove_ended_runs(config.port, directory)
+    _remove_ended_runs(port, directory)
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(directory))
     try:
-        _server, thread = start_http_server(config.port, config.host, registry)
+        _server, thread = start_http_server(port, host, registry)
     except OSError as exc:  # the port is taken: the worker goes on, without metrics
-        logger.error("cannot serve metrics on %s:%d (%s); the worker runs without them", config.host, config.port, exc)
+        logger.error("cannot serve metrics on %s:%d (%s); the worker runs without them", host, port, exc)
         return
-    logger.info("metrics on http://%s:%d/metrics", config.host, config.port)
+    logger.info("metrics on http://%s:%d/metrics", host, port)
     try:
         thread.join()
     finally:  # dramatiq stops us with SIGTERM (SystemExit) when the worker stops

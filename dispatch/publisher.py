@@ -33,7 +33,8 @@ import tenacity
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.errors import BrokerConnectionError, ConnectionClosed
 
-from .errors import DispatchError
+from .errors import BrokerUnavailable, PublishRefused
+from .upstream import async_channel
 
 logger = logging.getLogger(__name__)
 
@@ -47,25 +48,6 @@ _POLL_SECONDS = 0.001
 
 #: Publishes between two turns of pika's I/O loop (which is when frames are written).
 _FLUSH_EVERY = 32
-
-
-class BrokerUnavailable(DispatchError):
-    """RabbitMQ could not be reached within ``DISPATCH_SEND_TIMEOUT``; the call was not sent."""
-
-
-class PublishRefused(DispatchError):
-    """RabbitMQ refused the message (negative publisher confirm); the call was not sent.
-
-    From :func:`publish_many`, ``sent`` holds the handles RabbitMQ confirmed
-    and ``refused`` the messages it did not, so a caller can retry just those.
-    """
-
-    def __init__(
-        self, message: str, sent: Sequence[dramatiq.Message] = (), refused: Sequence[dramatiq.Message] = ()
-    ) -> None:
-        super().__init__(message)
-        self.sent = list(sent)
-        self.refused = list(refused)
 
 
 def publish(broker: dramatiq.Broker, message: dramatiq.Message, delay: int | None, patience: float):
@@ -167,13 +149,14 @@ class _ConfirmedBatch:
         self._in_flight.clear()
         self._returned.clear()
         self._progress_at = time.monotonic()
-        channel._impl.add_on_return_callback(self._on_return)
-        channel._impl.confirm_delivery(ack_nack_callback=self._on_confirm, callback=lambda _frame: None)
+        pipelined = async_channel(channel)
+        pipelined.add_on_return_callback(self._on_return)
+        pipelined.confirm_delivery(ack_nack_callback=self._on_confirm, callback=lambda _frame: None)
         for tag, message in enumerate(messages, start=1):
             while len(self._in_flight) >= self.window:
                 self._wait(connection)
             self.broker.emit_before("enqueue", message, None)
-            channel._impl.basic_publish(
+            pipelined.basic_publish(
                 exchange="",
                 routing_key=message.queue_name,
                 body=message.encode(),

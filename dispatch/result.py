@@ -17,7 +17,9 @@ from dramatiq import Message
 from dramatiq.results import ResultBackend, ResultFailure
 from dramatiq.results import ResultTimeout as DramatiqResultTimeout
 
+from .call import Call
 from .errors import ResultTimeout, error_from_result
+from .wiring import get_broker
 
 #: The longest single blocking wait on the results store; ``get()`` with no
 #: timeout waits in slices of this length so an interrupt is never far away.
@@ -64,13 +66,12 @@ class CallResult(Message):
         """dramatiq's own API (timeout in ms), defaulting to the backend the actor stores into.
 
         dramatiq would look the backend up on its global broker, which in a
-        process that never imported :mod:`dispatch.tasks` has none.
+        process that never built dispatch's broker is not ours.
         """
         if backend is None:
-            from .tasks import http_dispatch  # configures the broker on first use
-
-            backend = http_dispatch.broker.get_results_backend()
+            backend = get_broker().get_results_backend()
         return super().get_result(backend=backend, block=block, timeout=timeout)
 
     def __repr__(self) -> str:
-        return f"<CallResult {self.message_id} {self.args[1]} {self.args[0]}>"
+        call = Call.from_message(self)
+        return f"<CallResult {self.message_id} {call.method} {call.url}>"

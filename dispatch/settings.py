@@ -1,8 +1,9 @@
 """Configuration from the environment.
 
 Every setting is declared once, below, with its variable name, default and
-parser.  Values are read when the broker is first set up (importing
-:mod:`dispatch.tasks`), and a value that cannot be parsed stops start-up
+parser -- the worker's, the client's, and those of the metrics server, the
+gateway and ``dispatch status``.  Values are read on first use
+(:func:`dispatch.wiring.get_settings`), and a value that cannot be parsed stops start-up
 with a :class:`~dispatch.errors.ConfigurationError` naming the variable --
 a worker that silently ran with a default instead of the operator's value
 would be worse than one that refuses to start.
@@ -91,8 +92,27 @@ def _queue_type(text: str) -> str:
     return text
 
 
-def _setting(env: str, default: str, parse: Callable[[str], Any], doc: str) -> Any:
-    return dataclasses.field(metadata={"env": env, "default": default, "parse": parse, "doc": doc})
+def _optional_port(text: str) -> int | None:
+    if not text:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ValueError("must be a port, 1-65535")
+    return int(text)
+
+
+def _http_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL")
+    return text
+
+
+def _tokens(text: str) -> tuple[str, ...]:
+    return tuple(token.strip() for token in text.split(",") if token.strip())
+
+
+def _setting(env: str, default: str, parse: Callable[[str], Any], doc: str, secret: bool = False) -> Any:
+    return dataclasses.field(metadata={"env": env, "default": default, "parse": parse, "doc": doc}, repr=not secret)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +173,7 @@ class Settings:
         "",
         _secrets,
         "whsec_... secret(s): every request is signed (Standard Webhooks); several, space-separated, to rotate",
+        secret=True,
     )
     queue_type: str = _setting(
         "DISPATCH_QUEUE_TYPE", "classic", _queue_type, "classic, or quorum for replicated queues on a cluster"
@@ -170,6 +191,27 @@ class Settings:
         "DISPATCH_BACKOFF_INITIAL", "0.5", _positive_number, "seconds before the first retry"
     )
     backoff_max: float = _setting("DISPATCH_BACKOFF_MAX", "10", _positive_number, "longest wait between two attempts")
+    metrics: bool = _setting(
+        "DISPATCH_METRICS", "0", _flag, "1 exports Prometheus metrics from workers (on by itself when a port is set)"
+    )
+    metrics_port: int | None = _setting(
+        "DISPATCH_METRICS_PORT", "", _optional_port, "port of a worker's metrics server (default 9191); turns them on"
+    )
+    metrics_host: str = _setting("DISPATCH_METRICS_HOST", "127.0.0.1", str, "address the metrics server listens on")
+    management_url: str = _setting(
+        "DISPATCH_MANAGEMENT_URL",
+        "http://guest:guest@127.0.0.1:15672",
+        _http_url,
+        "RabbitMQ's management API, credentials in the URL; read by dispatch status",
+        secret=True,
+    )
+    gateway_tokens: tuple[str, ...] = _setting(
+        "DISPATCH_GATEWAY_TOKEN",
+        "",
+        _tokens,
+        "bearer token(s) the gateway accepts, comma-separated while rotating; the gateway refuses to start without",
+        secret=True,
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -184,6 +226,10 @@ class Settings:
             except ValueError as exc:
                 raise ConfigurationError(f"{env}={text!r} is invalid: {exc}") from None
         return cls(**values)
+
+    @property
+    def metrics_enabled(self) -> bool:
+        return self.metrics or self.metrics_port is not None
 
     def destination_policy(self) -> DestinationPolicy:
         names, networks = parse_allowed(self.allowed_hosts)

@@ -24,20 +24,20 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.errors import QueueJoinTimeout
 
-from .broker import ACTOR_NAME, build_broker
+from . import wiring
+from .actor import default_dispatcher
+from .broker import build_broker
+from .call import Call, is_call
 
 
 @contextmanager
 def stub_worker(worker_threads: int = 4) -> Iterator[StubBroker]:
     """Within this block, calls go through an in-memory broker and an in-process worker."""
-    from . import tasks
-
-    settings = dataclasses.replace(tasks.settings, broker_url="stub://", results_url="stub://")
-    stub = build_broker(settings)
-    previous = tasks.http_dispatch.broker
-    stub.declare_actor(tasks.http_dispatch)
-    tasks.http_dispatch.broker = stub
-    dramatiq.set_broker(stub)
+    dispatcher = default_dispatcher()  # declared on the configured broker first: building it connects to nothing
+    stub = build_broker(dataclasses.replace(wiring.get_settings(), broker_url="stub://", results_url="stub://"))
+    previous = wiring.set_broker(stub)
+    stub.declare_actor(dispatcher)
+    dispatcher.broker = stub
     worker = dramatiq.Worker(stub, worker_timeout=50, worker_threads=worker_threads)
     worker.start()
     try:
@@ -45,8 +45,8 @@ def stub_worker(worker_threads: int = 4) -> Iterator[StubBroker]:
     finally:
         worker.stop()
         stub.close()
-        tasks.http_dispatch.broker = previous
-        dramatiq.set_broker(previous)
+        dispatcher.broker = previous
+        wiring.set_broker(previous)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,9 +73,7 @@ class DispatchStub:
 
     @property
     def queue_name(self) -> str:
-        from .tasks import http_dispatch
-
-        return http_dispatch.queue_name
+        return default_dispatcher().queue_name
 
     def join(self, timeout: float = 10) -> None:
         """Wait until every call sent so far has finished (succeeded or failed).
@@ -98,9 +96,9 @@ class _Recorder(dramatiq.Middleware):
 
     def after_enqueue(self, broker: Any, message: Any, delay: Any) -> None:
         # Redeliveries the worker schedules (options["retries"]) are not new calls.
-        if message.actor_name == ACTOR_NAME and not message.options.get("retries"):
-            url, method, params = message.args[:3]
-            self.sent.append(SentCall(url, method, params, message.message_id))
+        if is_call(broker, message) and not message.options.get("retries"):
+            call = Call.from_message(message)
+            self.sent.append(SentCall(call.url, call.method, call.params, message.message_id))
 
 
 try:

@@ -15,16 +15,15 @@ Why the pieces look the way they do:
 * **A streamed, capped read.**  A declared ``Content-Length`` over the cap
   fails the call without reading; an undeclared one is read until the cap
   is crossed, then dropped.
-* **Retries for transport failures only**, as a tenacity policy: refused,
-  reset, timed out, or 429/502/503/504.  Any answer the endpoint meant to
-  give (a ``failure``, a 404, a malformed body) is final.
+* **Retries for transport failures only**, by the strategies of
+  :mod:`dispatch.retries`: refused, reset, timed out, or 429/502/503/504.
+  Any answer the endpoint meant to give (a ``failure``, a 404, a malformed
+  body) is final.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import email.utils
-import functools
 import logging
 import os
 import time
@@ -34,21 +33,18 @@ from importlib.metadata import version
 from urllib.parse import unquote, urlencode, urljoin
 
 import certifi
-import tenacity
 import urllib3
 from urllib3.util import Url, make_headers, parse_url
 
-from .errors import BadStatusError, ResponseTooLargeError, TransportError
+from .errors import BadStatusError, ResponseTooLargeError
 from .policy import DestinationPolicy
 from .protocol import Params
+from .retries import RETRY_STATUSES, AttemptFailed, DeliveryFailed, RetryPolicy, parse_retry_after
 from .signing import sign_request
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT = f"dispatch/{version('dispatch')}"
-
-#: Statuses that mean "not now" rather than "no": the call is tried again.
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 _READ_CHUNK = 64 * 1024
 
@@ -62,63 +58,6 @@ _HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
 _POOL_OPTIONS = {"num_pools": 100, "maxsize": 32, "block": False, "retries": False, "cert_reqs": "CERT_REQUIRED"}
 
 
-class AttemptFailed(Exception):
-    """One attempt got no usable answer; another attempt may.
-
-    ``retry_after`` is the wait in seconds the endpoint asked for, if any.
-    """
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class DeliveryFailed(TransportError):
-    """Every quick attempt failed; ``retry_after`` says how long the endpoint asked us to wait, if it did."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-class wait_at_least_retry_after(tenacity.wait.wait_base):
-    """Wait as ``fallback`` says, but never less than the endpoint's ``Retry-After``."""
-
-    def __init__(self, fallback: tenacity.wait.wait_base) -> None:
-        self.fallback = fallback
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        asked = getattr(retry_state.outcome.exception(), "retry_after", None) or 0.0
-        return max(asked, self.fallback(retry_state))
-
-
-class stop_if_retry_after_exceeds(tenacity.stop.stop_base):
-    """Stop the quick attempts when the endpoint asks for a longer wait than a thread should hold."""
-
-    def __init__(self, limit: float) -> None:
-        self.limit = limit
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
-        asked = getattr(retry_state.outcome.exception(), "retry_after", None)
-        return asked is not None and asked > self.limit
-
-
 @dataclasses.dataclass(frozen=True)
 class Request:
     """Everything one call needs to be attempted, however many times."""
@@ -129,37 +68,6 @@ class Request:
     timeout: float
     max_response_bytes: int
     call_id: str | None = None  # the message id: Idempotency-Key and webhook-id
-
-
-@dataclasses.dataclass(frozen=True)
-class RetryPolicy:
-    """How many attempts a call gets and how long to wait between them.
-
-    Exponential backoff with jitter (tenacity's ``wait_exponential_jitter``)
-    keeps many workers that saw the same outage from retrying in lockstep.
-    An endpoint's ``Retry-After`` is honoured as a minimum wait, up to
-    ``retry_after_max``; a longer one ends the quick attempts so the call
-    can wait as a delayed message instead of in a sleeping thread.
-    """
-
-    max_attempts: int
-    backoff_initial: float
-    backoff_max: float
-    retry_after_max: float
-
-    @functools.cached_property
-    def retrying(self) -> tenacity.Retrying:
-        """The tenacity loop for this policy; one per policy, as tenacity keeps each run's state per thread."""
-        backoff = tenacity.wait_exponential_jitter(
-            multiplier=self.backoff_initial, max=self.backoff_max, jitter=self.backoff_initial
-        )
-        return tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.max_attempts) | stop_if_retry_after_exceeds(self.retry_after_max),
-            wait=wait_at_least_retry_after(backoff),
-            retry=tenacity.retry_if_exception_type(AttemptFailed),
-            before_sleep=tenacity.before_sleep_log(logger, logging.DEBUG),
-            reraise=True,
-        )
 
 
 #: Called after every attempt with (request, seconds, outcome); outcome is

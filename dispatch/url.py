@@ -1,7 +1,7 @@
 """The friendly facade: ``URL(...).send(...)`` returns a handle at once.
 
 This is Celery's ``celery.task.http.URL`` (and its ``MutableURL``) on top of
-:mod:`dispatch.tasks`: it validates in the caller, keeps the URL's own query
+the ``http_dispatch`` actor (:mod:`dispatch.actor`): it validates in the caller, keeps the URL's own query
 editable as a dict, and leaves all the machinery to the actor.
 """
 
@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from .actor import default_dispatcher
 from .protocol import check_method, check_options, check_url
 from .result import CallResult
 
@@ -78,12 +79,8 @@ class URL:
         all.  Every call is validated first: a bad one raises ``ValueError``
         and nothing is sent.
         """
-        from .tasks import http_dispatch  # configures the broker on first use
-
         url = str(self)
-        return http_dispatch.send_many((url, self.method, params, self.options) for params in calls)
+        return default_dispatcher().send_many((url, self.method, params, self.options) for params in calls)
 
     def _send(self, method: str, params: dict[str, Any]) -> CallResult:
-        from .tasks import http_dispatch  # configures the broker on first use
-
-        return http_dispatch.send(str(self), method, params, self.options)
+        return default_dispatcher().send(str(self), method, params, self.options)

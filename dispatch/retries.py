@@ -1,0 +1,152 @@
+"""When a failed attempt is tried again: the retry strategies, in tenacity's style.
+
+A call that gets no usable answer is retried at two scales, and both are
+decided here:
+
+* **Quick attempts**, inside one delivery (:class:`RetryPolicy`): up to
+  ``DISPATCH_MAX_ATTEMPTS`` with exponential backoff and jitter, so many
+  workers that saw the same outage do not retry in lockstep.  An endpoint's
+  ``Retry-After`` is a minimum wait (:class:`wait_at_least_retry_after`) up
+  to ``DISPATCH_RETRY_AFTER_MAX``; a longer one ends the quick attempts
+  (:class:`stop_if_retry_after_exceeds`) so the call can wait as a delayed
+  message instead of in a sleeping thread.
+* **Scheduled deliveries** (:class:`RetrySchedule`): once the quick attempts
+  are spent, the call is re-enqueued after the next delay of
+  ``DISPATCH_RETRY_SCHEDULE``, and fails with ``TransportError`` when the
+  schedule is used up.
+
+Only transport failures are retried (refused, reset, timed out, or
+429/502/503/504); an answer the endpoint meant to give is final.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import functools
+import logging
+import time
+from collections.abc import Sequence
+
+import tenacity
+
+from .errors import TransportError
+
+logger = logging.getLogger("dispatch.transport")
+
+#: Statuses that mean "not now" rather than "no": the call is tried again.
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
+class AttemptFailed(Exception):
+    """One attempt got no usable answer; another attempt may.
+
+    ``retry_after`` is the wait in seconds the endpoint asked for, if any.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DeliveryFailed(TransportError):
+    """Every quick attempt failed; ``retry_after`` says how long the endpoint asked us to wait, if it did."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class wait_at_least_retry_after(tenacity.wait.wait_base):
+    """Wait as ``fallback`` says, but never less than the endpoint's ``Retry-After``."""
+
+    def __init__(self, fallback: tenacity.wait.wait_base) -> None:
+        self.fallback = fallback
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        asked = getattr(retry_state.outcome.exception(), "retry_after", None) or 0.0
+        return max(asked, self.fallback(retry_state))
+
+
+class stop_if_retry_after_exceeds(tenacity.stop.stop_base):
+    """Stop the quick attempts when the endpoint asks for a longer wait than a thread should hold."""
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        asked = getattr(retry_state.outcome.exception(), "retry_after", None)
+        return asked is not None and asked > self.limit
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """How many quick attempts a call gets and how long to wait between them."""
+
+    max_attempts: int
+    backoff_initial: float
+    backoff_max: float
+    retry_after_max: float
+
+    @functools.cached_property
+    def retrying(self) -> tenacity.Retrying:
+        """The tenacity loop for this policy; one per policy, as tenacity keeps each run's state per thread."""
+        backoff = tenacity.wait_exponential_jitter(
+            multiplier=self.backoff_initial, max=self.backoff_max, jitter=self.backoff_initial
+        )
+        return tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_attempts) | stop_if_retry_after_exceeds(self.retry_after_max),
+            wait=wait_at_least_retry_after(backoff),
+            retry=tenacity.retry_if_exception_type(AttemptFailed),
+            before_sleep=tenacity.before_sleep_log(logger, logging.DEBUG),
+            reraise=True,
+        )
+
+
+@functools.lru_cache(maxsize=16)
+def retry_policy(max_attempts: int, backoff_initial: float, backoff_max: float, retry_after_max: float) -> RetryPolicy:
+    """The policy for these values, built once: most calls share the worker's defaults."""
+    return RetryPolicy(max_attempts, backoff_initial, backoff_max, retry_after_max)
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrySchedule:
+    """The later deliveries of a call whose quick attempts all failed.
+
+    ``delays[n]`` is the wait before delivery ``n + 1``; an endpoint's
+    ``Retry-After`` lengthens it.  When no delay is left the call fails.
+    """
+
+    delays: Sequence[float]
+    retry_after_max: float
+
+    def next_delay(self, deliveries_so_far: int, failure: DeliveryFailed) -> float | None:
+        """Seconds until the next delivery, or None when the schedule is used up."""
+        if deliveries_so_far >= len(self.delays):
+            return None
+        return max(self.delays[deliveries_so_far], failure.retry_after or 0)
+
+    def give_up(self, failure: DeliveryFailed) -> TransportError:
+        """The error a call ends with once no delivery is left."""
+        if failure.retry_after is not None and failure.retry_after > self.retry_after_max:
+            return TransportError(
+                f"{failure}; the endpoint asked to wait longer than DISPATCH_RETRY_AFTER_MAX "
+                f"({self.retry_after_max:g}s) and no scheduled delivery is left"
+            )
+        return TransportError(str(failure))

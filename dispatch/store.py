@@ -1,0 +1,37 @@
+"""Where outcomes are kept: the results backend named by ``DISPATCH_RESULTS_URL``.
+
+A worker stores each call's outcome here and any process holding the
+call's id reads it back (:class:`~dispatch.result.CallResult`), so clients
+and workers must build the same store from the same settings.
+
+``stub://`` swaps in dramatiq's in-memory StubBackend: that is what the
+embedded demo and :mod:`dispatch.testing` use, never an integration test.
+"""
+
+from __future__ import annotations
+
+import redis
+from dramatiq.results.backends import RedisBackend, StubBackend
+
+from .settings import Settings
+from .upstream import PipelinedRedisBackend
+
+#: Key prefix of every outcome (``dispatch:<message key>``).
+NAMESPACE = "dispatch"
+
+
+def results_backend(settings: Settings) -> StubBackend | RedisBackend:
+    """The store for outcomes named by ``DISPATCH_RESULTS_URL``."""
+    if settings.results_url.startswith("stub:"):
+        return StubBackend()
+    # redis-py 8 defaults to a 5 s socket timeout, which cuts dramatiq's
+    # blocking BRPOPLPUSH short for any res.get(timeout=...) above 5 s.
+    # Connecting is still bounded; the wait itself is bounded by Redis.
+    client = redis.Redis.from_url(
+        settings.results_url,
+        socket_timeout=None,
+        socket_connect_timeout=10,
+        socket_keepalive=True,
+        health_check_interval=30,
+    )
+    return PipelinedRedisBackend(client=client, namespace=NAMESPACE, use_namespace_prefix_keys=True)

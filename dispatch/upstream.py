@@ -1,0 +1,111 @@
+"""Every reach into dramatiq's and pika's private parts, in one place.
+
+dispatch leans on a few things its dependencies do not promise to keep:
+a private consumer class, pika's asynchronous channel under the blocking
+one, two private hooks of the RabbitMQ broker, the Redis backend's store
+step, and the Prometheus middleware's database path.  Each is here, named,
+with the reason it is worth the risk; ``tests/unit/test_upstream.py``
+checks that every symbol still exists, and ``pyproject.toml`` pins dramatiq
+and pika to the minor versions these were written against.  When an
+upgrade breaks one, this file is the whole of what to read.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import pika.exceptions
+from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL, RabbitmqBroker, _RabbitmqConsumer, _RabbitmqMessage
+from dramatiq.common import xq_name
+from dramatiq.errors import ConnectionClosed
+from dramatiq.middleware import prometheus as dramatiq_prometheus
+from dramatiq.results.backends import RedisBackend
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.channel import Channel
+
+
+def async_channel(channel: BlockingChannel) -> Channel:
+    """pika's asynchronous channel underneath a blocking one.
+
+    The blocking channel can only publish-and-wait or ack-and-flush; the
+    asynchronous one queues frames, which is what pipelined confirms and
+    cheap acks need.
+    """
+    return channel._impl
+
+
+class QuickAckConsumer(_RabbitmqConsumer):
+    """dramatiq's consumer, acking without a synchronous flush.
+
+    dramatiq hands each ack to the consumer thread, which then calls the
+    *blocking* channel's ``basic_ack``: that runs a whole turn of pika's I/O
+    loop per message, 12 % of the worker's CPU in the profile
+    (benchmarks/PROFILE.md).  The asynchronous channel underneath only
+    queues the frame; the consumer loop, which never stops turning, writes
+    it a moment later.  An ack lost with a dropped connection means a
+    redelivery either way, so nothing about delivery changes.
+    """
+
+    def ack(self, message: _RabbitmqMessage) -> None:
+        try:
+            self.known_tags.remove(message._tag)
+        except KeyError:
+            self.logger.warning("Failed to ack message: not in known tags.")
+            return
+        try:
+            self.connection.add_callback_threadsafe(partial(async_channel(self.channel).basic_ack, message._tag))
+        except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError) as exc:
+            raise ConnectionClosed(exc) from None
+
+
+class QuickAckRabbitmqBroker(RabbitmqBroker):
+    """dramatiq's RabbitMQ broker with :class:`QuickAckConsumer`."""
+
+    @property
+    def consumer_class(self) -> type[_RabbitmqConsumer]:
+        return QuickAckConsumer
+
+
+class QuorumRabbitmqBroker(QuickAckRabbitmqBroker):
+    """Declares the queue and its ``.DQ``/``.XQ`` companions as quorum queues.
+
+    Quorum queues are replicated across a RabbitMQ cluster (Raft), so a
+    node's loss loses no call.  They are always durable and keep
+    dead-lettering and per-queue message TTL (RabbitMQ >= 3.10).  An
+    existing classic queue cannot change type: delete it (or use a new
+    ``DISPATCH_QUEUE``) when switching.  dramatiq builds queue arguments in
+    two private methods, which is why this class lives here.
+    """
+
+    def _build_queue_arguments(self, queue_name: str) -> dict[str, Any]:
+        return {**super()._build_queue_arguments(queue_name), "x-queue-type": "quorum"}
+
+    def _declare_xq_queue(self, queue_name: str) -> Any:
+        return self.channel.queue_declare(
+            queue=xq_name(queue_name),
+            durable=True,
+            arguments={"x-message-ttl": DEAD_MESSAGE_TTL, "x-queue-type": "quorum"},
+        )
+
+
+class PipelinedRedisBackend(RedisBackend):
+    """dramatiq's Redis backend, storing without a MULTI/EXEC transaction.
+
+    The three commands still go in one round trip.  The transaction only
+    guarded against a reader between DEL and LPUSH, who would see the call
+    as still pending, which it then was.  ``_store`` is the backend's
+    private write step.
+    """
+
+    def _store(self, message_key: str, result: bytes, ttl: int) -> None:
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.delete(message_key)
+            pipe.lpush(message_key, self.encoder.encode(result))
+            pipe.pexpire(message_key, ttl)
+            pipe.execute()
+
+
+def set_prometheus_db_path(path: str) -> None:
+    """Point dramatiq's Prometheus middleware at ``path`` (its module-level ``DB_PATH``, read at boot)."""
+    dramatiq_prometheus.DB_PATH = path
