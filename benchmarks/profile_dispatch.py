@@ -33,7 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import bench
+import harness
+import report
 
 #: Leaf-frame file path fragments -> the library a sample is charged to, first match wins.
 LIBRARIES = [
@@ -126,9 +127,9 @@ def profile_worker(procs, args, base, worker_pid, results: Path, gil: bool) -> s
     spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         time.sleep(1.0)  # let py-spy attach to every process
-        bench.log(f"worker profile ({tag}): {args.n} calls under py-spy")
-        result = procs.run_client("dispatch", ["e2e"], bench.client_args(args, base), bench.DISPATCH_ENV)["e2e"]
-        bench.log(f"  {result['calls_per_s']:.0f} calls/s while sampled")
+        harness.log(f"worker profile ({tag}): {args.n} calls under py-spy")
+        result = procs.run_client("dispatch", ["e2e"], harness.client_args(args, base), harness.DISPATCH_ENV)["e2e"]
+        harness.log(f"  {result['calls_per_s']:.0f} calls/s while sampled")
     finally:
         spy.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
         try:
@@ -144,8 +145,8 @@ def profile_worker(procs, args, base, worker_pid, results: Path, gil: bool) -> s
 
 def profile_client(args, base: str, results: Path) -> str:
     """cProfile of the send loop and the get loop, in this process (the worker is running)."""
-    os.environ.update(bench.DISPATCH_ENV)
-    sys.path.insert(0, bench.DISPATCH_ENV["PYTHONPATH"])
+    os.environ.update(harness.DISPATCH_ENV)
+    sys.path.insert(0, harness.DISPATCH_ENV["PYTHONPATH"])
     from dispatch import URL
 
     u = base + "/multiply"
@@ -171,7 +172,7 @@ def profile_client(args, base: str, results: Path) -> str:
             stats.sort_stats(order).print_stats(args.top)
             text = stream.getvalue()
             text = text.replace(str(Path(sys.executable).parent.parent / "lib/python3.11/site-packages") + "/", "")
-            text = text.replace(bench.DISPATCH_ENV["PYTHONPATH"] + "/", "")
+            text = text.replace(harness.DISPATCH_ENV["PYTHONPATH"] + "/", "")
             out.append(
                 f"== client {name}: {args.n} calls in {seconds:.2f}s under cProfile "
                 f"({args.n / seconds:.0f}/s), sorted by {order} ==\n{text}"
@@ -184,23 +185,23 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=30)
-    parser.add_argument("--dispatch-src", type=Path, default=bench.ROOT)
-    parser.add_argument("--out", type=Path, default=bench.RESULTS)
+    parser.add_argument("--dispatch-src", type=Path, default=harness.ROOT)
+    parser.add_argument("--out", type=Path, default=report.RESULTS)
     parser.add_argument("--only", choices=["worker", "client"], default=None)
     args = parser.parse_args()
     args.warmup, args.latency_n, args.memory_calls, args.memory_every = 50, 200, 0, 1000
     args.out.mkdir(parents=True, exist_ok=True)
 
-    procs = bench.Processes()
+    procs = harness.Processes()
     build = Path(tempfile.mkdtemp(prefix="dispatch-profile-"))
     try:
-        package = bench.snapshot_package(args.dispatch_src.resolve(), build)
-        bench.log(f"profiling dispatch from {package['source']} at {package['commit'][:10]}")
-        bench.ensure_vhost()
-        _receiver, base, description = bench.start_receiver(procs, "c", build, args.out)
-        bench.clean_dispatch()
-        worker = bench.start_dispatch_worker(procs, args.out, "profile")
-        procs.run_client("dispatch", ["ready", "latency"], bench.client_args(args, base), bench.DISPATCH_ENV)
+        package = harness.snapshot_package(args.dispatch_src.resolve(), build)
+        harness.log(f"profiling dispatch from {package['source']} at {package['commit'][:10]}")
+        harness.ensure_vhost()
+        _receiver, base, description = harness.start_receiver(procs, "c", build, args.out)
+        harness.clean_dispatch()
+        worker = harness.start_dispatch_worker(procs, args.out, "profile")
+        procs.run_client("dispatch", ["ready", "latency"], harness.client_args(args, base), harness.DISPATCH_ENV)
         header = f"dispatch {package['commit'][:10]}{' (dirty)' if package['dirty'] else ''}, receiver {description}\n"
         if args.only in (None, "worker"):
             text = header + "\n".join(
@@ -216,9 +217,9 @@ def main() -> int:
     finally:
         procs.stop_all()
         try:
-            bench.clean_dispatch()
+            harness.clean_dispatch()
         except Exception as exc:
-            bench.log(f"cleanup: {exc}")
+            harness.log(f"cleanup: {exc}")
         shutil.rmtree(build, ignore_errors=True)
 
 

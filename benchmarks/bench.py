@@ -1,0 +1,188 @@
+#!/usr/bin/env python
+"""The benchmark: this package vs a Celery 5 port of Celery 3's HttpDispatchTask vs no queue at all.
+
+    python benchmarks/bench.py                # the full run (what `make bench` runs)
+    python benchmarks/bench.py --quick        # a smoke run with small numbers, results in *.tmp files
+    python benchmarks/bench.py --n 3000 --memory-calls 10000 --repeat 1
+
+One run, one machine, the same receiver, the same RabbitMQ (vhost ``dispatch-bench``) and
+Redis (db 8 for this package, db 7 for Celery).  For every system it measures
+
+* **e2e calls/s** -- N calls of ``multiply``: enqueue all of them, then wait for every result,
+  with the worker running throughout;  ``N / (last result - first send)``;
+* **enqueue calls/s** -- twice: *isolated* (N sends with no worker consuming, so the client has
+  the machine) and *under load* (the send half of the e2e run, competing with the worker);
+  this package publishes with confirms (its default), Celery's ``delay()`` does not (its
+  default), and ``delay()`` with ``confirm_publish`` is measured too, for reference;
+* **bulk** (this package) -- the same N calls sent with one ``URL.map`` (pipelined publisher
+  confirms), isolated and end to end;
+* **idle latency** -- p50/p99 of single send->result round trips, one at a time, after warm-up;
+* **worker memory** -- summed RSS (and PSS) of the worker's process tree after the e2e run;
+* **CPU per call** -- CPU seconds every process on the path spent during the e2e run
+  (client, worker tree, RabbitMQ, Redis, receiver), divided by N: on a 2-core machine, the
+  sum is what bounds throughput;
+* **memory over a long run** (this package) -- a fresh worker, ``--memory-calls`` calls in
+  batches of 1,000, its RSS sampled after each batch.
+
+The no-queue baselines are the same N requests in one loop, with ``requests.Session`` and
+with ``urllib3.PoolManager``.  Celery's worker is measured in several configurations
+(prefork -c 2..4, threads -c 8..16) on a smaller N first, and the best one is run with the
+full N.  Every process this script starts is stopped when it ends, even on failure or
+Ctrl-C; RabbitMQ and Redis are left running.  Results: ``benchmarks/results/results.json``
+and ``chart.png``.  A benchmark is a measurement, never a timed assertion in the tests.
+
+The package measured is a copy of ``dispatch/`` taken when the run starts (``--dispatch-src``
+picks another directory, e.g. a patched copy to A/B a change), so edits made to the working
+tree during a run do not mix versions.  ``--only dispatch|celery|no_queue`` measures one
+system; ``--worker-env NAME=VALUE`` passes settings to the dispatch worker.  The receiver is
+``receiver/receiver.c`` (compiled with ``cc`` at each run), or ``receiver/receiver.js`` with
+``--receiver node`` or when there is no C compiler.  Needs the ``bench`` extra: celery[redis],
+psutil, matplotlib (and py-spy, for ``profile_dispatch.py``).
+
+``--quick`` is a smoke test of the whole pipeline, not a measurement: N at most 500, 50 round
+trips after 20 warm-up calls, two Celery configurations of 300 calls, a memory run of at most
+2,000 calls sampled every 500; it writes ``results/quick-results.json.tmp`` and
+``quick-chart.png.tmp`` (ignored by git) and leaves the committed results alone.
+
+The code is split by concern; this file only parses the options and runs the steps in order:
+
+* ``client.py`` -- what is measured: how one call is made with this package (``URL.send``,
+  ``URL.map``), the Celery port (``get_async``) and the no-queue loops (requests, urllib3).
+  Each measurement runs ``client.py`` in a process of its own;
+* ``harness.py`` -- how it is measured: the timed phases and the CPU/memory meters, RabbitMQ
+  and Redis set-up, the receiver, the workers, every started process, one routine per system;
+* ``report.py`` -- ratios, targets, the table, the chart and the files in ``results/``;
+* ``celery_port.py`` -- the Celery side itself (the worker runs it).
+
+bench.py imports harness and report; client.py imports harness (and celery_port); harness.py and
+report.py import neither each other nor anything else here, so the import graph has no cycle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import harness
+import report
+from harness import log
+
+
+def main(argv: list[str]) -> int:
+    """The whole run: snapshot, receiver, no queue, dispatch, Celery, then the report; every process stopped."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=3000, help="calls per e2e run (default 3000)")
+    parser.add_argument("--quick", action="store_true", help="small numbers, results in results/quick-*.tmp")
+    parser.add_argument("--repeat", type=int, default=1, help="e2e runs per system; the median is reported")
+    parser.add_argument("--latency-n", type=int, default=200, help="timed round trips at idle (default 200)")
+    parser.add_argument("--warmup", type=int, default=50, help="untimed calls before latency (default 50)")
+    parser.add_argument("--scan-n", type=int, default=1000, help="calls per Celery configuration in the scan")
+    parser.add_argument("--memory-calls", type=int, default=10000, help="calls in the memory run (0: skip it)")
+    parser.add_argument("--memory-every", type=int, default=1000, help="calls between two RSS samples")
+    parser.add_argument("--receiver", choices=["c", "node"], default="c", help="receiver implementation")
+    parser.add_argument("--out", type=Path, default=report.RESULTS, help="directory for results.json and chart.png")
+    parser.add_argument(
+        "--only",
+        choices=["dispatch", "celery", "no_queue"],
+        help="measure one system only (for experiments); writes results/only-NAME.json.tmp, no table or chart",
+    )
+    parser.add_argument("--dispatch-processes", type=int, default=harness.DISPATCH_PROCESSES, help=argparse.SUPPRESS)
+    parser.add_argument("--dispatch-threads", type=int, default=harness.DISPATCH_THREADS, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the dispatch worker",
+    )
+    parser.add_argument(
+        "--dispatch-src",
+        type=Path,
+        default=harness.ROOT,
+        help="directory holding the dispatch package to measure (default: this repository); copied at start",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n, args.latency_n, args.warmup, args.scan_n = min(args.n, 500), 50, 20, 300
+        args.memory_calls, args.memory_every = min(args.memory_calls, 2000), 500
+    harness.DISPATCH_WORKER.update(
+        processes=args.dispatch_processes,
+        threads=args.dispatch_threads,
+        env=dict(item.split("=", 1) for item in args.worker_env),
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path, png_path = report.result_paths(args.out, args.quick)
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_term)
+    procs = harness.Processes()
+    build = Path(tempfile.mkdtemp(prefix="dispatch-bench-"))
+    started = time.time()
+    results: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "quick": args.quick,
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "loadavg_before": os.getloadavg(),
+        },
+        "versions": report.versions(),
+    }
+    try:
+        results["package"] = harness.snapshot_package(args.dispatch_src.resolve(), build)
+        log(
+            f"measuring dispatch from {results['package']['source']} at {results['package']['commit'][:10]}"
+            + (" (with uncommitted changes)" if results["package"]["dirty"] else "")
+        )
+        harness.ensure_vhost()
+        receiver, base, description = harness.start_receiver(procs, args.receiver, build, args.out)
+        results["receiver"] = description
+        log(f"receiver: {description} at {base}")
+        if args.only:
+            run = {"dispatch": harness.run_dispatch, "celery": harness.run_celery}.get(args.only)
+            results[args.only] = (
+                run(procs, args, base, receiver.pid, args.out)
+                if run
+                else harness.run_no_queue(procs, args, base, receiver.pid)
+            )
+            path = report.write_only(results, args.only, args.out)
+            log(f"wrote {path}")
+            return 0
+        results["no_queue"] = harness.run_no_queue(procs, args, base, receiver.pid)
+        results["dispatch"] = harness.run_dispatch(procs, args, base, receiver.pid, args.out)
+        results["celery"] = harness.run_celery(procs, args, base, receiver.pid, args.out)
+        results["machine"]["loadavg_after"] = os.getloadavg()
+        results["seconds"] = time.time() - started
+        report.write(results, json_path, png_path)
+        root = harness.ROOT
+        log(
+            f"wrote {json_path.relative_to(root) if json_path.is_relative_to(root) else json_path} and "
+            f"{png_path.name} in {results['seconds']:.0f}s"
+        )
+        return 0
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        procs.stop_all()
+        for clean in (harness.clean_dispatch, harness.clean_celery):
+            try:
+                clean()
+            except Exception as exc:
+                log(f"cleanup: {exc}")
+        shutil.rmtree(build, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
