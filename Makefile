@@ -26,7 +26,7 @@ test: venv services lint
 	$(PY) -m pytest
 
 unit: venv
-	$(PY) -m pytest tests/test_units.py
+	$(PY) -m pytest tests/unit
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -1,9 +1,10 @@
-"""Shared fixtures: an isolated RabbitMQ vhost and Redis database, real endpoints, a real worker.
+"""What the integration tests share: the run's vhost, queue and settings, and helpers.
 
-The environment is set here, before any test imports ``dispatch.tasks``,
-so the test process (the client) and the worker processes it starts talk
-to the same vhost, queue and results database -- and never to the
-operator's own ``/`` vhost or Redis database 0.
+Only names live here -- no fixtures (those are in conftest.py) and no side
+effects at import: conftest's ``pytest_configure`` applies ``TEST_ENV`` to
+``os.environ`` for the run, so the test process (the client) and the worker
+processes it starts talk to the same vhost, queue and results database --
+and never to the operator's own ``/`` vhost or Redis database 0.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ENDPOINTS = Path(__file__).resolve().parent / "endpoints"
 
 VHOST = "dispatch-test"
@@ -41,7 +41,6 @@ TEST_ENV = {
     "DISPATCH_BACKOFF_MAX": "0.2",
     "DISPATCH_MAX_RESPONSE_BYTES": "1000000",
 }
-os.environ.update(TEST_ENV)
 
 
 def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> object:
@@ -64,25 +63,6 @@ def free_port() -> int:
 
 def rabbitmqctl(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60)
-
-
-@pytest.fixture(scope="session")
-def vhost() -> Iterator[str]:
-    """A RabbitMQ vhost of the test run's own; its queues are deleted afterwards."""
-    rabbitmqctl("add_vhost", VHOST)
-    rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
-    yield VHOST
-    delete_queues(QUEUE)
-
-
-@pytest.fixture(scope="session")
-def redis_db() -> Iterator[int]:
-    import redis
-
-    client = redis.Redis.from_url(TEST_ENV["DISPATCH_RESULTS_URL"])
-    yield REDIS_DB
-    for key in client.scan_iter(f"*{QUEUE}*", count=1000):  # only this run's: others may share the database
-        client.delete(key)
 
 
 class Endpoint:
@@ -111,26 +91,6 @@ class Endpoint:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(10)
-
-
-@pytest.fixture(scope="session")
-def python_endpoint() -> Iterator[Endpoint]:
-    endpoint = Endpoint("python", [sys.executable, str(ENDPOINTS / "endpoint.py")])
-    yield endpoint
-    endpoint.stop()
-
-
-@pytest.fixture(scope="session")
-def node_endpoint() -> Iterator[Endpoint]:
-    endpoint = Endpoint("node", ["node", str(ENDPOINTS / "endpoint.js")])
-    yield endpoint
-    endpoint.stop()
-
-
-@pytest.fixture(scope="session", params=["python", "node"])
-def endpoint(request) -> Endpoint:
-    """Each test using this runs once against the Python endpoint and once against the Node one."""
-    return request.getfixturevalue(f"{request.param}_endpoint")
 
 
 class Worker:
@@ -176,19 +136,6 @@ class Worker:
                 self.process.kill()
                 self.process.wait()
         self.log_file.close()
-
-
-@pytest.fixture(scope="session")
-def worker(vhost, redis_db, python_endpoint, tmp_path_factory) -> Iterator[Worker]:
-    """One worker for the session, ready once it has completed a real call."""
-    from dispatch import URL
-
-    process = Worker(tmp_path_factory.mktemp("worker") / "worker.log")
-    try:
-        assert URL(python_endpoint.url("/health")).send().get(timeout=60) == "ok", process.log()
-        yield process
-    finally:
-        process.stop()
 
 
 def unique_key() -> str:
@@ -263,26 +210,3 @@ def send_to(queue: str, url: str, method: str = "GET", params: dict | None = Non
 
     message = http_dispatch.message(url, method, params, options or None)
     return http_dispatch.broker.enqueue(message.copy(queue_name=queue))
-
-
-@pytest.fixture
-def make_worker(vhost, redis_db, python_endpoint, tmp_path) -> Iterator[Callable[..., IsolatedWorker]]:
-    """``make_worker(DISPATCH_X="...")`` starts a ready worker with those settings; stopped after the test.
-
-    ``queue=`` makes it consume an existing queue (e.g. a crashed worker's).
-    """
-    started: list[IsolatedWorker] = []
-
-    def start(
-        processes: int = 1, threads: int = 4, queue: str | None = None, ready: bool = True, **env: str
-    ) -> IsolatedWorker:
-        log = tmp_path / f"worker-{len(started)}.log"
-        worker = IsolatedWorker(log, env, queue=queue, processes=processes, threads=threads)
-        started.append(worker)
-        return worker.ready(python_endpoint) if ready else worker
-
-    yield start
-    for worker in started:
-        worker.stop()
-    for queue in {worker.queue for worker in started}:
-        delete_queues(queue)

@@ -8,9 +8,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import QUEUE, VHOST, length_limited_queue, queue_depth, rabbitmqctl, unique_key, wait_for
 
 from dispatch import URL, RemoteExecuteError
+
+from .support import QUEUE, VHOST, length_limited_queue, queue_depth, rabbitmqctl, unique_key, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,10 @@ import sys
 
 import pika
 import pytest
-from conftest import (
+
+from dispatch import URL, RemoteExecuteError
+
+from .support import (
     QUEUE,
     TEST_ENV,
     VHOST,
@@ -25,8 +28,6 @@ from conftest import (
     unique_key,
     wait_for,
 )
-
-from dispatch import URL, RemoteExecuteError
 
 pytestmark = pytest.mark.integration
 

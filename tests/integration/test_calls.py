@@ -13,7 +13,6 @@ import subprocess
 import sys
 
 import pytest
-from conftest import unique_key, wait_for
 
 from dispatch import (
     URL,
@@ -26,6 +25,8 @@ from dispatch import (
     TransportError,
     UnknownStatusError,
 )
+
+from .support import unique_key, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -133,7 +134,7 @@ def test_per_call_max_attempts_overrides_the_worker(worker, endpoint):
 
 
 def test_connection_refused_is_a_transport_error(worker):
-    from conftest import free_port
+    from .support import free_port
 
     with pytest.raises(TransportError, match="Connection refused"):
         URL(f"http://127.0.0.1:{free_port()}/x").send().get(timeout=20)

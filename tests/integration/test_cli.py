@@ -1,6 +1,6 @@
 """The ``dispatch`` command, run as a user runs it: a real subprocess against the real services.
 
-The subprocesses inherit this process's environment, which conftest points
+The subprocesses inherit this process's environment, which conftest.py points
 at the test vhost, queue and Redis database -- so a call sent by the CLI is
 performed by the session ``worker`` and its outcome read back by the CLI.
 Tests that need calls to stay queued give the CLI a fresh ``DISPATCH_QUEUE``
@@ -20,7 +20,8 @@ import pika
 import pika.exceptions
 import pytest
 import requests
-from conftest import QUEUE, ROOT, TEST_ENV, delete_queues, free_port, send_to, unique_key, wait_for
+
+from .support import QUEUE, ROOT, TEST_ENV, delete_queues, free_port, send_to, unique_key, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -155,12 +156,6 @@ def test_unknown_method_is_a_usage_error(vhost):
     assert "PUT" in done.stderr
 
 
-def test_bad_configuration_exits_2_naming_the_variable():
-    done = dispatch("call", "http://127.0.0.1:9/ok", env={"DISPATCH_TIMEOUT": "soon"})
-    assert done.returncode == 2
-    assert "DISPATCH_TIMEOUT" in done.stderr
-
-
 # --- dispatch status ----------------------------------------------------------------------------
 
 
@@ -214,17 +209,6 @@ def test_status_watch_json_prints_one_line_per_refresh(vhost):
     assert all(json.loads(line)["queue"] == TEST_ENV["DISPATCH_QUEUE"] for line in lines)
 
 
-def test_status_says_clearly_when_the_management_api_is_unreachable():
-    port = free_port()
-    done = dispatch("status", env={"DISPATCH_MANAGEMENT_URL": f"http://admin:s3cret@127.0.0.1:{port}"})
-    assert done.returncode == 1
-    assert f"management API at http://127.0.0.1:{port}" in done.stderr
-    assert "s3cret" not in done.stderr
-    as_json = dispatch("status", "--json", env={"DISPATCH_MANAGEMENT_URL": f"http://127.0.0.1:{port}"})
-    assert as_json.returncode == 1
-    assert json.loads(as_json.stdout)["error"]["type"] == "ManagementError"
-
-
 def test_status_says_clearly_when_credentials_are_rejected(vhost):
     done = dispatch("status", env={"DISPATCH_MANAGEMENT_URL": "http://guest:wrong@127.0.0.1:15672"})
     assert done.returncode == 1
@@ -232,29 +216,6 @@ def test_status_says_clearly_when_credentials_are_rejected(vhost):
 
 
 # --- dispatch worker and gateway ----------------------------------------------------------------
-
-
-def test_worker_help_names_its_options():
-    done = dispatch("worker", "--help")
-    assert done.returncode == 0
-    for option in ("--processes", "--threads", "--metrics-port", "--json"):
-        assert option in done.stdout
-
-
-def test_worker_runs_dramatiq_with_defaults_and_passes_other_arguments_on():
-    done = dispatch("worker", "--dry-run", "--json", "--threads", "2", "--queues", "a", "b")
-    assert done.returncode == 0, done.stderr
-    plan = json.loads(done.stdout)
-    dramatiq = [sys.executable, "-m", "dramatiq", "dispatch.tasks"]
-    assert plan["argv"] == [*dramatiq, "--queues", "a", "b", "--processes", str(os.cpu_count()), "--threads", "2"]
-    assert plan["env"] == {}
-
-
-def test_worker_metrics_port_runs_the_instrumented_broker():
-    done = dispatch("worker", "--dry-run", "--json", "--processes", "1", "--metrics-port", "9300")
-    plan = json.loads(done.stdout)
-    assert plan["argv"][3] == "dispatch.metrics:instrumented_broker"
-    assert plan["env"] == {"DISPATCH_METRICS_PORT": "9300"}
 
 
 def test_worker_performs_calls(vhost, redis_db, python_endpoint, tmp_path):
@@ -274,25 +235,6 @@ def test_worker_performs_calls(vhost, redis_db, python_endpoint, tmp_path):
             process.terminate()
             assert process.wait(30) == 0
             delete_queues(queue)
-
-
-def test_gateway_without_its_extra_says_how_to_install_it():
-    # Blocking the import stands in for an installation without the gateway extra.
-    script = (
-        "import sys; sys.modules['dispatch.gateway'] = None; sys.argv = ['dispatch', 'gateway', '--json']; "
-        "from dispatch.cli import main; main()"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT)
-    assert done.returncode == 1
-    assert "pip install 'dispatch[gateway]'" in json.loads(done.stdout)["error"]["message"]
-
-
-def test_version():
-    from dispatch import __version__
-
-    done = dispatch("--version")
-    assert done.returncode == 0
-    assert done.stdout.strip() == f"dispatch {__version__}"
 
 
 def test_gateway_starts_and_refuses_to_without_a_token(vhost):

@@ -8,9 +8,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import unique_key, wait_for
 
 from dispatch import RemoteExecuteError, TransportError
+
+from .support import unique_key, wait_for
 
 pytestmark = pytest.mark.integration
 

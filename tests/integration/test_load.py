@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import QUEUE, send_to, unique_key
+
+from .support import QUEUE, send_to, unique_key
 
 pytestmark = pytest.mark.integration
 

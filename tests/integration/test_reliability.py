@@ -15,9 +15,10 @@ import threading
 import time
 
 import pytest
-from conftest import QUEUE, VHOST, delete_queues, queue_depth, rabbitmqctl, send_to, unique_key, wait_for
 
 from dispatch import URL, DestinationRefused, TransportError
+
+from .support import QUEUE, VHOST, delete_queues, queue_depth, rabbitmqctl, send_to, unique_key, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -7,9 +7,10 @@ from datetime import datetime, timezone
 import pytest
 import requests
 import standardwebhooks
-from conftest import unique_key
 
 from dispatch.signing import generate_secret, signed_payload, verify
+
+from .support import unique_key
 
 pytestmark = pytest.mark.integration
 

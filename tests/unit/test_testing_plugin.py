@@ -1,6 +1,6 @@
 """The ``dispatch_stub`` pytest fixture, used the way a user would: in their own test suite.
 
-tests/user_suite/ is a small sample project (application code that sends
+tests/unit/user_suite/ is a small sample project (application code that sends
 calls, a fake HTTP service, and its tests).  It runs here in a subprocess
 whose RabbitMQ and Redis URLs point at dead ports, so it passes only if the
 fixture really keeps every call in-process.
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SUITE = ROOT / "tests" / "user_suite"
-USER_TESTS = 6  # the number of tests in tests/user_suite/check_*.py
+ROOT = Path(__file__).resolve().parents[2]
+SUITE = ROOT / "tests" / "unit" / "user_suite"
+USER_TESTS = 6  # the number of tests in tests/unit/user_suite/check_*.py
 
 DEAD_SERVICES = {
     "DISPATCH_BROKER_URL": "amqp://guest:guest@127.0.0.1:1/%2F",

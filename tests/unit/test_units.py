@@ -30,7 +30,7 @@ from dispatch.protocol import parse_answer
 from dispatch.settings import Settings
 from dispatch.testing import stub_worker
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 # -- the protocol (Celery 3.1 test_http.py: success, failure, empty, non-JSON, unknown) ---------

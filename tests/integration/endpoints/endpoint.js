@@ -1,5 +1,5 @@
 // A callback-protocol endpoint in Node.js (no dependencies), run as its own process:
-//   node tests/endpoints/endpoint.js PORT
+//   node tests/integration/endpoints/endpoint.js PORT
 // Same routes as endpoint.py; see there.  Any request carrying ?key=K counts a hit for K.
 "use strict";
 const http = require("http");

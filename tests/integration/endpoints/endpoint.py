@@ -1,6 +1,6 @@
 """A callback-protocol endpoint for the integration tests, run as its own process.
 
-    python tests/endpoints/endpoint.py PORT
+    python tests/integration/endpoints/endpoint.py PORT
 
 Routes (same as endpoint.js, so tests can run against both):
   /multiply?x=&y=         success, retval x*y

@@ -1,0 +1,86 @@
+"""The ``dispatch`` command where it needs no services: usage, configuration errors, dry runs.
+
+Each test runs the CLI as a user does, in a real subprocess; none of them
+reaches RabbitMQ or Redis.  The CLI against the real services is in
+tests/integration/test_cli.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.integration.support import ROOT, free_port
+
+
+def dispatch(*args: str, env: dict[str, str] | None = None, timeout: float = 90) -> subprocess.CompletedProcess:
+    """Run ``dispatch ARGS...`` to completion; stdout and stderr are kept for assertions."""
+    return subprocess.run(
+        [sys.executable, "-m", "dispatch.cli", *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def test_bad_configuration_exits_2_naming_the_variable():
+    done = dispatch("call", "http://127.0.0.1:9/ok", env={"DISPATCH_TIMEOUT": "soon"})
+    assert done.returncode == 2
+    assert "DISPATCH_TIMEOUT" in done.stderr
+
+
+def test_status_says_clearly_when_the_management_api_is_unreachable():
+    port = free_port()
+    done = dispatch("status", env={"DISPATCH_MANAGEMENT_URL": f"http://admin:s3cret@127.0.0.1:{port}"})
+    assert done.returncode == 1
+    assert f"management API at http://127.0.0.1:{port}" in done.stderr
+    assert "s3cret" not in done.stderr
+    as_json = dispatch("status", "--json", env={"DISPATCH_MANAGEMENT_URL": f"http://127.0.0.1:{port}"})
+    assert as_json.returncode == 1
+    assert json.loads(as_json.stdout)["error"]["type"] == "ManagementError"
+
+
+def test_worker_help_names_its_options():
+    done = dispatch("worker", "--help")
+    assert done.returncode == 0
+    for option in ("--processes", "--threads", "--metrics-port", "--json"):
+        assert option in done.stdout
+
+
+def test_worker_runs_dramatiq_with_defaults_and_passes_other_arguments_on():
+    done = dispatch("worker", "--dry-run", "--json", "--threads", "2", "--queues", "a", "b")
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    dramatiq = [sys.executable, "-m", "dramatiq", "dispatch.tasks"]
+    assert plan["argv"] == [*dramatiq, "--queues", "a", "b", "--processes", str(os.cpu_count()), "--threads", "2"]
+    assert plan["env"] == {}
+
+
+def test_worker_metrics_port_runs_the_instrumented_broker():
+    done = dispatch("worker", "--dry-run", "--json", "--processes", "1", "--metrics-port", "9300")
+    plan = json.loads(done.stdout)
+    assert plan["argv"][3] == "dispatch.metrics:instrumented_broker"
+    assert plan["env"] == {"DISPATCH_METRICS_PORT": "9300"}
+
+
+def test_gateway_without_its_extra_says_how_to_install_it():
+    # Blocking the import stands in for an installation without the gateway extra.
+    script = (
+        "import sys; sys.modules['dispatch.gateway'] = None; sys.argv = ['dispatch', 'gateway', '--json']; "
+        "from dispatch.cli import main; main()"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 1
+    assert "pip install 'dispatch[gateway]'" in json.loads(done.stdout)["error"]["message"]
+
+
+def test_version():
+    from dispatch import __version__
+
+    done = dispatch("--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"dispatch {__version__}"
