@@ -41,7 +41,7 @@ bench: venv services
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) benchmarks/bench.py
 
-## a worker on the configured broker (see DISPATCH_* in README.md)
+## a worker on the configured broker (see DISPATCH_* in docs/configuration.md)
 worker: venv
 	$(VENV)/bin/dramatiq dispatch.tasks
 

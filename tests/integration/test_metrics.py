@@ -1,7 +1,7 @@
 """Prometheus metrics: a real worker with metrics on, real calls, a real scrape.
 
 The worker is started the documented way,
-``dramatiq dispatch.metrics:instrumented_broker``, with two processes so the
+``DISPATCH_METRICS_PORT=... dramatiq dispatch.tasks``, with two processes so the
 numbers scraped are the sum over processes, on a queue of its own so every
 call it counts is one this test sent.
 """
@@ -35,7 +35,6 @@ class MetricsWorker(IsolatedWorker):
             queue=f"{QUEUE}-metrics-{unique_key()[:8]}",
             processes=2,
             threads=2,
-            broker="dispatch.metrics:instrumented_broker",
         )
 
     @property

@@ -11,21 +11,31 @@ import os
 import pytest
 from dramatiq.brokers.stub import StubBroker
 
+from dispatch.call import Call
 from dispatch.errors import ConfigurationError
-from dispatch.metrics import Metrics, MetricsConfig, _remove_ended_runs, host_label, metrics_middleware
+from dispatch.metrics import Metrics, _remove_ended_runs, attach_metrics
+from dispatch.settings import Settings
 
 
 def test_metrics_are_off_unless_asked_for():
-    assert metrics_middleware({}) == []
-    assert metrics_middleware({"DISPATCH_METRICS": "0"}) == []
+    assert not Settings.from_env({}).metrics_enabled
+    assert not Settings.from_env({"DISPATCH_METRICS": "0"}).metrics_enabled
 
 
 def test_a_port_or_the_flag_turns_metrics_on():
-    [by_port] = metrics_middleware({"DISPATCH_METRICS_PORT": "9300", "DISPATCH_METRICS_HOST": "0.0.0.0"})
-    assert isinstance(by_port, Metrics)
-    assert by_port.config == MetricsConfig(enabled=True, host="0.0.0.0", port=9300)
-    [by_flag] = metrics_middleware({"DISPATCH_METRICS": "yes"})
-    assert by_flag.config == MetricsConfig(enabled=True, host="127.0.0.1", port=9191)
+    by_port = Metrics(Settings.from_env({"DISPATCH_METRICS_PORT": "9300", "DISPATCH_METRICS_HOST": "0.0.0.0"}))
+    assert (by_port.host, by_port.port) == ("0.0.0.0", 9300)
+    flag = Settings.from_env({"DISPATCH_METRICS": "yes"})
+    assert flag.metrics_enabled
+    assert (Metrics(flag).host, Metrics(flag).port) == ("127.0.0.1", 9191)
+
+
+def test_metrics_are_attached_once():
+    broker = StubBroker()
+    settings = Settings.from_env({"DISPATCH_METRICS": "1"})
+    attach_metrics(broker, settings)
+    attach_metrics(broker, settings)
+    assert sum(isinstance(m, Metrics) for m in broker.middleware) == 1
 
 
 @pytest.mark.parametrize(
@@ -38,20 +48,20 @@ def test_a_port_or_the_flag_turns_metrics_on():
 )
 def test_bad_metrics_settings_name_the_variable(environ, variable):
     with pytest.raises(ConfigurationError, match=variable):
-        metrics_middleware(environ)
+        Settings.from_env(environ)
 
 
 def test_host_label_is_host_and_port_without_credentials():
-    assert host_label("http://user:pw@Example.com:8080/p?q=1") == "example.com:8080"
-    assert host_label("https://example.com/p") == "example.com"
-    assert host_label("http://[::1]:9000/") == "[::1]:9000"
+    assert Call("http://user:pw@Example.com:8080/p?q=1").host == "example.com:8080"
+    assert Call("https://example.com/p").host == "example.com"
+    assert Call("http://[::1]:9000/").host == "[::1]:9000"
 
 
 def test_a_client_broker_with_metrics_enqueues_without_setting_anything_up():
     # Only worker processes emit process_boot; a client must still be able to send.
     import dramatiq
 
-    broker = StubBroker(middleware=[Metrics(MetricsConfig(enabled=True))])
+    broker = StubBroker(middleware=[Metrics(Settings.from_env({"DISPATCH_METRICS": "1"}))])
     actor = dramatiq.actor(lambda: None, actor_name="noop", broker=broker)
     actor.send()
     assert broker.queues["default"].qsize() == 1
