@@ -191,6 +191,30 @@ class Settings:
         "DISPATCH_BACKOFF_INITIAL", "0.5", _positive_number, "seconds before the first retry"
     )
     backoff_max: float = _setting("DISPATCH_BACKOFF_MAX", "10", _positive_number, "longest wait between two attempts")
+    results_write_timeout: float = _setting(
+        "DISPATCH_RESULTS_WRITE_TIMEOUT",
+        "5",
+        _positive_number,
+        "seconds one write to the results store may take before it counts as failed",
+    )
+    results_store_patience: float = _setting(
+        "DISPATCH_RESULTS_STORE_PATIENCE",
+        "30",
+        _non_negative_number,
+        "seconds a worker keeps retrying to store an outcome; then the call is performed again later, not acked",
+    )
+    delay_hold_max: float = _setting(
+        "DISPATCH_DELAY_HOLD_MAX",
+        "300",
+        _positive_number,
+        "longest a worker holds a delayed call unacked; longer waits sit in RabbitMQ (keep under consumer_timeout)",
+    )
+    scheduled_retry_after_max: float = _setting(
+        "DISPATCH_SCHEDULED_RETRY_AFTER_MAX",
+        "86400",
+        _positive_number,
+        "longest Retry-After honoured for a scheduled delivery; a longer one is cut to this",
+    )
     metrics: bool = _setting(
         "DISPATCH_METRICS", "0", _flag, "1 exports Prometheus metrics from workers (on by itself when a port is set)"
     )
