@@ -28,25 +28,32 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from enum import Enum
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from dramatiq.results import ResultFailure
-from rich.console import Console
-from rich.live import Live
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Column, Table
 
-from .errors import ConfigurationError, DispatchError
-from .management import DispatchStatus, Management, ManagementError, vhost_of
+from .cli_output import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    Output,
+    describe,
+    explain_broker_error,
+    explain_redis_error,
+    is_missing_queue,
+    is_redis_error,
+    print_calls,
+    print_dead,
+    status_line,
+    status_table,
+    vhost_of_url,
+)
+from .errors import ConfigurationError, DispatchError, ResultTimeout
 from .settings import Settings
-from .url import URL
-from .wiring import get_settings
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130  # the shell's convention for Ctrl-C
+if TYPE_CHECKING:
+    from .url import URL
 
 CORES = os.cpu_count() or 1
 
@@ -60,36 +67,10 @@ app = typer.Typer(
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout; no colours.")]
 
 
-class Output:
-    """Where a command's results and errors go: JSON on stdout with ``--json``, Rich otherwise."""
-
-    def __init__(self, as_json: bool) -> None:
-        self.as_json = as_json
-        self.out = Console(highlight=False)
-        self.err = Console(stderr=True, highlight=False)
-
-    def json(self, data: Any) -> None:
-        print(json.dumps(data, ensure_ascii=False, default=str), flush=True)
-
-    def note(self, text: str) -> None:
-        """A message for the human at the terminal; dropped with --json."""
-        if not self.as_json:
-            self.err.print(text)
-
-    def fail(self, error: BaseException | str, code: int = EXIT_FAILED) -> NoReturn:
-        """Report ``error`` and exit with ``code``."""
-        kind = type(error).__name__ if isinstance(error, BaseException) else "Error"
-        if self.as_json:
-            self.json({"error": {"type": kind, "message": str(error)}})
-        else:
-            self.err.print(f"[bold red]error:[/] {escape(str(error))}")
-        raise typer.Exit(code)
-
-
 def load_settings(output: Output) -> Settings:
     """The environment's settings, or exit 2 naming the bad variable."""
     try:
-        return get_settings()
+        return Settings.from_env()  # not wiring's: that module loads dramatiq, which status and --help never need
     except ConfigurationError as exc:
         output.fail(exc, EXIT_USAGE)
 
@@ -126,6 +107,8 @@ def parse_targets(targets: list[str], method: str) -> tuple[list[URL], dict[str,
     ``://`` (so ``http://h/p?a=1`` is a URL and ``next=http://h`` a
     parameter).  A repeated key sends the key once per value.
     """
+    from .url import URL  # loads dramatiq: imported by the commands that send, not by --help
+
     urls, values = [], {}
     for arg in targets:
         name, has_value, value = arg.partition("=")
@@ -142,6 +125,8 @@ def parse_targets(targets: list[str], method: str) -> tuple[list[URL], dict[str,
 
 def _outcome(handle: Any, timeout: float) -> dict[str, Any]:
     """Wait for one call; its result, or the error class and message it ended with."""
+    from dramatiq.results import ResultFailure
+
     try:
         return {"status": "success", "result": handle.get(timeout=timeout)}
     except (DispatchError, ResultFailure) as exc:
@@ -164,29 +149,63 @@ def call(
 
     Parameters go in the query string (GET) or a form body (POST).  Every
     argument is checked before anything is sent: bad input sends nothing.
+
+    Each id is printed the moment its call is queued -- on stdout, or with
+    --wait on stderr (stdout then gets the outcomes) -- so it is never lost
+    to a later failure.  If the outcomes cannot be read (Redis down,
+    Ctrl-C), stdout gets every call's id and state.  --json prints one
+    document at the end, always, with an "error" key if something failed.
     """
     output = Output(as_json)
-    load_settings(output)
+    settings = load_settings(output)
     try:
         urls, params = parse_targets(targets, method.value)
     except ValueError as exc:
         output.fail(exc, EXIT_USAGE)
 
+    calls: list[dict[str, Any]] = []
+    handles: list[Any] = []
+
+    def stop(error: BaseException | str, message: str, code: int = EXIT_FAILED) -> NoReturn:
+        """End early: every call queued so far is shown with its id (stdout), then the error (stderr)."""
+        if as_json:
+            if code == EXIT_INTERRUPTED:
+                output.json({"calls": calls})
+                raise typer.Exit(code)
+            output.fail(error, code, message, **({"calls": calls} if calls else {}))
+        if wait and calls:
+            print_calls(output, calls)  # without --wait each id is on stdout already
+        if calls:
+            output.note(f"{len(calls)} call(s) were queued; their ids are on stdout")
+        if code == EXIT_INTERRUPTED:
+            output.note(message)
+            raise typer.Exit(code)
+        output.fail(error, code, message)
+
     try:
         from .actor import default_dispatcher  # dramatiq and the broker: loaded only by commands that send
 
         dispatcher = default_dispatcher()
-        handles = [dispatcher.send(str(url), url.method, params) for url in urls for _ in range(count)]
+        for url in urls:
+            for _ in range(count):
+                handle = dispatcher.send(str(url), url.method, params)
+                handles.append(handle)
+                entry = {"message_id": handle.message_id, "method": url.method, "url": handle.args[0]}
+                calls.append({**entry, "status": "queued"})
+                if as_json:
+                    continue
+                if wait:
+                    output.note(f"queued {handle.message_id}")
+                else:
+                    output.line(handle.message_id)
     except ValueError as exc:  # the actor's own checks (parameter encoding, message size)
-        output.fail(exc, EXIT_USAGE)
+        stop(exc, describe(exc), EXIT_FAILED if calls else EXIT_USAGE)
     except DispatchError as exc:  # RabbitMQ unreachable or refusing
-        output.fail(exc)
+        stop(exc, explain_broker_error(exc, settings.broker_url))
+    except KeyboardInterrupt:
+        stop("interrupted", "interrupted while sending", EXIT_INTERRUPTED)
 
-    calls = [{"message_id": h.message_id, "method": h.args[1], "url": h.args[0], "status": "queued"} for h in handles]
-    interrupted = False
     if wait:
-        import redis
-
         deadline = time.monotonic() + timeout
         try:
             with _progress(output, len(handles)) as advance:
@@ -194,35 +213,75 @@ def call(
                     entry.update(_outcome(handle, max(0.0, deadline - time.monotonic())))
                     advance()
         except KeyboardInterrupt:  # show what is known; the rest stay "queued", their ids printed
-            interrupted = True
-        except redis.RedisError as exc:
-            output.fail(f"cannot read outcomes from the results store (DISPATCH_RESULTS_URL): {exc}")
+            stop("interrupted", "interrupted while waiting for outcomes", EXIT_INTERRUPTED)
+        except Exception as exc:
+            if not is_redis_error(exc):
+                raise
+            stop(exc, explain_redis_error(exc, settings.results_url))
+        _explain_timeouts(settings, calls, timeout)
 
     failed = any(entry["status"] == "failure" for entry in calls)
     if as_json:
         output.json({"calls": calls})
-    elif not wait:
-        for entry in calls:
-            print(entry["message_id"])
-    elif len(calls) == 1:
+    elif wait and len(calls) == 1:
         _print_single(output, calls[0])
-    else:
-        output.out.print(_calls_table(calls))
-    if interrupted:
-        raise typer.Exit(EXIT_INTERRUPTED)
+    elif wait:
+        print_calls(output, calls)
     if failed:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _explain_timeouts(settings: Settings, calls: list[dict[str, Any]], timeout: float) -> None:
+    """Say why a call timed out when it is plain: no worker consumes the queue."""
+    timed_out = [entry for entry in calls if entry.get("error", {}).get("type") == ResultTimeout.__name__]
+    if not timed_out:
+        return
+    consumers = _consumer_count(settings)
+    if consumers == 0:
+        reason = (
+            f"no worker is consuming queue {settings.queue!r} -- start one with "
+            "`dispatch worker` (or `dramatiq dispatch.tasks`); the call stays queued until then"
+        )
+    elif consumers:
+        reason = f"{consumers} worker(s) consume queue {settings.queue!r}: the call is still queued or running"
+    else:
+        reason = "the call may still be queued or running"
+    for entry in timed_out:
+        entry["error"]["message"] = f"no outcome after {timeout:g}s; {reason}"
+
+
+def _consumer_count(settings: Settings) -> int | None:
+    """How many consumers the calls queue has, asked of RabbitMQ over AMQP (no plugin needed); None if unknown."""
+    if settings.broker_url.startswith("stub:"):
+        return None
+    import pika
+
+    parameters = pika.URLParameters(settings.broker_url)
+    parameters.connection_attempts, parameters.socket_timeout, parameters.blocked_connection_timeout = 1, 5, 5
+    try:
+        connection = pika.BlockingConnection(parameters)
+    except Exception:
+        return None
+    try:
+        return connection.channel().queue_declare(settings.queue, passive=True).method.consumer_count
+    except Exception as exc:
+        return 0 if is_missing_queue(exc) else None
+    finally:
+        with suppress(Exception):
+            connection.close()
 
 
 @contextmanager
 def _progress(output: Output, total: int) -> Iterator[Callable[[], None]]:
     """A Rich progress bar on stderr while several calls are awaited; ``advance()`` after each one.
 
-    Nothing is drawn for a single call or with --json.
+    Nothing is drawn for a single call, with --json, or when stderr is not a terminal.
     """
-    if total < 2 or output.as_json:
+    if total < 2 or output.as_json or not output.err.is_terminal:
         yield lambda: None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (TextColumn("waiting for calls"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=output.err, transient=True) as bar:
         task = bar.add_task("calls", total=total)
@@ -230,27 +289,12 @@ def _progress(output: Output, total: int) -> Iterator[Callable[[], None]]:
 
 
 def _print_single(output: Output, entry: dict[str, Any]) -> None:
-    """The result alone on stdout, so ``$(dispatch call --wait ...)`` captures just that."""
-    output.note(f"call {entry['message_id']}")
+    """The result alone on stdout, so ``$(dispatch call --wait ...)`` captures just that (its id went to stderr)."""
     if entry["status"] == "success":
-        print(json.dumps(entry["result"], ensure_ascii=False))
+        print(json.dumps(entry["result"], ensure_ascii=False), flush=True)
     elif entry["status"] == "failure":
         error = entry["error"]
         output.err.print(f"[bold red]{error['type']}[/]: {escape(error['message'])}")
-
-
-def _calls_table(calls: list[dict[str, Any]]) -> Table:
-    """One row per call: its id, then its request and outcome stacked, so 80 columns are enough."""
-    table = Table(Column("message id", no_wrap=True), "call and outcome")
-    for entry in calls:
-        if entry["status"] == "success":
-            outcome = escape(json.dumps(entry["result"], ensure_ascii=False))
-        elif entry["status"] == "failure":
-            outcome = f"[red]{entry['error']['type']}[/]: {escape(entry['error']['message'])}"
-        else:
-            outcome = "[dim]queued, not waited for[/]"
-        table.add_row(entry["message_id"], f"[dim]{escape(entry['method'] + ' ' + entry['url'])}[/]\n{outcome}")
-    return table
 
 
 # --- dispatch status ----------------------------------------------------------------------------
@@ -276,50 +320,44 @@ def status(
     settings = load_settings(output)
     if settings.broker_url.startswith("stub:"):
         output.fail("DISPATCH_BROKER_URL is stub://: there is no RabbitMQ to ask", EXIT_USAGE)
+    from .management import Management, ManagementError, vhost_of  # requests: loaded by this command only
+
     try:
         management = Management(settings.management_url)
     except ManagementError as exc:
         output.fail(exc, EXIT_USAGE)
     vhost = vhost_of(settings.broker_url)
 
-    def snapshot() -> DispatchStatus:
+    def show() -> None:
+        """One snapshot: a table on a terminal, one line in a pipe, one JSON document with --json."""
         try:
-            return management.dispatch_status(vhost, settings.queue)
+            current = management.dispatch_status(vhost, settings.queue)
         except ManagementError as exc:
             output.fail(exc)
-
-    if not watch:
-        current = snapshot()
         if as_json:
             output.json(current.summary())
+        elif output.tty and live is not None:
+            live.update(status_table(current), refresh=True)
+        elif output.tty:
+            output.out.print(status_table(current))
         else:
-            output.out.print(_status_table(current))
+            print(status_line(current.summary()), flush=True)
+
+    live = None
+    if not watch:
+        show()
         return
+    if output.tty:
+        from rich.live import Live
+
+        live = Live(console=output.out)
     shown = 0
-    with suppress(KeyboardInterrupt), nullcontext() if as_json else Live(console=output.out) as live:
+    with suppress(KeyboardInterrupt), live or nullcontext():
         while iterations is None or shown < iterations:
             if shown:
                 time.sleep(interval)  # the refresh period asked for, not a synchronisation
-            current = snapshot()
-            if live is None:
-                output.json(current.summary())
-            else:
-                live.update(_status_table(current), refresh=True)
+            show()
             shown += 1
-
-
-def _status_table(current: DispatchStatus) -> Table:
-    table = Table(title=f"queue {current.calls.name!r} in vhost {current.vhost!r}")
-    table.add_column("holds", no_wrap=True)
-    for heading in ("ready", "unacked", "consumers", "publish/s", "deliver/s"):
-        table.add_column(heading, justify="right")
-    for queue, holds in ((current.calls, "calls"), (current.delayed, "delayed (.DQ)"), (current.dead, "dead (.XQ)")):
-        if not queue.exists:
-            table.add_row(holds, "[dim]no queue[/]", *[""] * 4)
-            continue
-        rates = (f"{queue.publish_rate:.1f}", f"{queue.deliver_rate:.1f}")
-        table.add_row(holds, str(queue.ready), str(queue.unacked), str(queue.consumers), *rates)
-    return table
 
 
 # --- dispatch worker ----------------------------------------------------------------------------
@@ -401,14 +439,32 @@ dead = typer.Typer(help="List, replay or purge dead letters (calls that failed f
 app.add_typer(dead, name="dead", no_args_is_help=True)
 
 
-def _dead_letters(output: Output) -> Any:
-    """dispatch.deadletters, with the broker configured; exits cleanly when RabbitMQ cannot be reached."""
+def _dead_letters(output: Output, action: str, empty: Any) -> Any:
+    """Run ``action`` of dispatch.deadletters (with its arguments) and return its result.
+
+    A dead-letter queue that does not exist yet holds nothing: ``empty`` is
+    returned, with a note.  Any other failure exits naming what was tried.
+    """
     settings = load_settings(output)
     if settings.broker_url.startswith("stub:"):
         output.fail("DISPATCH_BROKER_URL is stub://: there is no dead-letter queue", EXIT_USAGE)
-    from . import deadletters
+    from . import deadletters  # pika and dramatiq: loaded by these commands only
 
-    return deadletters
+    def run(*args: Any) -> Any:
+        try:
+            return getattr(deadletters, action)(*args)
+        except Exception as exc:  # pika's connection and channel errors have no common public base
+            if is_missing_queue(exc):
+                output.note(
+                    f"no dead-letter queue {settings.queue + '.XQ'!r} in vhost {vhost_of_url(settings.broker_url)!r} "
+                    "yet: nothing has failed on it (is DISPATCH_QUEUE right?)"
+                )
+                return empty
+            if is_redis_error(exc):
+                output.fail(exc, message=explain_redis_error(exc, settings.results_url))
+            output.fail(exc, message=explain_broker_error(exc, settings.broker_url))
+
+    return run
 
 
 @dead.command("list")
@@ -416,22 +472,17 @@ def dead_list(
     limit: Annotated[int | None, typer.Option(min=1, help="Show at most this many.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The dead calls, oldest first: message id, URL, method, error, time. The queue is left unchanged."""
+    """The dead calls, oldest first: message id, time, method, URL, error. The queue is left unchanged.
+
+    Piped, one call per line, tab-separated in that order, so
+    `dispatch dead list | grep ... | cut -f1` gives ids for `dispatch dead replay`.
+    """
     output = Output(as_json)
-    deadletters = _dead_letters(output)
-    try:
-        letters = deadletters.list_dead(limit)
-    except Exception as exc:  # pika's connection and channel errors have no common public base
-        output.fail(exc)
+    letters = _dead_letters(output, "list_dead", [])(limit)
     if as_json:
         output.json([letter.asdict() for letter in letters])
-        return
-    table = Table(title=f"{len(letters)} dead call(s)")
-    for column in ("message id", "method", "URL", "error", "failed at"):
-        table.add_column(column, overflow="fold")
-    for letter in letters:
-        table.add_row(letter.message_id, letter.method, letter.url, letter.error, str(letter.failed_at or ""))
-    output.out.print(table)
+    else:
+        print_dead(output, letters)
 
 
 @dead.command("replay")
@@ -440,22 +491,27 @@ def dead_replay(
     replay_all: Annotated[bool, typer.Option("--all", help="Replay every dead call.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Send dead calls again under their own ids; each dead letter is removed only once its copy is confirmed."""
+    """Send dead calls again under their own ids; each dead letter is removed only once its copy is confirmed.
+
+    Piped, one line per id: `ID<tab>replayed` or `ID<tab>not_found`.
+    """
     output = Output(as_json)
     if bool(message_ids) == replay_all:
         output.fail("name the message ids to replay, or pass --all (not both)", EXIT_USAGE)
-    deadletters = _dead_letters(output)
-    try:
-        replayed = deadletters.replay(None if replay_all else set(message_ids or ()))
-    except Exception as exc:
-        output.fail(exc)
+    replayed = _dead_letters(output, "replay", [])(None if replay_all else set(message_ids or ()))
     missing = sorted(set(message_ids or ()) - set(replayed))
     if as_json:
         output.json({"replayed": replayed, "not_found": missing})
-    else:
+    elif output.tty:
         output.out.print(
             f"replayed {len(replayed)} call(s)" + (f"; not found: {', '.join(missing)}" if missing else "")
         )
+    else:
+        output.note(f"replayed {len(replayed)} call(s)" + (f", {len(missing)} not found" if missing else ""))
+        for message_id in replayed:
+            output.line(message_id, "replayed")
+        for message_id in missing:
+            output.line(message_id, "not_found")
     if missing:
         raise typer.Exit(EXIT_FAILED)
 
@@ -467,13 +523,10 @@ def dead_purge(
 ) -> None:
     """Delete every dead call."""
     output = Output(as_json)
-    deadletters = _dead_letters(output)
+    run = _dead_letters(output, "purge", 0)
     if not yes and not as_json and not typer.confirm("Delete every dead call?"):
         raise typer.Exit(EXIT_FAILED)
-    try:
-        purged = deadletters.purge()
-    except Exception as exc:
-        output.fail(exc)
+    purged = run()
     if as_json:
         output.json({"purged": purged})
     else:
