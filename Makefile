@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv services demo test unit lint format worker bench up down clean
+.PHONY: venv services demo test unit lint format graph worker bench up down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ unit: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+## the package's import graph, one line per module; fails on a cycle
+graph: venv
+	$(PY) scripts/modgraph.py
 
 format: venv
 	$(VENV)/bin/ruff format .

@@ -1,0 +1,77 @@
+"""The shape of the package: an import DAG, imports that connect to nothing, and the upstream reaches.
+
+``dispatch.upstream`` holds every use of a private dramatiq or pika name;
+the checks here fail on the upgrade that removes one, before any worker
+misbehaves.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import inspect
+import subprocess
+import sys
+
+import pytest
+
+from tests.integration.support import ROOT
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import modgraph  # noqa: E402
+
+
+def test_the_package_imports_form_a_dag():
+    graph = modgraph.module_graph()
+    assert "wiring" in graph and "upstream" in graph
+    list(graphlib.TopologicalSorter(graph).static_order())  # raises CycleError on a cycle
+
+
+def _modules_loaded_by(statement: str) -> set[str]:
+    code = f"import sys; {statement}; print(' '.join(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    return {name.split(".")[0] for name in done.stdout.split()}
+
+
+@pytest.mark.parametrize("statement", ["import dispatch", "import dispatch.receiver", "from dispatch import errors"])
+def test_importing_the_package_or_the_receiver_loads_no_broker_machinery(statement):
+    loaded = _modules_loaded_by(statement)
+    assert not loaded & {"dramatiq", "pika", "redis", "urllib3", "requests", "tenacity"}, statement
+
+
+def test_public_names_are_loaded_on_first_access():
+    loaded = _modules_loaded_by("from dispatch import URL, CallResult, HttpDispatch")
+    assert "dramatiq" in loaded
+
+
+def test_building_the_wiring_connects_to_nothing():
+    # Unreachable broker and store: building everything must still work; only sending would fail.
+    env = {"DISPATCH_BROKER_URL": "amqp://guest:guest@127.0.0.1:1/x", "DISPATCH_RESULTS_URL": "redis://127.0.0.1:1/0"}
+    code = "import dispatch.tasks as t; print(t.http_dispatch.actor_name, t.http_dispatch.queue_name)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env={**_env(), **env}
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["http_dispatch", "dispatch"]
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("DISPATCH_")}
+
+
+def test_the_private_upstream_names_dispatch_relies_on_still_exist():
+    from dramatiq.brokers import rabbitmq
+    from dramatiq.middleware import prometheus
+    from dramatiq.results.backends import RedisBackend
+    from pika.adapters.blocking_connection import BlockingChannel
+
+    consumer = rabbitmq._RabbitmqConsumer
+    assert {"ack", "nack", "__next__"} <= set(vars(consumer)), "dramatiq's _RabbitmqConsumer changed"
+    assert "self._tag = tag" in inspect.getsource(rabbitmq._RabbitmqMessage.__init__)
+    assert callable(rabbitmq.RabbitmqBroker._build_queue_arguments)
+    assert callable(rabbitmq.RabbitmqBroker._declare_xq_queue)
+    assert list(inspect.signature(RedisBackend._store).parameters) == ["self", "message_key", "result", "ttl"]
+    assert isinstance(prometheus.DB_PATH, str)
+    assert "_impl" in inspect.getsource(BlockingChannel.__init__)
+    assert isinstance(rabbitmq.DEAD_MESSAGE_TTL, int)
