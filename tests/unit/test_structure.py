@@ -17,7 +17,7 @@ import pytest
 from tests.integration.support import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
-import modgraph  # noqa: E402
+import modgraph
 
 
 def test_the_package_imports_form_a_dag():
