@@ -22,20 +22,41 @@ One core (:meth:`Receiver.handle`) and thin adapters: the object itself is a
 WSGI app; :meth:`~Receiver.as_asgi` (FastAPI/Starlette ``mount``),
 :meth:`~Receiver.flask_view` and :meth:`~Receiver.django_view` wrap it.
 No framework is imported until its adapter is asked for.
+
+**Replays.**  A signature stays valid for the whole timestamp tolerance (5
+minutes either way), so a signed receiver also remembers every ``webhook-id``
+it has accepted until that id's timestamp leaves the window, and answers
+``409 Conflict`` to the same id again -- on any of its routes, since the path
+is not signed.  By default the ids are kept in the process's memory
+(:class:`MemoryReplayStore`, shared by every Receiver of the process, bounded
+and expiring); several processes or hosts serving the same endpoints must
+share a :class:`RedisReplayStore`::
+
+    store = RedisReplayStore(redis.Redis.from_url("redis://..."))
+    app = Receiver(multiply, secret="whsec_...", replay_store=store)
+
+A store that cannot answer (Redis down, the memory store full) makes the
+receiver answer ``503`` with ``Retry-After``: it fails closed, and the
+dispatch worker retries a 503.  A sender that retries after losing an answer
+sends the same id again and gets the 409: the function ran once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import heapq
 import inspect
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
+from .errors import DispatchError
 from .signing import DEFAULT_TOLERANCE, SignatureError, check_secret, signed_payload, verify
 
 logger = logging.getLogger("dispatch.receiver")
@@ -43,6 +64,88 @@ logger = logging.getLogger("dispatch.receiver")
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 METHODS = ("GET", "POST")
+
+
+class ReplayStoreError(DispatchError):
+    """The replay store cannot say whether an id is new (Redis unreachable, memory store full)."""
+
+
+class ReplayStore(Protocol):
+    """Remembers accepted ``webhook-id`` values for a while."""
+
+    def add(self, msg_id: str, ttl: float) -> bool:
+        """Remember ``msg_id`` for ``ttl`` seconds; False if it is already remembered.
+
+        Atomic: of two concurrent adds of one id, exactly one returns True.
+        Raises ReplayStoreError when it cannot tell.
+        """
+        ...
+
+
+class MemoryReplayStore:
+    """Accepted ids in this process's memory, each until it expires; at most ``max_entries`` at once.
+
+    Thread-safe.  When full of unexpired ids it refuses new ones (ReplayStoreError, a 503) rather
+    than forget one that could still be replayed.  Only correctly signed requests are recorded, so
+    only a sender holding the secret can fill it: size it for your peak rate times
+    ``2 * tolerance`` seconds, or use :class:`RedisReplayStore`.
+    """
+
+    def __init__(self, max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_entries = max_entries
+        self._clock = clock
+        self._expiry: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._purge(self._clock())
+            return len(self._expiry)
+
+    def _purge(self, now: float) -> None:
+        while self._heap and self._heap[0][0] <= now:
+            expiry, msg_id = heapq.heappop(self._heap)
+            if self._expiry.get(msg_id) == expiry:
+                del self._expiry[msg_id]
+
+    def add(self, msg_id: str, ttl: float) -> bool:
+        with self._lock:
+            now = self._clock()
+            self._purge(now)
+            if msg_id in self._expiry:
+                return False
+            if len(self._expiry) >= self.max_entries:
+                raise ReplayStoreError(f"the replay store is full ({self.max_entries} ids within the window)")
+            expiry = now + ttl
+            self._expiry[msg_id] = expiry
+            heapq.heappush(self._heap, (expiry, msg_id))
+            return True
+
+
+class RedisReplayStore:
+    """Accepted ids in Redis (``SET key 1 NX PX ttl``), shared by every process that uses the same keys.
+
+    ``client`` is a ``redis.Redis``; ``prefix`` namespaces the keys, so several groups of receivers
+    that must not see each other's ids can share one database.
+    """
+
+    def __init__(self, client: Any, prefix: str = "dispatch:receiver:seen:") -> None:
+        self.client = client
+        self.prefix = prefix
+
+    def add(self, msg_id: str, ttl: float) -> bool:
+        from redis.exceptions import RedisError
+
+        try:
+            return bool(self.client.set(self.prefix + msg_id, b"1", nx=True, px=max(1, int(ttl * 1000))))
+        except RedisError as exc:
+            raise ReplayStoreError(f"the replay store is unreachable: {exc}") from None
+
+
+#: The store of every Receiver built without ``replay_store``: one per process, so Receivers
+#: serving different functions of one app (Flask, Django) refuse each other's replays too.
+DEFAULT_REPLAY_STORE = MemoryReplayStore()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +199,10 @@ class Receiver:
     ``target`` is a function (served at any path) or a mapping of paths to
     functions.  With ``secret`` (one ``whsec_...`` string, or several while
     rotating) every request must carry a valid Standard Webhooks signature
-    or is answered 401 before any function runs.
+    or is answered 401 before any function runs, and a ``webhook-id`` already
+    accepted is answered 409 (a replay; see the module docs).  ``replay_store``
+    defaults to the process's :data:`DEFAULT_REPLAY_STORE`; pass a
+    :class:`RedisReplayStore` when several processes serve the same endpoints.
     """
 
     def __init__(
@@ -106,6 +212,7 @@ class Receiver:
         secret: str | Sequence[str] | None = None,
         tolerance: int = DEFAULT_TOLERANCE,
         max_body_bytes: int = 1024 * 1024,
+        replay_store: ReplayStore | None = None,
     ) -> None:
         if callable(target):
             self.func: Callable[..., Any] | None = target
@@ -118,6 +225,7 @@ class Receiver:
         self.secrets = [check_secret(s) for s in secrets]
         self.tolerance = tolerance
         self.max_body_bytes = max_body_bytes
+        self.replay_store: ReplayStore = DEFAULT_REPLAY_STORE if replay_store is None else replay_store
 
     def __repr__(self) -> str:
         served = self.func.__name__ if self.func else ", ".join(self.routes)
@@ -138,11 +246,21 @@ class Receiver:
         if len(incoming.body) > self.max_body_bytes:
             return _failure(413, f"the body is larger than {self.max_body_bytes} bytes")
         if self.secrets:
+            now = int(time.time())
             payload = signed_payload(method, query=incoming.query, body=incoming.body)
             try:
-                verify(payload, incoming.headers, self.secrets, tolerance=self.tolerance)
+                verified = verify(payload, incoming.headers, self.secrets, tolerance=self.tolerance, now=now)
             except SignatureError as exc:
                 return _failure(401, f"signature check failed: {exc}")
+            # Remember the id until its timestamp leaves the window; verify() refuses it after that.
+            ttl = verified.timestamp + self.tolerance - now + 1
+            try:
+                fresh = self.replay_store.add(verified.msg_id, ttl)
+            except ReplayStoreError as exc:
+                logger.error("refusing a signed request: %s", exc)
+                return _failure(503, f"cannot check for replays right now: {exc}", (("Retry-After", "5"),))
+            if not fresh:
+                return _failure(409, f"webhook-id {verified.msg_id[:80]!r} was already accepted: a replay")
 
         func = self.func or self.routes.get(_route_key(incoming.path))
         if func is None:
@@ -319,6 +437,7 @@ def receiver(
     secret: str | Sequence[str] | None = None,
     tolerance: int = DEFAULT_TOLERANCE,
     max_body_bytes: int = 1024 * 1024,
+    replay_store: ReplayStore | None = None,
 ) -> Any:
     """Decorator form of :class:`Receiver`: ``@receiver`` or ``@receiver(secret=...)``.
 
@@ -327,7 +446,7 @@ def receiver(
     """
 
     def wrap(f: Callable[..., Any]) -> Receiver:
-        return Receiver(f, secret=secret, tolerance=tolerance, max_body_bytes=max_body_bytes)
+        return Receiver(f, secret=secret, tolerance=tolerance, max_body_bytes=max_body_bytes, replay_store=replay_store)
 
     return wrap if func is None else wrap(func)
 

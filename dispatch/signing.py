@@ -23,6 +23,37 @@ and both sides use it.  The path is *not* signed, for either method, exactly
 as Standard Webhooks leaves the URL unsigned: proxies and framework mounts
 rewrite paths (``/hooks/multiply`` becomes ``/multiply``), while every server
 hands the query string over untouched.  See "Signed calls" in README.md.
+
+**What a signature covers.**  The message id (``webhook-id``), the
+timestamp (``webhook-timestamp``) and the payload above, byte for byte:
+change any of them and the signature no longer matches.  A valid signature
+proves the request was made by a holder of the secret, for this id, at about
+this time, with these arguments.
+
+**What it does not cover.**
+
+* *The method, host, path and port.*  A captured request can be sent to
+  another route or another receiver that holds the same secret.  Give each
+  receiver its own secret; within one :class:`~dispatch.receiver.Receiver`
+  the replay store below refuses an id already seen on any of its routes.
+* *Every other header* -- ``Content-Type``, ``Idempotency-Key``,
+  ``Authorization``, cookies -- can be added, removed or changed in transit.
+  (The receiver reads form arguments from a POST body whatever the
+  Content-Type says, as long as it is form-encoded or absent.)
+* *For GET, the body*, and *for POST, the URL's query string*: neither
+  is signed, and :class:`~dispatch.receiver.Receiver` reads neither.
+* *Confidentiality.*  Nothing is encrypted: use https:// so the arguments
+  (and the signature, which lets anyone replay them) cannot be read.
+* *Freshness beyond the tolerance.*  :func:`verify` refuses a timestamp more
+  than ``tolerance`` seconds (5 minutes by default) from the receiver's
+  clock, either way; within that window the same signed request verifies
+  again.  :func:`verify` alone does not refuse such a replay:
+  :class:`~dispatch.receiver.Receiver` does, by remembering every accepted
+  ``webhook-id`` until its timestamp leaves the window (in memory, or in
+  Redis shared by several processes -- :mod:`dispatch.receiver`).
+* *Exactly-once delivery.*  A sender that retries after losing an answer
+  sends the same id again; a Receiver refuses it as a replay (409), so the
+  function ran once but the sender sees the refusal.
 """
 
 from __future__ import annotations
@@ -31,9 +62,11 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets as _random
 import time
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from .errors import DispatchError
@@ -53,9 +86,20 @@ HEADER_ID = "webhook-id"
 HEADER_TIMESTAMP = "webhook-timestamp"
 HEADER_SIGNATURE = "webhook-signature"
 
+#: A webhook-timestamp: ASCII digits only (``str.isdigit`` also accepts "²" and Arabic-Indic digits), and few enough
+#: of them that no arithmetic on it overflows -- 12 digits reach the year 33658.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
 
 class SignatureError(DispatchError):
-    """A request's signature headers are missing, stale, or match none of the secrets."""
+    """A request's signature headers are missing, malformed, stale, or match none of the secrets."""
+
+
+class Verified(NamedTuple):
+    """What :func:`verify` vouches for: the message id and the timestamp it was signed with."""
+
+    msg_id: str
+    timestamp: int
 
 
 def generate_secret(nbytes: int = 32) -> str:
@@ -144,15 +188,20 @@ def verify(
     secrets: str | Sequence[str],
     tolerance: int = DEFAULT_TOLERANCE,
     now: int | None = None,
-) -> None:
-    """Return if ``headers`` sign ``body`` under one of ``secrets``; raise SignatureError otherwise.
+) -> Verified:
+    """Return the id and timestamp if ``headers`` sign ``body`` under one of ``secrets``; else SignatureError.
 
     ``headers`` may be any mapping a web framework gives you -- a dict,
     Flask's or Django's ``request.headers``, Starlette's ``Headers``, a WSGI
     environ or Django's ``request.META`` (``HTTP_WEBHOOK_ID``): names are
     matched case-insensitively.  The timestamp must be within ``tolerance``
     seconds of ``now`` either way, which bounds how long a captured request
-    can be replayed.
+    can be replayed -- but within that window it verifies every time:
+    refusing an id already accepted is the caller's job (:class:`dispatch.receiver.Receiver`
+    does it).
+
+    Whatever the header values are, the only exception is SignatureError
+    (a bad *secret* is a ValueError: that is the receiver's configuration).
     """
     keys = [_key(s) for s in _secret_list(secrets)]
     found = {name: _header(headers, name) for name in (HEADER_ID, HEADER_TIMESTAMP, HEADER_SIGNATURE)}
@@ -161,20 +210,23 @@ def verify(
         raise SignatureError(f"unsigned request: missing header(s) {', '.join(missing)}")
     msg_id, stamp, signatures = found.values()
 
-    if not stamp.strip().isdigit():
-        raise SignatureError(f"{HEADER_TIMESTAMP} {stamp!r} is not an integer number of seconds")
-    timestamp = int(stamp)
+    if not _TIMESTAMP.fullmatch(stamp.strip()):
+        raise SignatureError(f"{HEADER_TIMESTAMP} {stamp[:40]!r} is not an integer number of seconds")
+    timestamp = int(stamp.strip())
     age = int(time.time() if now is None else now) - timestamp
     if age > tolerance:
         raise SignatureError(f"{HEADER_TIMESTAMP} is {age} s old, more than the {tolerance} s allowed (a replay?)")
     if -age > tolerance:
         raise SignatureError(f"{HEADER_TIMESTAMP} is {-age} s in the future, more than the {tolerance} s allowed")
 
-    expected = [_digest(key, msg_id, timestamp, body) for key in keys]
+    try:
+        expected = [_digest(key, msg_id, timestamp, body) for key in keys]
+    except UnicodeEncodeError:  # a lone surrogate: no sender could have signed it
+        raise SignatureError(f"{HEADER_ID} {msg_id[:40]!r} is not valid text") from None
     for candidate in _v1_signatures(signatures):
         # compare_digest takes the same time wherever the bytes differ.
         if any(hmac.compare_digest(candidate, digest) for digest in expected):
-            return
+            return Verified(msg_id, timestamp)
     raise SignatureError("no signature matches: wrong secret, or the payload was changed on the way")
 
 
@@ -198,7 +250,7 @@ def _v1_signatures(header: str) -> list[bytes]:
             continue
         try:
             found.append(base64.b64decode(encoded, validate=True))
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or non-ASCII text, which b64decode refuses with ValueError
             continue
     return found
 
