@@ -17,6 +17,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from urllib3.exceptions import LocationParseError
+from urllib3.util import Url, parse_url
+
 from .errors import InvalidResponseError, RemoteExecuteError, UnknownStatusError
 
 METHODS = frozenset({"GET", "POST"})
@@ -34,20 +37,51 @@ def check_url(url: str) -> str:
     Whitespace and control characters are refused rather than stripped:
     ``urllib.parse`` silently drops CR, LF and tab, so the URL requested
     would not be the URL given (and CR/LF is how headers get injected).
+
+    The URL is read the way the worker will connect to it (:func:`parse_url`,
+    urllib3's parser), and refused when ``urllib.parse`` would read another
+    scheme, host or port from it: ``http://127.0.0.1:9000\\@example.com/``
+    is ``example.com`` to one and ``127.0.0.1:9000`` to the other, the
+    classic way past a check made with one parser of a connection made with
+    the other.  Backslashes and percent-escapes in the host are refused for
+    the same reason, and a non-ASCII host must be a valid IDNA name.
+    """
+    parse_target(url)
+    return url
+
+
+def parse_target(url: str) -> Url:
+    """``url`` as urllib3 reads it -- the one parse both checked and connected to; ValueError if unsafe.
+
+    See :func:`check_url` for what is refused.
     """
     if not isinstance(url, str):
         raise ValueError(f"URL must be a string, not {type(url).__name__}")
     for position, char in enumerate(url):
-        if char.isspace() or unicodedata.category(char) == "Cc":
+        if char.isspace() or unicodedata.category(char) in ("Cc", "Cf") or char == "\\":
             raise ValueError(f"URL {url!r} contains {char!r} at position {position}; percent-encode it")
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 -- raises ValueError for a bad port
+        port = parts.port
     except ValueError as exc:
         raise ValueError(f"URL {url!r} is malformed: {exc}") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValueError(f"URL {url!r} is not an absolute http:// or https:// URL")
-    return url
+    if "%" in parts.hostname:
+        raise ValueError(f"URL {url!r} has a percent-escape in its host; write the host plainly")
+    try:
+        target = parse_url(url)
+        # urlsplit's host, read on its own by urllib3: equal only if both split the authority alike.
+        host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+        expected = parse_url(f"{parts.scheme}://{host}/").host
+    except (LocationParseError, UnicodeError) as exc:
+        raise ValueError(f"URL {url!r} has a host that is not a valid (IDNA) host name: {exc}") from None
+    if (target.scheme, target.host, target.port) != (parts.scheme.lower(), expected, port):
+        raise ValueError(
+            f"URL {url!r} is ambiguous: it reads as host {target.host!r} port {target.port} to the HTTP client "
+            f"but {parts.hostname!r} port {port} to urllib.parse; percent-encode its special characters"
+        )
+    return target
 
 
 def check_method(method: str) -> str:
@@ -91,13 +125,42 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+#: Ceilings of the per-call options.  A value past one is refused with
+#: ValueError (the gateway's 422) rather than accepted and left to overflow
+#: in a worker: one attempt lasts at most an hour; a call gets at most 100
+#: quick attempts; its retry schedule has at most 50 delays of at most 7
+#: days each, spanning at most 30 days in all.
+MAX_TIMEOUT = 3600.0
+MAX_ATTEMPTS = 100
+MAX_SCHEDULE_ENTRIES = 50
+MAX_SCHEDULE_DELAY = 7 * 24 * 3600.0
+MAX_SCHEDULE_SPAN = 30 * 24 * 3600.0
+
+
+def _valid_schedule(value: Any) -> bool:
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) <= MAX_SCHEDULE_ENTRIES
+        and all(_is_number(d) and 0 <= d <= MAX_SCHEDULE_DELAY for d in value)
+        and sum(value) <= MAX_SCHEDULE_SPAN
+    )
+
+
 #: Per-call overrides of the worker's settings: (check, what a valid value is).
+#: Every check is bounded (see the ceilings above) and never raises.
 OPTIONS = {
-    "timeout": (lambda v: _is_number(v) and 0 < v < math.inf, "a positive number of seconds"),
-    "max_attempts": (lambda v: _is_number(v) and v >= 1 and v == int(v), "a positive integer"),
+    "timeout": (
+        lambda v: _is_number(v) and 0 < v <= MAX_TIMEOUT,
+        f"a positive number of seconds, at most {MAX_TIMEOUT:g}",
+    ),
+    "max_attempts": (
+        lambda v: _is_number(v) and 1 <= v <= MAX_ATTEMPTS and v == int(v),
+        f"a positive integer, at most {MAX_ATTEMPTS}",
+    ),
     "retry_schedule": (
-        lambda v: isinstance(v, (list, tuple)) and all(_is_number(d) and 0 <= d < math.inf for d in v),
-        "a list of delays in seconds",
+        _valid_schedule,
+        f"a list of at most {MAX_SCHEDULE_ENTRIES} delays in seconds, each at most {MAX_SCHEDULE_DELAY:g} "
+        f"(7 days), {MAX_SCHEDULE_SPAN:g} (30 days) in all",
     ),
 }
 
@@ -131,7 +194,7 @@ def parse_answer(body: bytes) -> Any:
         raise InvalidResponseError("empty response body")
     try:
         answer = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply to decode
         raise InvalidResponseError(f"response is not JSON: {_preview(body)}") from None
     if not isinstance(answer, dict):
         raise InvalidResponseError(f"response is not a JSON object: {_preview(body)}")
@@ -140,8 +203,16 @@ def parse_answer(body: bytes) -> Any:
     if status == "success":
         return answer.get("retval")
     if status == "failure":
-        raise RemoteExecuteError(str(answer.get("reason", "")))
-    raise UnknownStatusError(f"unknown status {status!r}")
+        raise RemoteExecuteError(_text(answer.get("reason", "")))
+    raise UnknownStatusError(f"unknown status {_text(status, repr)}")
+
+
+def _text(value: Any, render: Any = str) -> str:
+    """``render(value)``, or a placeholder when the value is nested too deeply to render."""
+    try:
+        return render(value)
+    except RecursionError:
+        return f"<{type(value).__name__} nested too deeply to show>"
 
 
 def _preview(body: bytes, limit: int = 80) -> str:

@@ -25,6 +25,7 @@ import dataclasses
 import email.utils
 import functools
 import logging
+import math
 import time
 from collections.abc import Sequence
 
@@ -57,20 +58,36 @@ class DeliveryFailed(TransportError):
         self.retry_after = retry_after
 
 
+#: The longest wait a ``Retry-After`` (or one scheduled delay) can ask for;
+#: a longer one -- ``1`` followed by 400 zeros, a date in the year 9999 -- is
+#: read as this.  Seven days, the ceiling of one ``retry_schedule`` delay.
+MAX_RETRY_AFTER = 7 * 24 * 3600.0
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent or unreadable."""
-    if not value:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent or unreadable.
+
+    Never raises: delta-seconds are ASCII digits only (``str.isdigit`` also
+    accepts ``²``, which ``float`` does not), and any answer is a finite
+    number between 0 and :data:`MAX_RETRY_AFTER`.
+    """
+    if not value or not isinstance(value, str):
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():
+        # Compared as text first: int() refuses more than 4300 digits.
+        digits = value.lstrip("0") or "0"
+        return float(min(int(digits), int(MAX_RETRY_AFTER))) if len(digits) <= 12 else MAX_RETRY_AFTER
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:
+            return None
+        wait = when.timestamp() - (time.time() if now is None else now)
+    except (TypeError, ValueError, OverflowError, OSError, IndexError, AttributeError):
         return None
-    if when.tzinfo is None:
+    if not math.isfinite(wait):
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return min(max(0.0, wait), MAX_RETRY_AFTER)
 
 
 class wait_at_least_retry_after(tenacity.wait.wait_base):
@@ -140,7 +157,9 @@ class RetrySchedule:
         """Seconds until the next delivery, or None when the schedule is used up."""
         if deliveries_so_far >= len(self.delays):
             return None
-        return max(self.delays[deliveries_so_far], failure.retry_after or 0)
+        delay = max(self.delays[deliveries_so_far], failure.retry_after or 0)
+        # Bounded however the schedule was made: dramatiq's delay is an integer of milliseconds.
+        return min(delay, MAX_RETRY_AFTER) if delay == delay else MAX_RETRY_AFTER
 
     def give_up(self, failure: DeliveryFailed) -> TransportError:
         """The error a call ends with once no delivery is left."""

@@ -9,12 +9,21 @@ Why the pieces look the way they do:
   What it did for us is done here once: environment proxies (per origin),
   its CA bundle, credentials in the URL, and redirects (up to
   ``MAX_REDIRECTS``, each re-checked by the destination policy).
-* **A timeout on every attempt**, and a deadline on the body read: urllib3's
-  timeout bounds each socket operation, not the whole answer, so a
-  server dripping one byte a second would otherwise hold a thread forever.
+* **A deadline on the whole attempt** (``Request.timeout``: connect,
+  headers, body and redirects together).  urllib3's timeout bounds each
+  socket operation, not the whole answer, so a server dripping one byte a
+  second -- in its headers or its body -- would otherwise hold a thread for
+  as long as it liked.  A watchdog thread shuts the attempt's socket down
+  when its deadline passes (:class:`_Deadline`); the read then ends at once.
+* **One parse of the URL** (:func:`dispatch.protocol.parse_target`, urllib3's
+  parser): the destination policy checks the very parse the connection is
+  made from, and a URL another parser would read differently is refused.
 * **A streamed, capped read.**  A declared ``Content-Length`` over the cap
   fails the call without reading; an undeclared one is read until the cap
   is crossed, then dropped.
+* **Credentials stay with their origin.**  A redirect to another scheme,
+  host or port drops ``Authorization``, cookies and the ``webhook-*``
+  signature headers.
 * **Retries for transport failures only**, by the strategies of
   :mod:`dispatch.retries`: refused, reset, timed out, or 429/502/503/504.
   Any answer the endpoint meant to give (a ``failure``, a 404, a malformed
@@ -23,9 +32,14 @@ Why the pieces look the way they do:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import heapq
+import itertools
 import logging
 import os
+import socket
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -34,11 +48,13 @@ from urllib.parse import unquote, urlencode, urljoin
 
 import certifi
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util import Url, make_headers, parse_url
 
-from .errors import BadStatusError, ResponseTooLargeError
+from .errors import BadStatusError, DestinationRefused, ResponseTooLargeError
 from .policy import DestinationPolicy
-from .protocol import Params
+from .protocol import MAX_TIMEOUT, Params, parse_target
 from .retries import RETRY_STATUSES, AttemptFailed, DeliveryFailed, RetryPolicy, parse_retry_after
 from .signing import sign_request
 
@@ -87,7 +103,7 @@ class Transport:
         self.signing_secrets = tuple(signing_secrets)
         self.listeners: list[AttemptListener] = []
         self.pool_options = {**_POOL_OPTIONS, "ca_certs": _ca_bundle()}
-        self.pools = urllib3.PoolManager(**self.pool_options)
+        self.pools = _watched(urllib3.PoolManager(**self.pool_options))
         # A proxy from the environment would connect on our behalf, unchecked: with a policy, none is used.
         self.proxies: dict[str, str] = {} if self.policy.active else urllib.request.getproxies()
         self._managers: dict[tuple[str, str], urllib3.PoolManager] = {}
@@ -128,7 +144,10 @@ class Transport:
         timestamp: one made for the first attempt would be stale for a
         delivery scheduled hours later.
         """
-        target, body = parse_url(request.url), None
+        try:
+            target, body = parse_target(request.url), None
+        except ValueError as exc:  # only a message put on the queue by hand gets here: callers check URLs
+            raise DestinationRefused(f"{request.url!r} refused: {exc}") from None
         headers = {**_HEADERS, "Idempotency-Key": request.call_id} if request.call_id else dict(_HEADERS)
         encoded = _encode_params(request.params)
         if request.method == "GET":
@@ -146,12 +165,19 @@ class Transport:
         return WireRequest(request.method, target, body, headers)
 
     def _attempt(self, request: Request) -> bytes:
-        deadline = time.monotonic() + request.timeout
+        # Bounded here too, as a message put on the queue by hand is not checked (protocol.OPTIONS).
+        seconds = min(request.timeout, MAX_TIMEOUT) if request.timeout > 0 else MAX_TIMEOUT
+        deadline = _Deadline(time.monotonic() + seconds)
         wire = self.prepare(request)
-        timeout = urllib3.Timeout(connect=request.timeout, read=request.timeout)
+        timed_out = f"timed out after {seconds:g}s (connect, headers and body of one attempt)"
+        previous, _current.deadline = getattr(_current, "deadline", None), deadline
+        _WATCHDOG.add(deadline)
         try:
             for _ in range(MAX_REDIRECTS + 1):
-                response = self._open(wire, timeout)
+                remaining = deadline.at - time.monotonic()
+                if remaining <= 0:
+                    raise AttemptFailed(timed_out)
+                response = self._open(wire, urllib3.Timeout(connect=remaining, read=remaining))
                 complete = False
                 try:
                     status = response.status
@@ -165,22 +191,30 @@ class Transport:
                         raise AttemptFailed(f"HTTP {status} {response.reason}{asked}", retry_after)
                     if not 200 <= status < 300:
                         raise BadStatusError(f"HTTP {status} {response.reason} from {request.method} {request.url}")
-                    body = _read_capped(response, request.max_response_bytes, deadline)
+                    body = _read_capped(response, request.max_response_bytes, deadline.at)
+                    if deadline.expired:  # a body without a length ends early, and looks whole, when cut
+                        raise AttemptFailed(timed_out)
                     complete = True
                     return body
                 finally:
                     if not complete:  # unread data would poison a kept-alive connection
                         response.close()
+                    deadline.forget()  # the connection may go to another thread now: the watchdog lets go of it
                     response.release_conn()
             raise BadStatusError(f"more than {MAX_REDIRECTS} redirects from {request.method} {request.url}")
-        except urllib3.exceptions.NewConnectionError as exc:  # refused or unreachable (a TimeoutError subclass)
-            raise AttemptFailed(f"{type(exc).__name__}: {exc}") from None
-        except urllib3.exceptions.TimeoutError as exc:
-            raise AttemptFailed(f"timed out after {request.timeout:g}s ({type(exc).__name__})") from None
-        except urllib3.exceptions.HTTPError as exc:
-            raise AttemptFailed(f"{type(exc).__name__}: {exc}") from None
-        except OSError as exc:  # the destination policy's own DNS lookup
-            raise AttemptFailed(f"cannot resolve {wire.url}: {exc}") from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if deadline.expired:  # the watchdog cut the connection: whatever the read then saw, it timed out
+                raise AttemptFailed(timed_out) from None
+            if isinstance(exc, urllib3.exceptions.NewConnectionError):  # refused or unreachable
+                raise AttemptFailed(f"{type(exc).__name__}: {exc}") from None
+            if isinstance(exc, urllib3.exceptions.TimeoutError):
+                raise AttemptFailed(f"{timed_out} ({type(exc).__name__})") from None
+            if isinstance(exc, urllib3.exceptions.HTTPError):
+                raise AttemptFailed(f"{type(exc).__name__}: {exc}") from None
+            raise AttemptFailed(f"cannot resolve {wire.url}: {exc}") from None  # the policy's own DNS lookup
+        finally:
+            deadline.finish()
+            _current.deadline = previous
 
     def _open(self, wire: WireRequest, timeout: urllib3.Timeout) -> urllib3.BaseHTTPResponse:
         """Send ``wire`` and return the response with its body unread."""
@@ -207,7 +241,7 @@ class Transport:
             if proxy and not urllib.request.proxy_bypass_environment(host, self.proxies):
                 auth = parse_url(proxy).auth
                 proxy_headers = make_headers(proxy_basic_auth=unquote(auth)) if auth else None
-                manager = urllib3.ProxyManager(proxy, proxy_headers=proxy_headers, **self.pool_options)
+                manager = _watched(urllib3.ProxyManager(proxy, proxy_headers=proxy_headers, **self.pool_options))
             else:
                 manager = self.pools
             manager = self._managers.setdefault((scheme, host), manager)
@@ -230,19 +264,48 @@ class WireRequest:
     def redirected(self, status: int, location: str) -> WireRequest:
         """The request a redirect asks for, as requests makes it.
 
-        303, and 301/302 after a POST, become a GET without a body; credentials
-        from the URL are not sent on to another host.
+        303, and 301/302 after a POST, become a GET without a body.  A
+        redirect that leaves the origin (scheme, host and port) drops every
+        credential: ``Authorization`` (from the URL's credentials, too),
+        cookies, API-key headers and the ``webhook-*`` signature, which
+        proves to any host that sees it that we sent it.  A Location that
+        is ambiguous (see :func:`dispatch.protocol.check_url`) is refused.
         """
-        target = parse_url(urljoin(self.url, location))
-        dropped = set()
-        if (target.scheme, target.netloc) != (self.target.scheme, self.target.netloc):
-            dropped.add("Authorization")
+        joined = urljoin(self.url, location)
+        try:
+            target = parse_target(joined)
+        except ValueError as exc:
+            raise DestinationRefused(f"redirect from {self.url} to {location!r} refused: {exc}") from None
+        target = target._replace(auth=None, fragment=None)
         method, body = self.method, self.body
+        dropped: set[str] = set()
         if status == 303 or (status in (301, 302) and self.method == "POST"):
             method, body = "GET", None
-            dropped.add("Content-Type")
-        headers = {name: value for name, value in self.headers.items() if name not in dropped}
+            dropped.add("content-type")
+        leaves_origin = _origin(target) != _origin(self.target)
+        headers = {
+            name: value
+            for name, value in self.headers.items()
+            if name.lower() not in dropped and not (leaves_origin and _is_credential(name))
+        }
         return WireRequest(method, target, body, headers)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+#: Headers that carry a credential (besides any ``webhook-*`` and ``*signature*`` header).
+_CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token", "x-access-token"}
+)
+
+
+def _origin(target: Url) -> tuple[str | None, str | None, int | None]:
+    return target.scheme, (target.host or "").lower(), target.port or _DEFAULT_PORTS.get(target.scheme or "")
+
+
+def _is_credential(name: str) -> bool:
+    name = name.lower()
+    return name in _CREDENTIAL_HEADERS or name.startswith("webhook-") or "signature" in name
 
 
 def _encode_params(params: Params) -> str:
@@ -262,7 +325,7 @@ def _ca_bundle() -> str:
 
 def _read_capped(response: urllib3.BaseHTTPResponse, limit: int, deadline: float) -> bytes:
     declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise ResponseTooLargeError(f"response of {declared} bytes exceeds the {limit}-byte limit")
     body = bytearray()
     for chunk in response.stream(_READ_CHUNK):
@@ -272,3 +335,141 @@ def _read_capped(response: urllib3.BaseHTTPResponse, limit: int, deadline: float
         if time.monotonic() > deadline:
             raise AttemptFailed("timed out reading the response body")
     return bytes(body)
+
+
+# -- the attempt's deadline -------------------------------------------------------------------
+
+
+class _Deadline:
+    """One attempt's deadline: when it passes, the sockets the attempt is using are shut down.
+
+    A socket shut down under a blocked read wakes it with end-of-file at
+    once, however slowly the server was dripping its headers or body; the
+    attempt then reports a timeout (``expired``).  The connections are
+    registered by the connection classes below, from the attempt's own
+    thread (``_current``), each time one connects or sends a request.
+    """
+
+    __slots__ = ("at", "connections", "expired", "finished", "lock")
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.lock = threading.Lock()
+        self.connections: list[HTTPConnection] = []
+        self.expired = False
+        self.finished = False
+
+    def watch(self, connection: HTTPConnection) -> None:
+        with self.lock:
+            if self.finished:
+                return
+            self.connections.append(connection)
+            if self.expired:  # too late already: cut it at once
+                _shut_down(connection)
+
+    def forget(self) -> None:
+        """Let go of the connections (before they go back to the pool, maybe to another thread)."""
+        with self.lock:
+            self.connections.clear()
+
+    def finish(self) -> None:
+        with self.lock:
+            self.finished = True
+            self.connections.clear()
+
+    def expire(self) -> None:
+        with self.lock:
+            if self.finished:
+                return
+            self.expired = True
+            for connection in self.connections:
+                _shut_down(connection)
+
+
+def _shut_down(connection: HTTPConnection) -> None:
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError, TypeError, AttributeError):
+            # socket.socket's own shutdown, also for an SSLSocket: its override would drop the TLS state
+            # under the reading thread's feet; the raw shutdown just makes that read end.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """One daemon thread per process that expires deadlines when they pass (started on first use)."""
+
+    def __init__(self) -> None:
+        self._pid: int | None = None
+        self._condition = threading.Condition()
+        self._heap: list[tuple[float, int, _Deadline]] = []
+        self._compact_at = 4096
+        self._sequence = itertools.count()
+
+    def add(self, deadline: _Deadline) -> None:
+        with self._condition:
+            if self._pid != os.getpid():  # first use, or a forked child: the parent's thread is not here
+                self._pid, self._heap = os.getpid(), []
+                threading.Thread(target=self._run, name="dispatch-deadlines", daemon=True).start()
+            if len(self._heap) >= self._compact_at:  # finished deadlines wait in the heap until their time
+                self._heap = [entry for entry in self._heap if not entry[2].finished]
+                heapq.heapify(self._heap)
+                self._compact_at = max(4096, 2 * len(self._heap))
+            heapq.heappush(self._heap, (deadline.at, next(self._sequence), deadline))
+            if self._heap[0][2] is deadline:
+                self._condition.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._heap:
+                    self._condition.wait()
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._condition.wait(wait)
+                    continue
+                deadline = heapq.heappop(self._heap)[2]
+            deadline.expire()
+
+
+_WATCHDOG = _Watchdog()
+_current = threading.local()  # the deadline of the attempt this thread is making
+
+
+def _watch(connection: HTTPConnection) -> None:
+    deadline = getattr(_current, "deadline", None)
+    if deadline is not None:
+        deadline.watch(connection)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def connect(self) -> None:
+        _watch(self)
+        super().connect()
+
+    def request(self, *args, **kwargs) -> None:
+        _watch(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def connect(self) -> None:
+        _watch(self)
+        super().connect()
+
+    def request(self, *args, **kwargs) -> None:
+        _watch(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+def _watched(manager: urllib3.PoolManager) -> urllib3.PoolManager:
+    """``manager``, making its connections with the classes the attempt's deadline can cut."""
+    manager.pool_classes_by_scheme = {"http": _WatchedHTTPConnectionPool, "https": _WatchedHTTPSConnectionPool}
+    return manager
