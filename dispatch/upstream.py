@@ -12,12 +12,13 @@ upgrade breaks one, this file is the whole of what to read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import pika.exceptions
 from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL, RabbitmqBroker, _RabbitmqConsumer, _RabbitmqMessage
-from dramatiq.common import xq_name
+from dramatiq.common import dq_name, xq_name
 from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import prometheus as dramatiq_prometheus
 from dramatiq.results.backends import RedisBackend
@@ -72,14 +73,36 @@ class QuorumRabbitmqBroker(QuickAckRabbitmqBroker):
 
     Quorum queues are replicated across a RabbitMQ cluster (Raft), so a
     node's loss loses no call.  They are always durable and keep
-    dead-lettering and per-queue message TTL (RabbitMQ >= 3.10).  An
-    existing classic queue cannot change type: delete it (or use a new
-    ``DISPATCH_QUEUE``) when switching.  dramatiq builds queue arguments in
-    two private methods, which is why this class lives here.
+    dead-lettering and per-queue message TTL (RabbitMQ >= 3.10).  On top of
+    dramatiq's arguments the calls queue and ``.DQ`` get:
+
+    * ``x-delivery-limit`` (``DISPATCH_DELIVERY_LIMIT``, RabbitMQ >= 3.8): a
+      call redelivered that many times -- a worker crashing on it again and
+      again -- is dead-lettered to ``.XQ`` instead of coming back forever;
+    * ``x-dead-letter-strategy: at-least-once`` (RabbitMQ >= 3.10): the move
+      to ``.XQ`` is confirmed by the target, so a dead letter survives a
+      node's loss (RabbitMQ's default for quorum queues is at-most-once);
+      it requires ``x-overflow: reject-publish``, which only matters under a
+      length limit and is what dispatch reports as ``PublishRefused``.
+
+    An existing queue cannot change its arguments (nor its type): one
+    declared before these arguments is used as it is, with a warning naming
+    the policy that gives it the same behaviour.  dramatiq builds queue
+    arguments in two private methods, which is why this class lives here.
     """
 
+    def __init__(self, *, delivery_limit: int = 20, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.delivery_limit = delivery_limit
+
     def _build_queue_arguments(self, queue_name: str) -> dict[str, Any]:
-        return {**super()._build_queue_arguments(queue_name), "x-queue-type": "quorum"}
+        return {**super()._build_queue_arguments(queue_name), **quorum_arguments(self.delivery_limit)}
+
+    def _declare_queue(self, queue_name: str) -> Any:
+        return self._declare_or_keep(queue_name, partial(super()._declare_queue, queue_name))
+
+    def _declare_dq_queue(self, queue_name: str) -> Any:
+        return self._declare_or_keep(dq_name(queue_name), partial(super()._declare_dq_queue, queue_name))
 
     def _declare_xq_queue(self, queue_name: str) -> Any:
         return self.channel.queue_declare(
@@ -87,6 +110,36 @@ class QuorumRabbitmqBroker(QuickAckRabbitmqBroker):
             durable=True,
             arguments={"x-message-ttl": DEAD_MESSAGE_TTL, "x-queue-type": "quorum"},
         )
+
+    def _declare_or_keep(self, name: str, declare: Callable[[], Any]) -> Any:
+        """Declare ``name`` with our arguments; a queue that exists with older ones is kept as it is."""
+        try:
+            return declare()
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code != 406 or "inequivalent arg" not in str(exc.reply_text):
+                raise
+        del self.channel  # a refused declare closes the channel
+        self.logger.warning(
+            "queue %r exists with arguments other than dispatch's (%s) and keeps its own. To change, delete it "
+            "when empty or apply a policy: rabbitmqctl set_policy <name> '^%s$' "
+            '\'{"delivery-limit": %d, "dead-letter-strategy": "at-least-once", "overflow": "reject-publish"}\' '
+            "--apply-to queues",
+            name,
+            ", ".join(quorum_arguments(self.delivery_limit)),
+            name.replace(".", "\\."),
+            self.delivery_limit,
+        )
+        return self.channel.queue_declare(queue=name, passive=True)
+
+
+def quorum_arguments(delivery_limit: int) -> dict[str, Any]:
+    """The arguments dispatch adds to a quorum calls queue (and its ``.DQ``)."""
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": delivery_limit,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
 
 
 class PipelinedRedisBackend(RedisBackend):
