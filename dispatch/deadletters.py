@@ -25,6 +25,7 @@ from dramatiq.common import q_name, xq_name
 from dramatiq.results import ResultFailure, ResultMissing
 
 from .call import Call
+from .cluster import connection_parameters
 from .publisher import publish
 from .result import CallResult
 from .wiring import get_broker, get_settings
@@ -55,7 +56,7 @@ def _dead_letter_channel() -> Iterator[tuple[pika.adapters.blocking_connection.B
     closes -- which is how listing leaves the queue as it was.
     """
     settings = get_settings()
-    connection = pika.BlockingConnection(pika.URLParameters(settings.broker_url))
+    connection = pika.BlockingConnection(connection_parameters(settings.broker_url))  # any node of a cluster
     try:
         channel = connection.channel()
         queue = xq_name(settings.queue)

@@ -2,7 +2,7 @@
 
 ``dispatch status`` reads three queues -- the calls queue, its ``.DQ``
 (delayed) and its ``.XQ`` (dead letters) -- in the vhost of
-``DISPATCH_BROKER_URL``.  AMQP itself can count a queue's ready messages,
+``DISPATCH_BROKER_URL`` (one vhost for all of a cluster's URLs).  AMQP itself can count a queue's ready messages,
 but not its unacknowledged ones, its consumers or its rates; the management
 API (``rabbitmq-plugins enable rabbitmq_management``) has all of them.
 
@@ -20,6 +20,8 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import requests
+
+from . import cluster
 
 
 class ManagementError(Exception):
@@ -82,9 +84,11 @@ class DispatchStatus:
 
 
 def vhost_of(broker_url: str) -> str:
-    """The vhost an AMQP URL names, as pika reads it: the unquoted path, or ``/`` when there is none."""
-    path = urlsplit(broker_url).path
-    return unquote(path[1:]) if path not in ("", "/") else "/"
+    """The vhost an AMQP URL names, as pika reads it: the unquoted path, or ``/`` when there is none.
+
+    ``broker_url`` may be a cluster's ``;``-separated list, whose URLs all name one vhost.
+    """
+    return cluster.vhost_of(broker_url)
 
 
 class Management:
