@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from .cluster import parse_broker_url
 from .errors import ConfigurationError
 from .policy import DestinationPolicy, parse_allowed
 from .signing import check_secret
@@ -122,8 +123,8 @@ class Settings:
     broker_url: str = _setting(
         "DISPATCH_BROKER_URL",
         "amqp://guest:guest@127.0.0.1:5672/%2F",
-        _url_with_scheme("amqp", "amqps", "stub"),
-        "RabbitMQ URL (vhost included); stub:// runs in-process with no broker",
+        parse_broker_url,
+        "RabbitMQ URL (vhost included), or one per cluster node separated by ';'; stub:// runs with no broker",
     )
     results_url: str = _setting(
         "DISPATCH_RESULTS_URL",
@@ -177,6 +178,12 @@ class Settings:
     )
     queue_type: str = _setting(
         "DISPATCH_QUEUE_TYPE", "classic", _queue_type, "classic, or quorum for replicated queues on a cluster"
+    )
+    delivery_limit: int = _setting(
+        "DISPATCH_DELIVERY_LIMIT",
+        "20",
+        _positive_int,
+        "quorum queues: deliveries of one call before it is dead-lettered (x-delivery-limit)",
     )
     max_message_bytes: int = _setting(
         "DISPATCH_MAX_MESSAGE_BYTES", "1048576", _positive_int, "a call whose URL and params encode larger is refused"
