@@ -18,6 +18,13 @@
   connect time, which also catches a name that resolves differently later.
 * **Validation by** :mod:`dispatch.protocol`, so a body is judged exactly as
   ``URL.send()`` judges its arguments; its messages become the 422 details.
+  That includes the ceilings of the per-call options (``MAX_TIMEOUT`` and the
+  like), which the OpenAPI document states too.
+* **A body limit** (``DISPATCH_GATEWAY_MAX_BODY``, 1 MiB by default), enforced
+  by :class:`BodyLimit` *while the body is read* -- before it is parsed and
+  before the token is checked, since FastAPI reads a body before running any
+  dependency: a too-large Content-Length is answered 413 without reading a
+  byte, a chunked body once the limit is crossed.
 
 Telling a *pending* call from an *unknown* id needs a record of the ids the
 gateway queued: a small Redis key beside the results, with the results' TTL,
@@ -29,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hmac
+import json
 import logging
 import socket
 import uuid
@@ -42,12 +50,23 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from typing_extensions import TypedDict
 
 from . import __version__
 from .actor import ACTOR_NAME, default_dispatcher
 from .errors import BrokerUnavailable, ConfigurationError, DestinationRefused, PublishRefused
-from .protocol import check_method, check_options, check_params, check_url
+from .protocol import (
+    MAX_ATTEMPTS,
+    MAX_SCHEDULE_DELAY,
+    MAX_SCHEDULE_ENTRIES,
+    MAX_SCHEDULE_SPAN,
+    MAX_TIMEOUT,
+    check_method,
+    check_options,
+    check_params,
+    check_url,
+)
 from .publisher import publish
 from .result import CallResult
 from .wiring import get_settings
@@ -67,11 +86,20 @@ class CallOptions(TypedDict, total=False):
     """Per-call overrides of the worker's settings (``dispatch.protocol.OPTIONS``)."""
 
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
-    timeout: Annotated[float, Field(gt=0, description="Seconds for one HTTP attempt (DISPATCH_TIMEOUT).")]
-    max_attempts: Annotated[int, Field(ge=1, description="Transport attempts before failing (DISPATCH_MAX_ATTEMPTS).")]
+    # The bounds are dispatch.protocol's, which refuses a value past them first (with its own message).
+    timeout: Annotated[
+        float, Field(gt=0, le=MAX_TIMEOUT, description="Seconds for one HTTP attempt (DISPATCH_TIMEOUT).")
+    ]
+    max_attempts: Annotated[
+        int, Field(ge=1, le=MAX_ATTEMPTS, description="Transport attempts before failing (DISPATCH_MAX_ATTEMPTS).")
+    ]
     retry_schedule: Annotated[
-        list[Annotated[float, Field(ge=0)]],
-        Field(description="Seconds between later deliveries once the quick attempts fail (DISPATCH_RETRY_SCHEDULE)."),
+        list[Annotated[float, Field(ge=0, le=MAX_SCHEDULE_DELAY)]],
+        Field(
+            max_length=MAX_SCHEDULE_ENTRIES,
+            description="Seconds between later deliveries once the quick attempts fail (DISPATCH_RETRY_SCHEDULE); "
+            f"at most {MAX_SCHEDULE_SPAN:g} seconds in all.",
+        ),
     ]
 
 
@@ -165,6 +193,7 @@ def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing or wrong bearer token.",
         403: "The destination policy refuses this URL (a private address); nothing was queued.",
         404: "No call with this id: never queued here, or its outcome has expired.",
+        413: "The body is larger than DISPATCH_GATEWAY_MAX_BODY bytes; it was not read.",
         503: "RabbitMQ or Redis is unavailable; nothing was queued. Try again later.",
     }
     return {code: {"model": Problem, "description": meaning[code]} for code in codes}
@@ -186,6 +215,78 @@ def check_tokens(tokens: Sequence[str]) -> list[str]:
 def _invalid(field: str, message: str, value: Any) -> RequestValidationError:
     """A 422 shaped like FastAPI's own, so every 422 matches one documented schema."""
     return RequestValidationError([{"type": "value_error", "loc": ("body", field), "msg": message, "input": value}])
+
+
+class _BodyTooLarge(Exception):
+    """Raised into the app from ``receive`` once a body crosses the limit (the 413 is already sent)."""
+
+
+class BodyLimit:
+    """ASGI middleware: refuse a request body larger than ``max_body`` bytes with 413, while it is read.
+
+    A Content-Length over the limit is answered at once, before any of the body is read.  A body
+    without one (chunked) is counted as the app receives it; the chunk that crosses the limit is
+    never handed over: the 413 is sent instead and the app's ``receive`` raises, so nothing
+    downstream -- parsing, authentication -- sees more than ``max_body`` bytes.  The 413 says
+    ``Connection: close``, so the server stops reading the rest.
+    """
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name.lower() == b"content-length":
+                if not value.strip().isdigit():  # servers refuse these first; never trust that
+                    await self._refuse(send, 400, "bad Content-Length header")
+                    return
+                if int(value) > self.max_body:
+                    await self._refuse(send, 413, self._too_large())
+                    return
+
+        received = 0
+        started = refused = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    if not started:
+                        refused = True
+                        await self._refuse(send, 413, self._too_large())
+                    raise _BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused:  # whatever the app answers to the exception, the 413 has been sent
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        with contextlib.suppress(_BodyTooLarge):  # reaches here only if the app let it through
+            await self.app(scope, limited_receive, guarded_send)
+
+    def _too_large(self) -> str:
+        return f"the body is larger than {self.max_body} bytes (DISPATCH_GATEWAY_MAX_BODY)"
+
+    @staticmethod
+    async def _refuse(send: Send, status: int, detail: str) -> None:
+        body = json.dumps({"detail": detail}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 class Gateway:
@@ -253,8 +354,11 @@ class Gateway:
         return Succeeded(id=call_id, state="success", result=result)
 
 
-def create_app(tokens: Sequence[str] | None = None) -> FastAPI:
+def create_app(tokens: Sequence[str] | None = None, max_body: int | None = None) -> FastAPI:
     """The gateway app; ``tokens`` default to ``DISPATCH_GATEWAY_TOKEN``.  ConfigurationError if there are none.
+
+    ``max_body`` defaults to ``DISPATCH_GATEWAY_MAX_BODY``: a larger request body is answered 413
+    (:class:`BodyLimit`, the outermost middleware but Starlette's error handler).
 
     Building it reads the settings and builds the broker, so a bad ``DISPATCH_*`` variable fails here,
     before serving.
@@ -281,6 +385,7 @@ def create_app(tokens: Sequence[str] | None = None) -> FastAPI:
         description="Queue HTTP callback calls and read their outcomes. See 'The HTTP gateway' in README.md.",
         dependencies=[Depends(authorized)],
     )
+    app.add_middleware(BodyLimit, max_body=gateway.settings.gateway_max_body if max_body is None else max_body)
 
     accepted_response = {
         "headers": {"Location": {"description": "The status URL, as in the body.", "schema": {"type": "string"}}},
@@ -293,7 +398,7 @@ def create_app(tokens: Sequence[str] | None = None) -> FastAPI:
         operation_id="queueCall",
         status_code=202,
         response_model=Queued,
-        responses={202: accepted_response, **_responses(401, 403, 503)},
+        responses={202: accepted_response, **_responses(401, 403, 413, 503)},
     )
     def queue_call(call: NewCall, request: Request, response: Response) -> Queued:
         """Queue a call; a worker performs it. Poll `status_url` (also in `Location`) for the outcome."""

@@ -243,6 +243,12 @@ class Settings:
         "bearer token(s) the gateway accepts, comma-separated while rotating; the gateway refuses to start without",
         secret=True,
     )
+    gateway_max_body: int = _setting(
+        "DISPATCH_GATEWAY_MAX_BODY",
+        "1048576",
+        _positive_int,
+        "largest request body the gateway reads, in bytes; a larger one is answered 413 before it is parsed",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
