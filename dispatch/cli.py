@@ -499,6 +499,7 @@ def dead_replay(
     if bool(message_ids) == replay_all:
         output.fail("name the message ids to replay, or pass --all (not both)", EXIT_USAGE)
     replayed = _dead_letters(output, "replay", [])(None if replay_all else set(message_ids or ()))
+    replayed = list(dict.fromkeys(replayed))  # a replay that died again at once can be fetched twice
     missing = sorted(set(message_ids or ()) - set(replayed))
     if as_json:
         output.json({"replayed": replayed, "not_found": missing})

@@ -109,8 +109,20 @@ def test_json_reports_each_calls_own_outcome_and_exits_non_zero_if_any_failed(wo
     assert failed["error"] == {"type": "UnknownStatusError", "message": "unknown status 'maybe'"}
 
 
-def test_many_calls_with_wait_show_a_table_of_outcomes(worker, python_endpoint):
+def test_many_calls_with_wait_piped_print_one_tab_separated_line_per_call(worker, python_endpoint):
     done = dispatch("call", python_endpoint.url("/multiply"), python_endpoint.url("/fail"), "x=3", "y=3", "--wait")
+    assert done.returncode == 1
+    rows = [line.split("\t") for line in done.stdout.splitlines()]
+    assert [row[1:3] for row in rows] == [["success", "GET"], ["failure", "GET"]]
+    assert all(re.fullmatch(r"[0-9a-f-]{36}", row[0]) for row in rows)
+    assert [row[4] for row in rows] == ["9", "RemoteExecuteError: it broke"]
+    assert "│" not in done.stdout and "\x1b" not in done.stdout
+
+
+def test_many_calls_with_wait_on_a_terminal_show_a_table_of_outcomes(worker, python_endpoint):
+    terminal = {"TTY_COMPATIBLE": "1", "COLUMNS": "100", "NO_COLOR": "1"}
+    args = ("call", python_endpoint.url("/multiply"), python_endpoint.url("/fail"), "x=3", "y=3", "--wait")
+    done = dispatch(*args, env=terminal)
     assert done.returncode == 1
     cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in done.stdout.splitlines() if "│" in line]
     assert len([row for row in cells if re.fullmatch(r"[0-9a-f-]{36}", row[0])]) == 2
@@ -186,9 +198,14 @@ def test_status_counts_ready_delayed_and_dead_calls(vhost):
         assert [q["name"] for q in current["queues"]] == [queue, f"{queue}.DQ", f"{queue}.XQ"]
         assert all(q["exists"] for q in current["queues"])
 
-        table = dispatch("status", env=env)
+        table = dispatch("status", env={**env, "TTY_COMPATIBLE": "1", "COLUMNS": "100"})
         assert table.returncode == 0, table.stderr
         assert queue in table.stdout and "dead (.XQ)" in table.stdout
+
+        line = dispatch("status", env=env)
+        assert line.returncode == 0, line.stderr
+        fields = dict(field.split("=", 1) for field in line.stdout.rstrip("\n").split("\t"))
+        assert (fields["queue"], fields["ready"], fields["delayed"], fields["dead"]) == (queue, "3", "1", "2")
     finally:
         delete_queues(queue)
 

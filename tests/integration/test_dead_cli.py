@@ -43,8 +43,9 @@ def test_dead_commands_list_replay_and_purge(make_worker, python_endpoint):
     assert by_id[hopeless.message_id]["method"] == "GET"
     assert by_id[hopeless.message_id]["failed_at"]
 
-    table = dispatch_cli("dead", "list")
-    assert table.returncode == 0 and "2 dead call(s)" in table.stdout
+    piped = dispatch_cli("dead", "list")  # stdout is a pipe here: one tab-separated line per dead call
+    assert piped.returncode == 0 and "2 dead call(s)" in piped.stderr
+    assert sorted(line.split("\t")[0] for line in piped.stdout.splitlines()) == sorted(by_id)
 
     usage = dispatch_cli("dead", "replay")
     assert usage.returncode == 2 and "--all" in usage.stderr

@@ -60,10 +60,10 @@ def test_worker_runs_dramatiq_with_defaults_and_passes_other_arguments_on():
     assert plan["env"] == {}
 
 
-def test_worker_metrics_port_runs_the_instrumented_broker():
+def test_worker_metrics_port_sets_the_variable_and_runs_the_usual_broker():
     done = dispatch("worker", "--dry-run", "--json", "--processes", "1", "--metrics-port", "9300")
     plan = json.loads(done.stdout)
-    assert plan["argv"][3] == "dispatch.metrics:instrumented_broker"
+    assert plan["argv"][3] == "dispatch.tasks"
     assert plan["env"] == {"DISPATCH_METRICS_PORT": "9300"}
 
 
