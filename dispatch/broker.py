@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.middleware import CurrentMessage, default_middleware
-from dramatiq.results import Results
+from dramatiq.middleware import CurrentMessage, Retries, default_middleware
 
+from .delays import DelayParking
+from .durability import DurableResults, DurableRetries
 from .middleware import CallLog
 from .settings import Settings
 from .store import results_backend
@@ -24,13 +25,23 @@ from .upstream import QuickAckRabbitmqBroker, QuorumRabbitmqBroker
 
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
-    """A broker with dramatiq's default middleware plus results, current message and call log."""
-    middleware = [m() for m in default_middleware] + [
+    """A broker with dramatiq's default middleware (Retries made durable) plus results, current message, call log.
+
+    RabbitMQ brokers also park long delays in wait queues (:mod:`dispatch.delays`).
+    """
+    middleware = [DurableRetries() if m is Retries else m() for m in default_middleware] + [
         CurrentMessage(),
-        Results(backend=results_backend(settings), result_ttl=int(settings.result_ttl * 1000)),
+        DurableResults(
+            backend=results_backend(settings),
+            result_ttl=int(settings.result_ttl * 1000),
+            patience=settings.results_store_patience,
+        ),
         CallLog(),
     ]
     if settings.broker_url.startswith("stub:"):
         return StubBroker(middleware=middleware)
-    broker_class = QuorumRabbitmqBroker if settings.queue_type == "quorum" else QuickAckRabbitmqBroker
-    return broker_class(url=settings.broker_url, confirm_delivery=True, middleware=middleware)
+    quorum = settings.queue_type == "quorum"
+    broker_class = QuorumRabbitmqBroker if quorum else QuickAckRabbitmqBroker
+    broker = broker_class(url=settings.broker_url, confirm_delivery=True, middleware=middleware)
+    broker.delay_parking = DelayParking(settings.delay_hold_max, quorum)
+    return broker

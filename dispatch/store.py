@@ -24,14 +24,25 @@ def results_backend(settings: Settings) -> StubBackend | RedisBackend:
     """The store for outcomes named by ``DISPATCH_RESULTS_URL``."""
     if settings.results_url.startswith("stub:"):
         return StubBackend()
-    # redis-py 8 defaults to a 5 s socket timeout, which cuts dramatiq's
-    # blocking BRPOPLPUSH short for any res.get(timeout=...) above 5 s.
-    # Connecting is still bounded; the wait itself is bounded by Redis.
-    client = redis.Redis.from_url(
+    # Readers block: redis-py 8 defaults to a 5 s socket timeout, which would
+    # cut dramatiq's blocking BRPOPLPUSH short for any res.get(timeout=...)
+    # above 5 s, so the reading client has none (Redis bounds the wait).
+    # Writers must not block: a hung Redis would hold a worker thread for
+    # hours, so every write has DISPATCH_RESULTS_WRITE_TIMEOUT.
+    reader = redis.Redis.from_url(
         settings.results_url,
         socket_timeout=None,
         socket_connect_timeout=10,
         socket_keepalive=True,
         health_check_interval=30,
     )
-    return PipelinedRedisBackend(client=client, namespace=NAMESPACE, use_namespace_prefix_keys=True)
+    writer = redis.Redis.from_url(
+        settings.results_url,
+        socket_timeout=settings.results_write_timeout,
+        socket_connect_timeout=settings.results_write_timeout,
+        socket_keepalive=True,
+        health_check_interval=30,
+    )
+    return PipelinedRedisBackend(
+        client=reader, write_client=writer, namespace=NAMESPACE, use_namespace_prefix_keys=True
+    )

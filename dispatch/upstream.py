@@ -48,6 +48,27 @@ class QuickAckConsumer(_RabbitmqConsumer):
     redelivery either way, so nothing about delivery changes.
     """
 
+    def __next__(self) -> _RabbitmqMessage | None:
+        """The next message, except a delayed one with a long wait left: that is parked, acked, and skipped.
+
+        Parking (:mod:`dispatch.delays`) happens here, before dramatiq's
+        worker puts the message on its in-memory delay queue, because from
+        there dramatiq would hold it unacked until its time.  ``None`` is
+        what the consumer returns when nothing arrived, so the worker just
+        asks again.
+        """
+        message = super().__next__()
+        parking = self.broker.delay_parking
+        if (
+            message is not None
+            and parking is not None
+            and parking.should_park(message)
+            and parking.park(self.broker, message)
+        ):
+            self.ack(message)
+            return None
+        return message
+
     def ack(self, message: _RabbitmqMessage) -> None:
         try:
             self.known_tags.remove(message._tag)
@@ -61,7 +82,13 @@ class QuickAckConsumer(_RabbitmqConsumer):
 
 
 class QuickAckRabbitmqBroker(RabbitmqBroker):
-    """dramatiq's RabbitMQ broker with :class:`QuickAckConsumer`."""
+    """dramatiq's RabbitMQ broker with :class:`QuickAckConsumer`.
+
+    ``delay_parking`` (a :class:`dispatch.delays.DelayParking`, set by
+    :func:`dispatch.broker.build_broker`) makes its consumers park long delays.
+    """
+
+    delay_parking: Any = None
 
     @property
     def consumer_class(self) -> type[_RabbitmqConsumer]:
@@ -143,16 +170,21 @@ def quorum_arguments(delivery_limit: int) -> dict[str, Any]:
 
 
 class PipelinedRedisBackend(RedisBackend):
-    """dramatiq's Redis backend, storing without a MULTI/EXEC transaction.
+    """dramatiq's Redis backend, storing through a client of its own and without a MULTI/EXEC transaction.
 
-    The three commands still go in one round trip.  The transaction only
-    guarded against a reader between DEL and LPUSH, who would see the call
-    as still pending, which it then was.  ``_store`` is the backend's
-    private write step.
+    Writes go through ``write_client``, which has a socket timeout, while
+    reads keep the blocking client.  The three commands still go in one
+    round trip; the transaction only guarded against a reader between DEL
+    and LPUSH, who would see the call as still pending, which it then was.
+    ``_store`` is the backend's private write step.
     """
 
+    def __init__(self, *, write_client: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.write_client = write_client
+
     def _store(self, message_key: str, result: bytes, ttl: int) -> None:
-        with self.client.pipeline(transaction=False) as pipe:
+        with self.write_client.pipeline(transaction=False) as pipe:
             pipe.delete(message_key)
             pipe.lpush(message_key, self.encoder.encode(result))
             pipe.pexpire(message_key, ttl)

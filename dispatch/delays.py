@@ -1,0 +1,105 @@
+"""Delays of hours and days that RabbitMQ is happy with.
+
+dramatiq delays a message by publishing it to ``<queue>.DQ``; a worker
+takes it from there at once and holds it, *unacknowledged*, until its time
+comes.  RabbitMQ closes any channel that holds a delivery longer than its
+``consumer_timeout`` (30 minutes by default) and requeues everything on it
+-- so a schedule step of 2 hours, or an endpoint's long ``Retry-After``,
+would bounce between worker and broker forever (dramatiq issue #827).
+
+Here a worker holds a delayed message only while less than
+``DISPATCH_DELAY_HOLD_MAX`` (300 s) of its wait is left.  A message with
+longer to go is *parked*: re-published, with publisher confirms, to a
+**wait queue** and only then acked.  Wait queues come in tiers of powers of
+two seconds (``<queue>.wait.1``, ``.wait.2``, ... ``.wait.2097152``, about
+24 days).  Each has a message TTL equal to its tier and dead-letters
+expired messages back to ``<queue>.DQ``.  A message goes to the largest
+tier not longer than what is left of its wait, comes back to ``.DQ`` when
+the tier expires, and is parked again in a smaller tier or held for the
+last few minutes -- a wait of ``d`` seconds takes at most ``log2(d)`` hops,
+and no message is ever unacked in a worker for longer than the hold limit.
+The message itself (id, options, ``eta``) travels unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+import dramatiq
+import pika
+from dramatiq.common import dq_name, q_name
+
+logger = logging.getLogger("dispatch.delays")
+
+#: Wait-queue tiers, in seconds: 1, 2, 4, ... 2**21 (about 24 days).
+TIERS = tuple(2**exponent for exponent in range(22))
+
+
+def tier_for(remaining: float) -> int:
+    """The longest tier that does not overshoot ``remaining`` seconds (at least the shortest tier)."""
+    fitting = [tier for tier in TIERS if tier <= remaining]
+    return fitting[-1] if fitting else TIERS[0]
+
+
+def wait_queue_name(queue_name: str, tier: int) -> str:
+    return f"{q_name(queue_name)}.wait.{tier}"
+
+
+def wait_queue_arguments(queue_name: str, tier: int, quorum: bool) -> dict[str, Any]:
+    """A queue whose messages expire after ``tier`` seconds into ``<queue>.DQ``."""
+    arguments: dict[str, Any] = {
+        "x-message-ttl": tier * 1000,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": dq_name(q_name(queue_name)),
+    }
+    if quorum:  # message TTL on quorum queues: RabbitMQ >= 3.10; at-least-once so a node loss drops nothing
+        arguments.update({"x-queue-type": "quorum", "x-dead-letter-strategy": "at-least-once"})
+        arguments["x-overflow"] = "reject-publish"
+    return arguments
+
+
+@dataclasses.dataclass
+class DelayParking:
+    """Parks delayed messages with more than ``hold_max`` seconds to go in the wait queues."""
+
+    hold_max: float
+    quorum: bool = False
+    declared: set[str] = dataclasses.field(default_factory=set)
+
+    def should_park(self, message: dramatiq.Message) -> bool:
+        eta = message.options.get("eta")
+        return (
+            message.queue_name == dq_name(q_name(message.queue_name))
+            and isinstance(eta, (int, float))
+            and (eta / 1000 - time.time() > self.hold_max)
+        )
+
+    def park(self, broker: Any, message: dramatiq.Message) -> bool:
+        """Publish ``message`` to its wait queue with a confirm; False (the caller keeps it) if that failed."""
+        remaining = message.options["eta"] / 1000 - time.time()
+        tier = tier_for(remaining)
+        name = wait_queue_name(message.queue_name, tier)
+        try:
+            channel = broker.channel  # this thread's channel, with publisher confirms
+            if name not in self.declared:
+                channel.queue_declare(
+                    name, durable=True, arguments=wait_queue_arguments(message.queue_name, tier, self.quorum)
+                )
+                self.declared.add(name)
+            channel.basic_publish(
+                exchange="",
+                routing_key=name,
+                body=message.encode(),
+                properties=pika.BasicProperties(delivery_mode=2),
+                mandatory=True,
+            )
+        except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError) as error:
+            del broker.connection  # dramatiq's way to start over on a fresh connection
+            self.declared.discard(name)
+            logger.warning("call %s: could not park it in %s (%s); holding it instead", message.message_id, name, error)
+            return False
+        logger.debug("call %s: %.0fs to wait, parked in %s", message.message_id, remaining, name)
+        return True
