@@ -103,7 +103,12 @@ _STORABLE: dict[str, type[DispatchError]] = {
 }
 
 
-def error_from_result(type_name: str, message: str) -> Exception | None:
-    """The error a worker stored as ``type_name``/``message``, or None if it is not one of ours."""
+def error_from_result(type_name: str, message: str) -> DispatchError:
+    """The error a worker stored as ``type_name``/``message``.
+
+    One that is not ours (an actor that raised something else) comes back
+    as a plain DispatchError naming the original class, so a caller's
+    ``except DispatchError`` always holds.
+    """
     cls = _STORABLE.get(type_name)
-    return cls(message) if cls else None
+    return cls(message) if cls else DispatchError(f"{type_name}: {message}")

@@ -57,10 +57,7 @@ class CallResult(Message):
                 if remaining <= 0:
                     raise ResultTimeout(f"no outcome for call {self.message_id} after {timeout} seconds") from None
             except ResultFailure as failure:
-                error = error_from_result(failure.orig_exc_type, failure.orig_exc_msg)
-                if error is None:
-                    raise
-                raise error from None
+                raise error_from_result(failure.orig_exc_type, failure.orig_exc_msg) from None
 
     def get_result(self, *, backend: ResultBackend | None = None, block: bool = False, timeout: int | None = None):
         """dramatiq's own API (timeout in ms), defaulting to the backend the actor stores into.

@@ -89,7 +89,8 @@ def test_stored_errors_come_back_as_the_same_class():
     for cls in (RemoteExecuteError, TransportError, UnknownStatusError, BadStatusError, InvalidResponseError):
         error = error_from_result(cls.__name__, "why")
         assert type(error) is cls and str(error) == "why"
-    assert error_from_result("KeyError", "x") is None
+    foreign = error_from_result("KeyError", "x")  # an actor's own exception: still one of ours for the caller
+    assert type(foreign) is DispatchError and str(foreign) == "KeyError: x"
 
 
 # -- the URL facade (Celery's MutableURL) -----------------------------------------------------------
