@@ -5,9 +5,14 @@
     dispatch worker --processes 2 --threads 16
     dispatch gateway --port 8080
 
-Every command takes ``--json``: machine-readable output on stdout (errors
-too, as ``{"error": {"type": ..., "message": ...}}``), no colours, no
-progress bars.  Without it, results go to stdout and messages to stderr.
+Results go to stdout, messages and errors to stderr.  On a terminal results
+are Rich tables; piped, plain lines -- one record per line, tab-separated,
+ids first and never wrapped -- for grep, cut and awk (see
+:mod:`dispatch.cli_output`).  Every command takes ``--json``: one JSON
+document on stdout (errors too, as ``{"error": {"type": ..., "message":
+...}}``), no colours, no progress bars.  Errors name what was tried
+(RabbitMQ host:port and vhost, Redis host:port/db, never a password) and
+what to check.
 
 Exit codes: 0 success; 1 a call failed, or a service could not be reached;
 2 bad input or configuration (nothing was sent).
