@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from dispatch.settings import Settings
@@ -38,27 +39,131 @@ def test_demo_runs_embedded_when_no_broker_is_reachable():
     assert "res.get() -> 100" in out and "raised RemoteExecuteError: division by zero" in out
 
 
+COMPOSE = ROOT / "docker" / "compose.yaml"
+HOST_ACCESS = ROOT / "docker" / "compose.host-access.yaml"
+SECRETS = {
+    "RABBITMQ_DEFAULT_USER": "dispatch",
+    "RABBITMQ_DEFAULT_PASS": "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+    "REDIS_PASSWORD": "a5b4c3d2e1f00f1e2d3c4b5a69788796",
+    "DISPATCH_GATEWAY_TOKEN": "test-token-0123456789abcdef",
+}
+_VARIABLE = re.compile(r"\$(?:\$|\{(?P<name>\w+)(?:(?P<op>:?[?-])(?P<arg>[^}]*))?\})")
+
+
+def interpolate(value: object, environ: dict[str, str]) -> object:
+    """``value`` (a loaded compose file or part of it) with ``${VAR}``, ``${VAR:?msg}``, ``${VAR:-x}``, ``$$``
+    replaced as ``docker compose`` replaces them; KeyError(message) for a required variable missing."""
+    if isinstance(value, dict):
+        return {key: interpolate(item, environ) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolate(item, environ) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match) -> str:
+        if match[0] == "$$":
+            return "$"
+        name, op, arg = match["name"], match["op"] or "", match["arg"]
+        given = environ.get(name)
+        missing = given is None or (op.startswith(":") and not given)
+        if op.endswith("?") and missing:
+            raise KeyError(f"{name}: {arg}")
+        if op.endswith("-") and missing:
+            return arg
+        return given or ""
+
+    return _VARIABLE.sub(replace, value)
+
+
+def compose(environ: dict[str, str] = SECRETS) -> dict:
+    return interpolate(yaml.safe_load(COMPOSE.read_text()), environ)
+
+
 def test_compose_stack_names_every_service_it_needs():
-    compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
-    services = compose["services"]
+    services = compose()["services"]
     assert services["rabbitmq"]["image"] == "rabbitmq:3-management"
-    assert {"5672:5672", "15672:15672"} <= set(services["rabbitmq"]["ports"])
     assert services["redis"]["image"].startswith("redis:")
     for name in ("rabbitmq", "redis", "worker", "gateway", "receiver"):
         assert services[name]["healthcheck"]["test"], name
     assert services["gateway"]["command"][:2] == ["dispatch", "gateway"]
-    assert "DISPATCH_GATEWAY_TOKEN" in services["gateway"]["environment"]
+    assert services["gateway"]["environment"]["DISPATCH_GATEWAY_TOKEN"] == SECRETS["DISPATCH_GATEWAY_TOKEN"]
     assert services["gateway"]["environment"]["DISPATCH_ALLOWED_HOSTS"] == "receiver"
     known = {variable for variable, _, _ in Settings.describe()}
-    known |= {"DISPATCH_GATEWAY_TOKEN"}
     assert set(services["worker"]["environment"]) <= known
     assert set(services["gateway"]["environment"]) <= known
     assert Settings.from_env(services["worker"]["environment"]).queue == "dispatch"
+    Settings.from_env(services["gateway"]["environment"])
     for name in ("worker", "gateway", "receiver"):
         build = services[name]["build"]
         assert (ROOT / "docker" / build["context"] / build["dockerfile"]).is_file()
     receiver = services["receiver"]["command"]
     assert (ROOT / receiver[1]).is_file()
+
+
+def _published(services: dict) -> dict[str, list[str]]:
+    return {name: [str(port) for port in service.get("ports", [])] for name, service in services.items()}
+
+
+def test_only_the_gateway_is_published_and_only_on_loopback():
+    services = compose()["services"]
+    assert {name: ports for name, ports in _published(services).items() if ports} == {
+        "gateway": ["127.0.0.1:8080:8080"]
+    }
+    override = yaml.safe_load(HOST_ACCESS.read_text())["services"]
+    for name, ports in {**_published(services), **_published(override)}.items():
+        for port in ports:  # "8080:8080", "8080" and "0.0.0.0:..." publish on every interface
+            assert port.startswith("127.0.0.1:") and port.count(":") == 2, (name, port)
+    assert "expose" not in str(services)
+
+
+def test_broker_and_redis_are_on_an_internal_network_only():
+    document = compose()
+    assert document["networks"]["backend"]["internal"] is True
+    services = document["services"]
+    assert services["rabbitmq"]["networks"] == services["redis"]["networks"] == ["backend"]
+    for name in ("worker", "gateway"):
+        assert "backend" in services[name]["networks"]
+    assert "backend" not in services["receiver"]["networks"]  # the endpoint cannot reach the broker
+    # The optional override opens a second network for its loopback ports; backend stays internal.
+    override = yaml.safe_load(HOST_ACCESS.read_text())
+    assert "backend" not in override.get("networks", {})
+
+
+def test_credentials_come_from_the_environment_and_missing_ones_stop_compose():
+    assert "guest" not in str(yaml.safe_load(COMPOSE.read_text()))  # comments aside
+    services = compose()["services"]
+    rabbitmq = services["rabbitmq"]["environment"]
+    assert (rabbitmq["RABBITMQ_DEFAULT_USER"], rabbitmq["RABBITMQ_DEFAULT_PASS"]) == (
+        SECRETS["RABBITMQ_DEFAULT_USER"],
+        SECRETS["RABBITMQ_DEFAULT_PASS"],
+    )
+    user, password, redis_password = (
+        SECRETS[k] for k in ("RABBITMQ_DEFAULT_USER", "RABBITMQ_DEFAULT_PASS", "REDIS_PASSWORD")
+    )
+    for name in ("worker", "gateway"):
+        environment = services[name]["environment"]
+        assert environment["DISPATCH_BROKER_URL"] == f"amqp://{user}:{password}@rabbitmq:5672/%2F", name
+        assert environment["DISPATCH_RESULTS_URL"] == f"redis://:{redis_password}@redis:6379/0", name
+    assert services["worker"]["environment"]["DISPATCH_MANAGEMENT_URL"] == f"http://{user}:{password}@rabbitmq:15672"
+    for variable in SECRETS:  # ${VAR:?message}: a missing or empty secret fails loudly, naming itself
+        for environ in ({k: v for k, v in SECRETS.items() if k != variable}, {**SECRETS, variable: ""}):
+            with pytest.raises(KeyError, match=variable):
+                compose(environ)
+
+
+def test_redis_requires_its_password_in_protected_mode():
+    redis = compose()["services"]["redis"]
+    command = " ".join(redis["command"])
+    assert '--requirepass "$REDIS_PASSWORD"' in command and "--protected-mode yes" in command
+    assert redis["environment"]["REDIS_PASSWORD"] == SECRETS["REDIS_PASSWORD"]
+    assert "PONG" in " ".join(redis["healthcheck"]["test"])  # redis-cli exits 0 on NOAUTH too
+
+
+def test_the_worker_refuses_private_destinations_but_the_example_receiver():
+    worker = compose()["services"]["worker"]["environment"]
+    settings = Settings.from_env(worker)
+    assert settings.deny_private is True
+    assert settings.allowed_hosts == ("receiver",)
 
 
 def test_dockerfile_copies_existing_paths_and_runs_the_worker():
