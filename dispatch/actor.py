@@ -26,6 +26,7 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
+from .call import ACTOR_NAME
 from .errors import DispatchError
 from .protocol import check_call, parse_answer
 from .publisher import publish, publish_many
@@ -33,9 +34,6 @@ from .result import CallResult
 from .retries import DeliveryFailed, RetrySchedule, retry_policy
 from .transport import Request
 from .wiring import get_broker, get_settings, get_transport
-
-#: The name of the built-in actor, as the queue's messages carry it.
-ACTOR_NAME = "http_dispatch"
 
 
 def _scheduled_redelivery(retries: int, exception: BaseException) -> bool:
@@ -98,6 +96,13 @@ class HttpDispatch(dramatiq.Actor):
         if isinstance(delay, timedelta):
             delay = int(delay.total_seconds() * 1000)
         message = self.message_with_options(args=args, kwargs=kwargs, **options)
+        if delay:  # recorded first, so a scheduled call is never seen as unknown, and can be cancelled
+            try:
+                self.broker.call_states.schedule(message.message_id)
+            except Exception as error:
+                raise DispatchError(
+                    f"cannot record the scheduled call in the results store, it was not sent: {error}"
+                ) from None
         return publish(self.broker, message, delay, get_settings().send_timeout)
 
     def send_many(self, calls: Iterable[Sequence[Any]]) -> list[CallResult]:

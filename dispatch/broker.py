@@ -18,30 +18,37 @@ from dramatiq.middleware import CurrentMessage, Retries, default_middleware
 
 from .delays import DelayParking
 from .durability import DurableResults, DurableRetries
-from .middleware import CallLog
+from .middleware import CallLog, SkipCancelled
 from .settings import Settings
-from .store import results_backend
+from .store import call_states, results_backend
 from .upstream import QuickAckRabbitmqBroker, QuorumRabbitmqBroker
 
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
-    """A broker with dramatiq's default middleware (Retries made durable) plus results, current message, call log.
+    """A broker with dramatiq's default middleware (Retries made durable) plus results, current message,
+    call log and cancellation.
 
-    RabbitMQ brokers also park long delays in wait queues (:mod:`dispatch.delays`).
+    ``broker.call_states`` is where calls' scheduled/started/cancelled states live
+    (:mod:`dispatch.states`); RabbitMQ brokers also park long delays in wait queues
+    (:mod:`dispatch.delays`).
     """
+    backend = results_backend(settings)
+    states = call_states(backend, settings)
     middleware = [DurableRetries() if m is Retries else m() for m in default_middleware] + [
         CurrentMessage(),
         DurableResults(
-            backend=results_backend(settings),
-            result_ttl=int(settings.result_ttl * 1000),
-            patience=settings.results_store_patience,
+            backend=backend, result_ttl=int(settings.result_ttl * 1000), patience=settings.results_store_patience
         ),
         CallLog(),
+        SkipCancelled(states),
     ]
     if settings.broker_url.startswith("stub:"):
-        return StubBroker(middleware=middleware)
+        broker = StubBroker(middleware=middleware)
+        broker.call_states = states
+        return broker
     quorum = settings.queue_type == "quorum"
     broker_class = QuorumRabbitmqBroker if quorum else QuickAckRabbitmqBroker
     broker = broker_class(url=settings.broker_url, confirm_delivery=True, middleware=middleware)
     broker.delay_parking = DelayParking(settings.delay_hold_max, quorum)
+    broker.call_states = states
     return broker

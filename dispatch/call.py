@@ -15,6 +15,9 @@ from urllib.parse import urlsplit
 
 import dramatiq
 
+#: The name of the built-in actor, as the queue's messages carry it.
+ACTOR_NAME = "http_dispatch"
+
 
 @dataclasses.dataclass(frozen=True)
 class Call:

@@ -69,6 +69,10 @@ class DurableResults(Results):
         except Exception as error:
             self._perform_again_later(broker, message, error)
 
+    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+        if not message.options.get("cancelled"):  # a cancelled call's outcome was stored by cancel()
+            super().after_skip_message(broker, message)
+
     def after_nack(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
         try:
             self.retrying(super().after_nack, broker, message)

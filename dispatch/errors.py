@@ -15,6 +15,7 @@ Hierarchy (Celery's ``celery.task.http`` names, kept for familiarity)::
      +-- RemoteExecuteError            the endpoint answered "failure"
      +-- TransportError                the request never got an answer
      +-- DestinationRefused            the destination policy forbids the address
+     +-- CallCancelled                 the call was cancelled before it started
      +-- ResultTimeout                 res.get() gave up waiting (also a TimeoutError)
      +-- ConfigurationError            an environment variable could not be parsed
      +-- BrokerUnavailable             RabbitMQ unreachable within DISPATCH_SEND_TIMEOUT; not sent
@@ -62,6 +63,10 @@ class DestinationRefused(DispatchError):
     """The destination policy (``DISPATCH_DENY_PRIVATE``) refused the call; no request was sent."""
 
 
+class CallCancelled(DispatchError):
+    """The call was cancelled (``res.cancel()``) before a worker started it; it was never sent."""
+
+
 class ResultTimeout(DispatchError, TimeoutError):
     """``res.get(timeout=...)`` ran out of time before the outcome was stored."""
 
@@ -99,6 +104,7 @@ _STORABLE: dict[str, type[DispatchError]] = {
         RemoteExecuteError,
         TransportError,
         DestinationRefused,
+        CallCancelled,
     )
 }
 

@@ -1,4 +1,4 @@
-"""Worker middleware that belongs to dispatch: the call log.
+"""Worker middleware that belongs to dispatch: the call log, and cancelled calls skipped.
 
 Features that act around every message are dramatiq middleware hooks, not
 branches in the actor: the actor performs one call, the hooks observe it.
@@ -10,8 +10,10 @@ import logging
 from typing import Any
 
 import dramatiq
+from dramatiq.middleware import SkipMessage
 
 from .call import Call, is_call
+from .states import MemoryCallStates, RedisCallStates
 
 call_log = logging.getLogger("dispatch.calls")
 
@@ -49,3 +51,35 @@ class CallLog(dramatiq.Middleware):
                 type(exception).__name__,
                 exception,
             )
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+        if is_call(broker, message):
+            call = Call.from_message(message)
+            call_log.info("call %s %s %s cancelled: not sent", message.message_id, call.method, call.url)
+
+
+class SkipCancelled(dramatiq.Middleware):
+    """Claims each call just before it is performed, and skips (acks, never sends) a cancelled one.
+
+    If the state store cannot be asked, the call is performed: a worker that
+    stopped performing calls whenever Redis blinks would be worse than the
+    rare cancelled call that is sent during an outage (and whose outcome
+    could not be stored either).
+    """
+
+    def __init__(self, states: RedisCallStates | MemoryCallStates) -> None:
+        self.states = states
+
+    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+        if not is_call(broker, message):
+            return
+        try:
+            started = self.states.claim(message.message_id)
+        except Exception as error:
+            call_log.warning(
+                "call %s: cannot check whether it was cancelled (%s); performing it", message.message_id, error
+            )
+            return
+        if not started:
+            message.options["cancelled"] = True
+            raise SkipMessage(f"call {message.message_id} was cancelled")

@@ -18,6 +18,16 @@ While the broker is unreachable both keep trying for ``patience`` seconds
 message whose connection dropped before its confirm arrived is published
 again on the new connection: it may then be queued twice, which is what
 at-least-once means, and why every attempt carries an ``Idempotency-Key``.
+
+On a cluster (``DISPATCH_BROKER_URL`` listing several nodes) a lost node is
+just a dropped connection: pika reconnects to the next node of the list.
+A quorum queue may also *refuse* a publish (a negative confirm) for the
+moment it elects a new leader.  A refusal that clears within
+:data:`NACK_PATIENCE` is retried and never reaches the caller; one that
+lasts is a real refusal -- the queue at its length limit -- and raises
+:class:`PublishRefused`.  Errors name what happened: the nodes that could
+not be reached (``host:port``, never a password), a queue whose home node
+is down, or the refusal.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ import tenacity
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.errors import BrokerConnectionError, ConnectionClosed
 
+from .cluster import describe_nodes
 from .errors import BrokerUnavailable, PublishRefused
 from .upstream import async_channel
 
@@ -49,29 +60,45 @@ _POLL_SECONDS = 0.001
 #: Publishes between two turns of pika's I/O loop (which is when frames are written).
 _FLUSH_EVERY = 32
 
+#: Seconds a negative confirm is retried before it counts as a refusal (bounded by
+#: ``DISPATCH_SEND_TIMEOUT``).  A quorum queue electing a leader refuses for ~0.15 s; a queue
+#: at its length limit refuses for as long as nobody consumes, and is reported after this.
+#: RabbitMQ gives no reason with a nack, so time is what tells the two apart: retrying a
+#: length-limit refusal until the send timeout would make every back-pressure signal 10 s late.
+NACK_PATIENCE = 1.0
+
 
 def publish(broker: dramatiq.Broker, message: dramatiq.Message, delay: int | None, patience: float):
     """Enqueue ``message`` and return it once RabbitMQ confirmed it.
 
-    While the broker is unreachable (restarting, failing over) keep trying
-    for up to ``patience`` seconds, then raise BrokerUnavailable: a caller
-    gets either a confirmed message or an error, never a handle for a call
-    that was not stored.
+    While the broker is unreachable (restarting, failing over to another
+    node) keep trying for up to ``patience`` seconds, then raise
+    BrokerUnavailable; a refusal is retried for :data:`NACK_PATIENCE`, then
+    raises PublishRefused.  A caller gets either a confirmed message or an
+    error, never a handle for a call that was not stored.
     """
     try:
         return broker.enqueue(message, delay=delay)  # the usual case, without building a retry loop
     except BrokerConnectionError as exc:
-        if _refused(exc):
-            raise _refusal(message) from None
-    try:
-        return _reconnecting(patience)(broker.enqueue, message, delay=delay)
-    except BrokerConnectionError as exc:
-        if _refused(exc):
-            raise _refusal(message) from None
-        raise BrokerUnavailable(
-            f"RabbitMQ unreachable for {patience:g}s (DISPATCH_SEND_TIMEOUT), call {message.message_id} "
-            f"was not sent: {exc}"
-        ) from None
+        error = exc
+    started, pause = time.monotonic(), 0.05
+    while True:
+        kind = _kind(error)
+        budget = min(patience, NACK_PATIENCE) if kind == "refused" else patience
+        left = budget - (time.monotonic() - started)
+        if left <= 0:
+            if kind == "refused":
+                raise _refusal(message, time.monotonic() - started) from None
+            raise BrokerUnavailable(
+                f"{_what_failed(kind, error, broker, message.queue_name)} for {patience:g}s "
+                f"(DISPATCH_SEND_TIMEOUT), call {message.message_id} was not sent"
+            ) from None
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, 1.0)
+        try:
+            return broker.enqueue(message, delay=delay)
+        except BrokerConnectionError as exc:
+            error = exc
 
 
 def publish_many(
@@ -91,14 +118,16 @@ def publish_many(
                 batch.publish_unconfirmed()
     except BrokerConnectionError as exc:
         raise BrokerUnavailable(
-            f"RabbitMQ unreachable for {patience:g}s (DISPATCH_SEND_TIMEOUT): {len(batch.unconfirmed)} of "
-            f"{len(messages)} calls were not confirmed, the others were sent: {exc}"
+            f"{_what_failed(_kind(exc), exc, broker, messages[0].queue_name)} for {patience:g}s "
+            f"(DISPATCH_SEND_TIMEOUT): {len(batch.unconfirmed)} of {len(messages)} calls were not confirmed, "
+            "the others were sent"
         ) from None
     if batch.refused:
         sent = [m for m in messages if m.message_id not in batch.refused]
         raise PublishRefused(
             f"RabbitMQ refused {len(batch.refused)} of {len(messages)} calls on queue "
-            f"{messages[0].queue_name!r} (is the queue at its length limit, or gone?); the other {len(sent)} were sent",
+            f"{messages[0].queue_name!r} (refused for {min(patience, NACK_PATIENCE):g}s: is the queue at its "
+            f"length limit? Or unroutable: gone); the other {len(sent)} were sent",
             sent=sent,
             refused=list(batch.refused.values()),
         )
@@ -121,17 +150,29 @@ class _ConfirmedBatch:
         self.refused: dict[str, dramatiq.Message] = {}
         self._in_flight: dict[int, dramatiq.Message] = {}  # delivery tag -> message, in publish order
         self._returned: set[str] = set()
+        self._nacked: set[str] = set()
+        self._first_nack_at: float | None = None
         self._progress_at = 0.0
 
     def publish_unconfirmed(self) -> None:
         """Publish every message not yet confirmed and wait for the confirms; ConnectionClosed if the link drops."""
         try:
-            for _ in range(3):  # a message returned as unroutable goes again, after its queue is re-declared
-                if not self.unconfirmed:
-                    return
+            unroutable_rounds, pause = 0, 0.05
+            while self.unconfirmed:
+                self._nacked.clear()
                 self._publish_round(list(self.unconfirmed.values()))
-            self.refused.update(self.unconfirmed)  # still unroutable: not stored, so not sent
-            self.unconfirmed.clear()
+                nacked = [message_id for message_id in self.unconfirmed if message_id in self._nacked]
+                if nacked and time.monotonic() - self._first_nack_at < min(self.patience, NACK_PATIENCE):
+                    time.sleep(pause)  # a quorum queue electing its leader: a moment later it takes them
+                    pause = min(pause * 2, 0.4)
+                    continue
+                for message_id in nacked:  # refused for good: not stored, so not sent
+                    self.refused[message_id] = self.unconfirmed.pop(message_id)
+                if self.unconfirmed:  # returned as unroutable: they go again, after the queue is re-declared
+                    unroutable_rounds += 1
+                    if unroutable_rounds >= 3:
+                        self.refused.update(self.unconfirmed)  # still unroutable: not stored, so not sent
+                        self.unconfirmed.clear()
         except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError) as exc:
             logger.warning(
                 "lost the RabbitMQ connection with %d calls unconfirmed (%s); they will be published again",
@@ -185,7 +226,9 @@ class _ConfirmedBatch:
         for tag in tags:
             message = self._in_flight.pop(tag)
             if isinstance(confirm, pika.spec.Basic.Nack):
-                self.refused[message.message_id] = self.unconfirmed.pop(message.message_id)
+                self._nacked.add(message.message_id)
+                if self._first_nack_at is None:
+                    self._first_nack_at = time.monotonic()
             elif message.message_id in self._returned:
                 self.broker.queues_pending.add(message.queue_name)  # the queue vanished: declare it again
             else:
@@ -211,8 +254,30 @@ def _refused(error: BrokerConnectionError) -> bool:
     return isinstance(getattr(error, "message", None), pika.exceptions.NackError)
 
 
-def _refusal(message: dramatiq.Message) -> PublishRefused:
+def _kind(error: BrokerConnectionError) -> str:
+    """What a failed publish ran into: ``refused``, ``queue`` (the queue is unavailable) or ``unreachable``."""
+    cause = getattr(error, "message", None)
+    if isinstance(cause, pika.exceptions.NackError):
+        return "refused"
+    if isinstance(cause, pika.exceptions.UnroutableError):
+        return "queue"
+    if isinstance(cause, pika.exceptions.ChannelClosedByBroker) and cause.reply_code == 404:
+        return "queue"  # e.g. "home node 'rabbit@b' of durable queue 'q' ... is down or inaccessible"
+    return "unreachable"
+
+
+def _what_failed(kind: str, error: BrokerConnectionError, broker: dramatiq.Broker, queue: str) -> str:
+    """The first half of an error message: what was unavailable, named without credentials."""
+    cause = getattr(error, "message", error)
+    if kind == "queue":
+        reason = getattr(cause, "reply_text", "") or "its messages came back unroutable"
+        return f"RabbitMQ queue {queue!r} unavailable ({reason}; is its node down?)"
+    nodes = describe_nodes(getattr(broker, "parameters", []))
+    return f"RabbitMQ unreachable at {nodes} ({type(cause).__name__}{': ' + str(cause) if str(cause) else ''})"
+
+
+def _refusal(message: dramatiq.Message, refused_for: float = 0.0) -> PublishRefused:
     return PublishRefused(
         f"RabbitMQ refused call {message.message_id} on queue {message.queue_name!r} "
-        "(is the queue at its length limit?); it was not sent"
+        f"(refused for {refused_for:.1f}s: is the queue at its length limit?); it was not sent"
     )

@@ -299,9 +299,13 @@ class Receiver:
     async def handle_async(self, incoming: Incoming) -> Answer:
         """Answer one request without blocking the event loop (the ASGI adapter calls this).
 
-        An ``async def`` function is awaited; a plain one runs in a thread.
+        An ``async def`` function is awaited; a plain one runs in a thread.  So does the admission
+        of a signed request when the replay store is not in memory (a Redis round trip).
         """
-        admitted = self.admit(incoming)
+        if self.secrets and not isinstance(self.replay_store, MemoryReplayStore):
+            admitted = await asyncio.to_thread(self.admit, incoming)
+        else:
+            admitted = self.admit(incoming)
         if isinstance(admitted, Answer):
             return admitted
         func, args = admitted

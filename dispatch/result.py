@@ -4,22 +4,27 @@
 enqueued -- so ``message_id`` and ``get_result()`` work as dramatiq users
 expect -- plus a Celery-style :meth:`CallResult.get` that speaks seconds and
 re-raises the worker's own error class instead of dramatiq's generic
-``ResultFailure``.
+``ResultFailure``, its asyncio twin :meth:`CallResult.aget`, :meth:`cancel`
+and :meth:`state`.  :meth:`CallResult.from_id` makes a handle for a call sent
+elsewhere: outcomes are keyed by call id alone.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import math
 from typing import Any
 
 from dramatiq import Message
-from dramatiq.results import ResultBackend, ResultFailure
+from dramatiq.results import ResultBackend, ResultFailure, ResultMissing
 from dramatiq.results import ResultTimeout as DramatiqResultTimeout
+from dramatiq.results.backends import RedisBackend
 
-from .call import Call
-from .errors import ResultTimeout, error_from_result
-from .wiring import get_broker
+from .call import ACTOR_NAME, Call
+from .errors import CallCancelled, ResultTimeout, error_from_result
+from .states import CANCELLED, SCHEDULED, STARTED
+from .wiring import get_broker, get_settings
 
 #: The longest single blocking wait on the results store; ``get()`` with no
 #: timeout waits in slices of this length so an interrupt is never far away.
@@ -37,27 +42,98 @@ class CallResult(Message):
         """The message as published, encoded once: the size check at send and the broker share the bytes."""
         return self._encoded
 
+    @classmethod
+    def from_id(cls, message_id: str) -> CallResult:
+        """A handle for the call with this id, sent by this process or any other: ``get()``, ``cancel()`` work."""
+        if not isinstance(message_id, str) or not message_id.strip():
+            raise ValueError(f"a call id is a non-empty string, not {message_id!r}")
+        return cls(get_settings().queue, ACTOR_NAME, args=(), kwargs={}, options={}, message_id=message_id.strip())
+
     def get(self, timeout: float | None = None) -> Any:
         """The endpoint's ``retval``; waits up to ``timeout`` seconds (None: as long as it takes).
 
         Raises the error the worker saw (``RemoteExecuteError``,
-        ``TransportError``, ...) with the same message, or
-        :class:`~dispatch.errors.ResultTimeout` when time runs out.
-        The results store counts whole seconds, so a fraction is rounded up.
+        ``TransportError``, ...) with the same message, ``CallCancelled`` for a
+        cancelled call, or :class:`~dispatch.errors.ResultTimeout` when time
+        runs out.  The results store counts whole seconds, so a fraction is
+        rounded up.
         """
-        if timeout is not None and timeout < 0:
-            raise ValueError("timeout must be zero or more seconds")
-        remaining = math.inf if timeout is None else math.ceil(timeout)
+        remaining = self._wait_budget(timeout)
         while True:
             wait = min(remaining, _WAIT_SLICE_SECONDS)
             try:
-                return self.get_result(block=True, timeout=int(wait * 1000))
+                return self._unwrapped(self.get_result, block=True, timeout=int(wait * 1000))
             except DramatiqResultTimeout:
                 remaining -= wait
                 if remaining <= 0:
-                    raise ResultTimeout(f"no outcome for call {self.message_id} after {timeout} seconds") from None
-            except ResultFailure as failure:
-                raise error_from_result(failure.orig_exc_type, failure.orig_exc_msg) from None
+                    raise self._timed_out(timeout) from None
+
+    async def aget(self, timeout: float | None = None) -> Any:
+        """:meth:`get` for asyncio code: waits on Redis with redis-py's asyncio client, holding no thread."""
+        backend = get_broker().get_results_backend()
+        if not isinstance(backend, RedisBackend):  # the in-memory store of dispatch.testing
+            return await asyncio.to_thread(self.get, timeout)
+        import redis.asyncio
+
+        remaining = self._wait_budget(timeout)
+        key = backend.build_message_key(self)
+        client = redis.asyncio.Redis.from_url(get_settings().results_url, socket_timeout=None)
+        try:
+            while True:
+                wait = min(remaining, _WAIT_SLICE_SECONDS)
+                data = await client.brpoplpush(key, key, max(1, int(wait)))
+                if data is not None:
+                    return self._unwrapped(backend.unwrap_result, res=backend.encoder.decode(data))
+                remaining -= wait
+                if remaining <= 0:
+                    raise self._timed_out(timeout)
+        finally:
+            await client.aclose()
+
+    def cancel(self) -> bool:
+        """Make sure the call is never sent: True if so, False if a worker already started (or finished) it.
+
+        ``get()`` on a cancelled call raises ``CallCancelled``.
+        """
+        broker = get_broker()
+        if not broker.call_states.cancel(self.message_id):
+            return False
+        broker.get_results_backend().store_exception(
+            self, CallCancelled(f"call {self.message_id} was cancelled"), int(get_settings().result_ttl * 1000)
+        )
+        return True
+
+    def state(self) -> str:
+        """Where the call stands: ``scheduled``, ``pending`` (queued), ``started``, ``success``, ``failure``
+        or ``cancelled``; ``pending`` also for an id nobody knows (ids are not recorded at send).
+        """
+        try:
+            self._unwrapped(self.get_result, block=False)
+        except ResultMissing:
+            state = get_broker().call_states.state(self.message_id)
+            return state if state in (SCHEDULED, STARTED) else "pending"
+        except CallCancelled:
+            return CANCELLED
+        except Exception:
+            return "failure"
+        return "success"
+
+    @staticmethod
+    def _wait_budget(timeout: float | None) -> float:
+        if timeout is not None and (not isinstance(timeout, (int, float)) or not 0 <= timeout < math.inf):
+            raise ValueError(f"timeout must be zero or more seconds, not {timeout!r}")
+        return math.inf if timeout is None else math.ceil(timeout)
+
+    def _timed_out(self, timeout: float | None) -> ResultTimeout:
+        return ResultTimeout(f"no outcome for call {self.message_id} after {timeout:g} seconds")
+
+    @staticmethod
+    def _unwrapped(read: Any, **kwargs: Any) -> Any:
+        """``read(**kwargs)``, with a stored failure raised as the package's own error class."""
+        try:
+            return read(**kwargs)
+        except ResultFailure as failure:
+            raise error_from_result(failure.orig_exc_type, failure.orig_exc_msg) from None
 
     def get_result(self, *, backend: ResultBackend | None = None, block: bool = False, timeout: int | None = None):
         """dramatiq's own API (timeout in ms), defaulting to the backend the actor stores into.

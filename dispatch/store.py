@@ -14,10 +14,25 @@ import redis
 from dramatiq.results.backends import RedisBackend, StubBackend
 
 from .settings import Settings
+from .states import MemoryCallStates, RedisCallStates
 from .upstream import PipelinedRedisBackend
 
 #: Key prefix of every outcome (``dispatch:<message key>``).
 NAMESPACE = "dispatch"
+
+
+class CallResultsBackend(PipelinedRedisBackend):
+    """Outcomes keyed by call id alone, so a handle made from an id (``CallResult.from_id``) finds any call."""
+
+    def build_message_key(self, message: object) -> str:
+        return f"{NAMESPACE}:result:{message.message_id}"
+
+
+def call_states(backend: StubBackend | RedisBackend, settings: Settings) -> RedisCallStates | MemoryCallStates:
+    """Where calls' scheduled/started/cancelled states live: beside the outcomes."""
+    if isinstance(backend, CallResultsBackend):
+        return RedisCallStates(backend.write_client, int(settings.result_ttl * 1000), NAMESPACE)
+    return MemoryCallStates()
 
 
 def results_backend(settings: Settings) -> StubBackend | RedisBackend:
@@ -43,6 +58,4 @@ def results_backend(settings: Settings) -> StubBackend | RedisBackend:
         socket_keepalive=True,
         health_check_interval=30,
     )
-    return PipelinedRedisBackend(
-        client=reader, write_client=writer, namespace=NAMESPACE, use_namespace_prefix_keys=True
-    )
+    return CallResultsBackend(client=reader, write_client=writer, namespace=NAMESPACE, use_namespace_prefix_keys=True)

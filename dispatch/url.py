@@ -7,13 +7,18 @@ editable as a dict, and leaves all the machinery to the actor.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .actor import default_dispatcher
 from .protocol import check_method, check_options, check_url
 from .result import CallResult
+
+#: The longest delay ``send_in``/``send_at`` accept, in seconds (30 days).
+MAX_DELAY = 30 * 24 * 3600
 
 
 class URL:
@@ -71,6 +76,20 @@ class URL:
     def post_async(self, **params: Any) -> CallResult:
         """Queue a POST call (Celery's name)."""
         return self._send("POST", params)
+
+    def send_in(self, seconds: float, **params: Any) -> CallResult:
+        """Queue a call to be performed no earlier than ``seconds`` from now (up to 30 days)."""
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= MAX_DELAY:
+            raise ValueError(f"send_in() takes 0 to {MAX_DELAY} seconds, not {seconds!r}")
+        return default_dispatcher().send_with_options(
+            args=(str(self), self.method, params, self.options), delay=math.ceil(seconds * 1000)
+        )
+
+    def send_at(self, when: datetime, **params: Any) -> CallResult:
+        """Queue a call to be performed no earlier than ``when``, an aware datetime (a past one: now)."""
+        if not isinstance(when, datetime) or when.tzinfo is None or when.utcoffset() is None:
+            raise ValueError(f"send_at() takes a timezone-aware datetime, not {when!r}")
+        return self.send_in(max(0.0, (when - datetime.now(timezone.utc)).total_seconds()), **params)
 
     def map(self, calls: Iterable[Mapping[str, Any]]) -> list[CallResult]:
         """Queue one call per parameter dict, with pipelined confirms: many times faster than a loop of ``send``.
