@@ -1,6 +1,9 @@
 """The ``dispatch`` command: send calls, watch the queues, run a worker or the gateway.
 
     dispatch call http://example.com/multiply x=10 y=10 --wait
+    dispatch call http://example.com/multiply x=1 y=2 --delay 300
+    dispatch result 7c0e9a1e-... --wait 30
+    dispatch cancel 7c0e9a1e-...
     dispatch status --watch
     dispatch worker --processes 2 --threads 16
     dispatch gateway --port 8080
@@ -27,9 +30,11 @@ services around.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from enum import Enum
@@ -50,6 +55,7 @@ from .cli_output import (
     is_redis_error,
     print_calls,
     print_dead,
+    print_result,
     status_line,
     status_table,
     vhost_of_url,
@@ -148,12 +154,28 @@ def call(
     wait: Annotated[bool, typer.Option("--wait", "-w", help="Wait for the outcome and print it.")] = False,
     timeout: Annotated[float, typer.Option(min=0, help="Seconds --wait waits for all the calls together.")] = 60.0,
     count: Annotated[int, typer.Option("--count", "-n", min=1, help="Send each call this many times.")] = 1,
+    delay: Annotated[
+        float | None,
+        typer.Option(
+            "--delay",
+            "-d",
+            metavar="SECONDS",
+            help="Perform each call no earlier than SECONDS from now (0 to 30 days); "
+            "with --wait, --timeout counts from sending, so it must cover the delay.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Queue calls to URLs and print their message ids; with --wait, their outcomes.
 
     Parameters go in the query string (GET) or a form body (POST).  Every
     argument is checked before anything is sent: bad input sends nothing.
+
+    --delay SECONDS schedules every call for later (like URL.send_in): until
+    then it is `scheduled`, and `dispatch cancel ID` can still stop it.
+    With --wait, --timeout counts from sending, delay included, so a
+    --timeout not longer than the delay is refused (exit 2).
 
     Each id is printed the moment its call is queued -- on stdout, or with
     --wait on stderr (stdout then gets the outcomes) -- so it is never lost
@@ -165,8 +187,10 @@ def call(
     settings = load_settings(output)
     try:
         urls, params = parse_targets(targets, method.value)
+        delay_ms = _delay_ms(delay, timeout if wait else None)
     except ValueError as exc:
         output.fail(exc, EXIT_USAGE)
+    initial = "scheduled" if delay_ms else "queued"
 
     calls: list[dict[str, Any]] = []
     handles: list[Any] = []
@@ -193,10 +217,10 @@ def call(
         dispatcher = default_dispatcher()
         for url in urls:
             for _ in range(count):
-                handle = dispatcher.send(str(url), url.method, params)
+                handle = dispatcher.send_with_options(args=(str(url), url.method, params, url.options), delay=delay_ms)
                 handles.append(handle)
                 entry = {"message_id": handle.message_id, "method": url.method, "url": handle.args[0]}
-                calls.append({**entry, "status": "queued"})
+                calls.append({**entry, "status": initial})
                 if as_json:
                     continue
                 if wait:
@@ -236,21 +260,45 @@ def call(
         raise typer.Exit(EXIT_FAILED)
 
 
+def _delay_ms(delay: float | None, wait_timeout: float | None) -> int | None:
+    """``--delay`` in milliseconds, checked as ``URL.send_in`` checks it; ValueError says what is wrong.
+
+    ``wait_timeout`` is --timeout when --wait is given: it counts from sending,
+    so it must outlast the delay.
+    """
+    if delay is None:
+        return None
+    from .url import MAX_DELAY
+
+    if not 0 <= delay <= MAX_DELAY:  # also refuses nan
+        raise ValueError(f"--delay takes 0 to {MAX_DELAY} seconds (30 days), not {delay:.15g}")
+    if wait_timeout is not None and delay and wait_timeout <= delay:
+        raise ValueError(
+            f"--wait --timeout {wait_timeout:g} would end before the --delay of {delay:g}s is over; "
+            "--timeout counts from sending, so give one longer than the delay"
+        )
+    return math.ceil(delay * 1000)
+
+
+def _no_outcome_reason(settings: Settings) -> str:
+    """Why a call still has no outcome, when it is plain: no worker consumes the queue."""
+    consumers = _consumer_count(settings)
+    if consumers == 0:
+        return (
+            f"no worker is consuming queue {settings.queue!r} -- start one with "
+            "`dispatch worker` (or `dramatiq dispatch.tasks`); the call stays queued until then"
+        )
+    if consumers:
+        return f"{consumers} worker(s) consume queue {settings.queue!r}: the call is still queued or running"
+    return "the call may still be queued or running"
+
+
 def _explain_timeouts(settings: Settings, calls: list[dict[str, Any]], timeout: float) -> None:
     """Say why a call timed out when it is plain: no worker consumes the queue."""
     timed_out = [entry for entry in calls if entry.get("error", {}).get("type") == ResultTimeout.__name__]
     if not timed_out:
         return
-    consumers = _consumer_count(settings)
-    if consumers == 0:
-        reason = (
-            f"no worker is consuming queue {settings.queue!r} -- start one with "
-            "`dispatch worker` (or `dramatiq dispatch.tasks`); the call stays queued until then"
-        )
-    elif consumers:
-        reason = f"{consumers} worker(s) consume queue {settings.queue!r}: the call is still queued or running"
-    else:
-        reason = "the call may still be queued or running"
+    reason = _no_outcome_reason(settings)
     for entry in timed_out:
         entry["error"]["message"] = f"no outcome after {timeout:g}s; {reason}"
 
@@ -300,6 +348,154 @@ def _print_single(output: Output, entry: dict[str, Any]) -> None:
     elif entry["status"] == "failure":
         error = entry["error"]
         output.err.print(f"[bold red]{error['type']}[/]: {escape(error['message'])}")
+
+
+# --- dispatch result and cancel ----------------------------------------------------------------
+
+CallIdArgument = Annotated[
+    str, typer.Argument(metavar="ID", help="The call's message id, as `dispatch call` printed it.", show_default=False)
+]
+
+
+def _call_id(output: Output, text: str) -> str:
+    """The id in its canonical form (a UUID, as dramatiq makes them), or exit 2: nothing is read or changed."""
+    try:
+        return str(uuid.UUID(text.strip()))
+    except ValueError:
+        output.fail(
+            f"{text!r} is not a call id; ids are UUIDs such as 7c0e9a1e-3b5f-4c1d-9a57-0e5f1c2d3b4a", EXIT_USAGE
+        )
+
+
+@contextmanager
+def _reading_outcomes(output: Output, settings: Settings) -> Iterator[None]:
+    """Redis unreachable: exit 1 naming where it was looked for; Ctrl-C: exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        output.note("interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Exception as exc:
+        if not is_redis_error(exc):
+            raise
+        output.fail(exc, message=explain_redis_error(exc, settings.results_url))
+
+
+def _read_now(handle: Any) -> dict[str, Any]:
+    """``{"id", "state"}`` and, for a finished call, ``"result"`` or ``"error"`` -- without waiting."""
+    from dramatiq.results import ResultFailure, ResultMissing
+
+    entry: dict[str, Any] = {"id": handle.message_id, "state": handle.state()}
+    if entry["state"] in ("success", "failure", "cancelled"):  # the outcome is stored: read it as stored
+        try:
+            entry["result"] = handle.get_result(block=False)
+        except ResultFailure as failure:
+            entry["error"] = {"type": failure.orig_exc_type, "message": failure.orig_exc_msg}
+        except ResultMissing:  # expired between the two reads
+            entry["state"] = "pending"
+    return entry
+
+
+def _wait_for(handle: Any, seconds: float, settings: Settings) -> dict[str, Any]:
+    """The outcome once there is one, within ``seconds``; else the state now, with a ResultTimeout error."""
+    try:
+        handle.get(timeout=seconds)
+    except ResultTimeout:
+        entry = {"id": handle.message_id, "state": handle.state()}
+        if entry["state"] == "scheduled":
+            reason = "it is scheduled for later and its time has not come yet"
+        elif entry["state"] == "started":
+            reason = "a worker is performing it and has not finished"
+        else:
+            reason = _no_outcome_reason(settings) + " (or no call has this id, or its outcome has expired)"
+        message = f"no outcome for call {handle.message_id} after {seconds:g}s; {reason}"
+        return {**entry, "error": {"type": ResultTimeout.__name__, "message": message}}
+    except DispatchError:
+        pass  # a stored failure: read as stored below, with the worker's own class name
+    return _read_now(handle)
+
+
+@app.command()
+def result(
+    call_id: CallIdArgument,
+    wait: Annotated[
+        float | None,
+        typer.Option(
+            "--wait",
+            "-w",
+            min=0,
+            metavar="SECONDS",
+            help="Wait up to SECONDS for the outcome; then exit 1 if there is none.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a call's outcome, or where it stands: any call, sent from any process.
+
+    States: success (with the result), failure (with the error's class and
+    message), cancelled, scheduled (sent with a delay, its time not come),
+    started (a worker is performing it) or pending (queued -- or an id
+    nobody knows, or whose outcome expired after DISPATCH_RESULT_TTL).
+
+    Piped: one line, `ID<tab>state<tab>outcome`, the outcome being the
+    result as JSON, `ErrorType: message`, or `-`.  --json:
+    {"id", "state", "result"} or {"id", "state", "error": {"type", "message"}}.
+
+    Exit 0 when the call succeeded or has no outcome yet (without --wait);
+    1 when it failed or was cancelled, when --wait ran out of time
+    (ResultTimeout), or Redis could not be reached; 2 for an ID that is not
+    a call id.
+    """
+    output = Output(as_json)
+    settings = load_settings(output)
+    call_id = _call_id(output, call_id)
+    from .result import CallResult  # dramatiq and Redis: loaded by the commands that read outcomes
+
+    handle = CallResult.from_id(call_id)
+    with _reading_outcomes(output, settings):
+        entry = _wait_for(handle, wait, settings) if wait else _read_now(handle)
+    timed_out = entry.get("error", {}).get("type") == ResultTimeout.__name__
+    if as_json:
+        output.json(entry)
+    else:
+        print_result(output, entry)
+        if timed_out:
+            output.err.print(f"[bold red]error:[/] {escape(entry['error']['message'])}")
+    if timed_out or entry["state"] in ("failure", "cancelled"):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def cancel(call_id: CallIdArgument, as_json: JsonOption = False) -> None:
+    """Cancel a call no worker has started (e.g. one sent with --delay): it will never be sent.
+
+    Piped: `ID<tab>cancelled` (exit 0), or `ID<tab>not_cancelled` (exit 1)
+    when a worker already started or finished the call.  --json:
+    {"id", "cancelled": true|false, "state"}.  Afterwards `dispatch result
+    ID` shows `cancelled`, and waiting on it ends with CallCancelled.  An id
+    no call has yet is cancelled too: ids are not recorded at send, so a call
+    sent later under it would be skipped.
+    """
+    output = Output(as_json)
+    settings = load_settings(output)
+    call_id = _call_id(output, call_id)
+    from .result import CallResult  # dramatiq and Redis: loaded by the commands that read outcomes
+
+    handle = CallResult.from_id(call_id)
+    with _reading_outcomes(output, settings):
+        cancelled = handle.cancel()
+        state = "cancelled" if cancelled else handle.state()
+    if as_json:
+        output.json({"id": call_id, "cancelled": cancelled, "state": state})
+    elif output.tty:
+        if cancelled:
+            output.out.print(f"cancelled call {call_id}: it will never be sent")
+    else:
+        output.line(call_id, "cancelled" if cancelled else "not_cancelled")
+    if not cancelled:
+        output.note(f"call {call_id} cannot be cancelled: it already started or finished (state: {state})")
+        raise typer.Exit(EXIT_FAILED)
 
 
 # --- dispatch status ----------------------------------------------------------------------------

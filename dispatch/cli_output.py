@@ -221,9 +221,35 @@ def calls_table(calls: list[dict[str, Any]]) -> Table:
         elif entry["status"] == "failure":
             outcome = f"[red]{entry['error']['type']}[/]: {escape(entry['error']['message'])}"
         else:
-            outcome = "[dim]queued, outcome not known[/]"
+            outcome = f"[dim]{escape(entry['status'])}, outcome not known[/]"
         table.add_row(entry["message_id"], f"[dim]{escape(entry['method'] + ' ' + entry['url'])}[/]\n{outcome}")
     return table
+
+
+# --- dispatch result ----------------------------------------------------------------------------
+
+_STATE_STYLE = {"success": "green", "failure": "red", "cancelled": "yellow"}
+
+
+def result_outcome(entry: Mapping[str, Any]) -> str:
+    """The outcome of a ``dispatch result`` record: the result as JSON, ``Type: message``, or empty."""
+    if "result" in entry:
+        return json.dumps(entry["result"], ensure_ascii=False)
+    if "error" in entry and entry["error"]["type"] != "ResultTimeout":  # a timeout is no outcome: it goes to stderr
+        return f"{entry['error']['type']}: {entry['error']['message']}"
+    return ""
+
+
+def print_result(output: Output, entry: Mapping[str, Any]) -> None:
+    """One call's state and outcome: a table on a terminal; else one ``id state outcome`` line."""
+    outcome = result_outcome(entry)
+    if not output.tty:
+        output.line(entry["id"], entry["state"], outcome)
+        return
+    table = Table(Column("message id", no_wrap=True, min_width=36), "state", Column("outcome", overflow="fold"))
+    style = _STATE_STYLE.get(entry["state"], "dim")
+    table.add_row(entry["id"], f"[{style}]{escape(entry['state'])}[/]", escape(outcome))
+    output.out.print(table)
 
 
 # --- dispatch status ----------------------------------------------------------------------------
