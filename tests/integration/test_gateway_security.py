@@ -127,8 +127,8 @@ def attack(port: int, *, chunked: bool, size: int = ATTACK, token: str | None = 
         sock.sendall(b"\r\n".join(head) + b"\r\n\r\n")
         # A server that trusts Content-Length answers before any of the body is sent.
         answered = _readable(sock, 0.5)
-        chunk = b" " * CHUNK
         while not answered and sent < size:
+            chunk = b" " * min(CHUNK, size - sent)
             frame = b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk
             try:
                 sock.sendall(frame)
