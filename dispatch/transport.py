@@ -347,15 +347,19 @@ class _Deadline:
     once, however slowly the server was dripping its headers or body; the
     attempt then reports a timeout (``expired``).  The connections are
     registered by the connection classes below, from the attempt's own
-    thread (``_current``), each time one connects or sends a request.
+    thread (``_current``), each time one connects or sends a request.  Their
+    sockets are kept as well: http.client lets go of a connection's socket
+    (``sock = None``) as soon as an answer says ``Connection: close``, while
+    the body is still to be read from it.
     """
 
-    __slots__ = ("at", "connections", "expired", "finished", "lock")
+    __slots__ = ("at", "connections", "expired", "finished", "lock", "sockets")
 
     def __init__(self, at: float) -> None:
         self.at = at
         self.lock = threading.Lock()
         self.connections: list[HTTPConnection] = []
+        self.sockets: list[socket.socket] = []
         self.expired = False
         self.finished = False
 
@@ -364,30 +368,33 @@ class _Deadline:
             if self.finished:
                 return
             self.connections.append(connection)
+            if connection.sock is not None:
+                self.sockets.append(connection.sock)
             if self.expired:  # too late already: cut it at once
-                _shut_down(connection)
+                _shut_down(connection.sock)
 
     def forget(self) -> None:
         """Let go of the connections (before they go back to the pool, maybe to another thread)."""
         with self.lock:
             self.connections.clear()
+            self.sockets.clear()
 
     def finish(self) -> None:
         with self.lock:
             self.finished = True
             self.connections.clear()
+            self.sockets.clear()
 
     def expire(self) -> None:
         with self.lock:
             if self.finished:
                 return
             self.expired = True
-            for connection in self.connections:
-                _shut_down(connection)
+            for sock in [*self.sockets, *(connection.sock for connection in self.connections)]:
+                _shut_down(sock)
 
 
-def _shut_down(connection: HTTPConnection) -> None:
-    sock = connection.sock
+def _shut_down(sock: socket.socket | None) -> None:
     if sock is not None:
         with contextlib.suppress(OSError, TypeError, AttributeError):
             # socket.socket's own shutdown, also for an SSLSocket: its override would drop the TLS state
@@ -441,24 +448,26 @@ def _watch(connection: HTTPConnection) -> None:
         deadline.watch(connection)
 
 
-class _WatchedHTTPConnection(HTTPConnection):
+class _Watched:
+    """Registers the connection (and its socket, once it has one) with the current attempt's deadline."""
+
     def connect(self) -> None:
-        _watch(self)
+        _watch(self)  # the TLS handshake too: the socket is set before it starts
         super().connect()
+        _watch(self)
 
     def request(self, *args, **kwargs) -> None:
         _watch(self)
         super().request(*args, **kwargs)
-
-
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def connect(self) -> None:
         _watch(self)
-        super().connect()
 
-    def request(self, *args, **kwargs) -> None:
-        _watch(self)
-        super().request(*args, **kwargs)
+
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _WatchedHTTPConnectionPool(HTTPConnectionPool):
