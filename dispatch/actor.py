@@ -52,13 +52,16 @@ class HttpDispatch(dramatiq.Actor):
     #: Marks the actor's messages as calls for the call log and metrics.
     performs_calls = True
 
+    #: A subclass's own queue (with its ``.DQ``/``.XQ``); ``None``: ``DISPATCH_QUEUE``.
+    queue_name: str | None = None
+
     def __init__(self, *, actor_name: str | None = None, queue_name: str | None = None) -> None:
         settings = get_settings()
         super().__init__(
             self.perform,
             broker=get_broker(),
             actor_name=actor_name or type(self).__name__,
-            queue_name=queue_name or settings.queue,
+            queue_name=queue_name or type(self).queue_name or settings.queue,
             priority=0,
             options={
                 "store_results": True,

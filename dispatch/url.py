@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .actor import default_dispatcher
+from .actor import HttpDispatch, default_dispatcher
 from .protocol import check_method, check_options, check_url
 from .result import CallResult
 
@@ -42,7 +42,12 @@ class URL:
         timeout: float | None = None,
         max_attempts: int | None = None,
         retry_schedule: Sequence[float] | None = None,
+        dispatcher: HttpDispatch | None = None,
     ) -> None:
+        if dispatcher is not None and not isinstance(dispatcher, HttpDispatch):
+            raise ValueError(f"dispatcher must be an HttpDispatch instance, not {type(dispatcher).__name__}")
+        #: The actor calls go through: the built-in ``http_dispatch`` unless given (``URL(u, dispatcher=billing)``).
+        self.dispatcher = dispatcher
         parts = urlsplit(check_url(url))
         self.method = check_method(method)
         overrides = {"timeout": timeout, "max_attempts": max_attempts, "retry_schedule": retry_schedule}
@@ -81,7 +86,7 @@ class URL:
         """Queue a call to be performed no earlier than ``seconds`` from now (up to 30 days)."""
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= MAX_DELAY:
             raise ValueError(f"send_in() takes 0 to {MAX_DELAY} seconds, not {seconds!r}")
-        return default_dispatcher().send_with_options(
+        return self._dispatcher.send_with_options(
             args=(str(self), self.method, params, self.options), delay=math.ceil(seconds * 1000)
         )
 
@@ -99,7 +104,11 @@ class URL:
         and nothing is sent.
         """
         url = str(self)
-        return default_dispatcher().send_many((url, self.method, params, self.options) for params in calls)
+        return self._dispatcher.send_many((url, self.method, params, self.options) for params in calls)
+
+    @property
+    def _dispatcher(self) -> HttpDispatch:
+        return self.dispatcher or default_dispatcher()
 
     def _send(self, method: str, params: dict[str, Any]) -> CallResult:
-        return default_dispatcher().send(str(self), method, params, self.options)
+        return self._dispatcher.send(str(self), method, params, self.options)
