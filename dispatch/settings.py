@@ -112,6 +112,15 @@ def _tokens(text: str) -> tuple[str, ...]:
     return tuple(token.strip() for token in text.split(",") if token.strip())
 
 
+def _actor_paths(text: str) -> tuple[str, ...]:
+    paths = tuple(path.strip() for path in text.split(",") if path.strip())
+    for path in paths:
+        module, _, name = path.partition(":")
+        if not module or not name.isidentifier() or not all(part.isidentifier() for part in module.split(".")):
+            raise ValueError(f"{path!r} is not a module:actor path, e.g. myapp.tasks:add")
+    return paths
+
+
 def _setting(env: str, default: str, parse: Callable[[str], Any], doc: str, secret: bool = False) -> Any:
     return dataclasses.field(metadata={"env": env, "default": default, "parse": parse, "doc": doc}, repr=not secret)
 
@@ -248,6 +257,12 @@ class Settings:
         "1048576",
         _positive_int,
         "largest request body the gateway reads, in bytes; a larger one is answered 413 before it is parsed",
+    )
+    gateway_actors: tuple[str, ...] = _setting(
+        "DISPATCH_GATEWAY_ACTORS",
+        "",
+        _actor_paths,
+        "dramatiq actors the gateway applies (POST /tasks/{actor_name}), comma-separated module:actor paths",
     )
 
     @classmethod
