@@ -5,6 +5,7 @@
 #   scripts/rabbitmq-cluster.sh stop             kill every node of the cluster and delete its files
 #   scripts/rabbitmq-cluster.sh urls             the AMQP URL list, ';'-separated (DISPATCH_BROKER_URL)
 #   scripts/rabbitmq-cluster.sh pid I            the OS pid of node I (1-based)
+#   scripts/rabbitmq-cluster.sh restart I        start node I again (after a kill -9): it rejoins with its data
 #   scripts/rabbitmq-cluster.sh ctl I ARGS...    rabbitmqctl against node I
 #   scripts/rabbitmq-cluster.sh queues I ARGS... rabbitmq-queues against node I
 #
@@ -124,6 +125,13 @@ cmd_stop() {
   return 0
 }
 
+cmd_restart() {
+  local i=$1
+  rm -f "$CLUSTER_DIR/node$i/rabbitmq.pid"
+  start_node "$i"
+  wait_node "$i"
+}
+
 cmd_urls() {
   local urls=() i
   for i in $(nodes); do urls+=("amqp://guest:guest@127.0.0.1:$(amqp_port "$i")/%2F"); done
@@ -135,10 +143,11 @@ case ${1:-} in
   stop) cmd_stop ;;
   urls) cmd_urls ;;
   pid) pid_of "$2" ;;
+  restart) cmd_restart "$2" ;;
   ctl) shift && ctl "$@" ;;
   queues) shift && queues "$@" ;;
   *)
-    sed -n '2,9p' "$0" >&2
+    sed -n '2,10p' "$0" >&2
     exit 2
     ;;
 esac
