@@ -50,6 +50,7 @@ worker: venv
 	$(VENV)/bin/dramatiq dispatch.tasks
 
 ## the docker/ stack: RabbitMQ + UI, Redis, worker, gateway, example receiver (needs a Docker engine)
+# needs RABBITMQ_DEFAULT_USER, RABBITMQ_DEFAULT_PASS, REDIS_PASSWORD, DISPATCH_GATEWAY_TOKEN or docker/.env
 up:
 	@command -v docker >/dev/null || { echo "make up needs Docker (docker compose)"; exit 1; }
 	docker compose -f docker/compose.yaml up -d --build
