@@ -130,8 +130,14 @@ class HttpDispatch(dramatiq.Actor):
         """Call ``url`` with ``params`` and return the endpoint's ``retval``.
 
         ``options`` may override ``timeout``, ``max_attempts`` and ``retry_schedule`` for this call.
+        A message that did not come through :meth:`message_with_options` (put on the queue by
+        hand) is checked again here, and a malformed one fails as a ``DispatchError``.
         """
-        settings, options = get_settings(), options or {}
+        try:
+            url, method, params, options = check_call(url, method, params, options)
+        except ValueError as error:
+            raise DispatchError(f"malformed call, not sent: {error}") from None
+        settings = get_settings()
         message = CurrentMessage.get_current_message()
         request = Request(
             url=url,

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from .cluster import parse_broker_url
 from .errors import ConfigurationError
 from .policy import DestinationPolicy, parse_allowed
+from .protocol import MAX_TIMEOUT, check_options
 from .signing import check_secret
 
 
@@ -74,7 +75,15 @@ def _delays(text: str) -> tuple[float, ...]:
         delays = (-1.0,)
     if not all(0 <= delay < float("inf") for delay in delays):
         raise ValueError("must be comma-separated seconds, e.g. 5,300,1800")
+    check_options({"retry_schedule": delays})  # the per-call option's bounds hold for the default too
     return delays
+
+
+def _attempt_timeout(text: str) -> float:
+    value = _positive_number(text)
+    if value > MAX_TIMEOUT:
+        raise ValueError(f"must be at most {MAX_TIMEOUT:g} seconds")
+    return value
 
 
 def _host_list(text: str) -> tuple[str, ...]:
@@ -143,7 +152,7 @@ class Settings:
     )
     queue: str = _setting("DISPATCH_QUEUE", "dispatch", _queue_name, "the queue the actor consumes (plus .DQ and .XQ)")
     timeout: float = _setting(
-        "DISPATCH_TIMEOUT", "10", _positive_number, "seconds for one HTTP attempt (connect + read)"
+        "DISPATCH_TIMEOUT", "10", _attempt_timeout, "seconds for one whole HTTP attempt: connect, headers and body"
     )
     max_attempts: int = _setting(
         "DISPATCH_MAX_ATTEMPTS", "5", _positive_int, "transport attempts for one call before it fails"
