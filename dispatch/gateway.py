@@ -1,11 +1,16 @@
 """An HTTP gateway: queue a call and read its outcome from any language.
 
 ``POST /calls`` takes the same call a Python client would send with
-``URL(...).send(...)`` and answers ``202`` with the call's id;
-``GET /calls/{id}`` answers ``pending``, ``success`` with the endpoint's
-``retval``, or ``failure`` with the error class and message a Python client's
-``res.get()`` would raise.  It is Celery's old ``celery_http_gateway``
-(``/apply/<task>/``, ``/<task_id>/status/``) with what that example lacked:
+``URL(...).send(...)`` (or ``send_in(delay, ...)``) and answers ``202`` with the
+call's id; ``GET /calls/{id}`` answers ``scheduled``, ``pending``, ``started``,
+``cancelled``, ``success`` with the endpoint's ``retval``, or ``failure`` with
+the error class and message a Python client's ``res.get()`` would raise;
+``DELETE /calls/{id}`` cancels a call no worker has started (``res.cancel()``).
+``POST /tasks/{actor_name}`` applies one of the dramatiq actors listed in
+``DISPATCH_GATEWAY_ACTORS``, and its outcome is read with the same
+``GET /calls/{id}``: outcomes are keyed by message id alone.  It is Celery's
+old ``celery_http_gateway`` (``/apply/<task>/``, ``/<task_id>/status/``) with
+what that example lacked:
 
 * **A bearer token** (``DISPATCH_GATEWAY_TOKEN``, several comma-separated
   while rotating), compared in constant time.  With no token the gateway
@@ -26,9 +31,18 @@
   dependency: a too-large Content-Length is answered 413 without reading a
   byte, a chunked body once the limit is crossed.
 
+* **Actors named up front**: ``POST /tasks/...`` applies only the actors
+  listed in ``DISPATCH_GATEWAY_ACTORS``, imported when the app is built; a path
+  that does not import, an object that is not an actor on dispatch's broker, an
+  actor that does not store results, or an HTTP dispatcher (whose calls must go
+  through ``POST /calls`` and its destination policy) stops the gateway from starting.
+
 Telling a *pending* call from an *unknown* id needs a record of the ids the
 gateway queued: a small Redis key beside the results, with the results' TTL,
-written before the call is published (so no queued call is ever unknown).
+written before the call is published (so no queued call is ever unknown).  Its
+value says what was queued (a call, or a task and its actor).  A call's
+``scheduled``/``started``/``cancelled`` states are :mod:`dispatch.states`' keys,
+so calls sent later or cancelled from Python are found too.
 """
 
 from __future__ import annotations
@@ -36,26 +50,30 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hmac
+import importlib
+import inspect
 import json
 import logging
+import math
 import socket
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
+import dramatiq
 import uvicorn
 from dramatiq.results import ResultFailure, ResultMissing
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from typing_extensions import TypedDict
 
 from . import __version__
-from .actor import ACTOR_NAME, default_dispatcher
-from .errors import BrokerUnavailable, ConfigurationError, DestinationRefused, PublishRefused
+from .actor import default_dispatcher
+from .errors import BrokerUnavailable, CallCancelled, ConfigurationError, DestinationRefused, PublishRefused
 from .protocol import (
     MAX_ATTEMPTS,
     MAX_SCHEDULE_DELAY,
@@ -69,11 +87,14 @@ from .protocol import (
 )
 from .publisher import publish
 from .result import CallResult
+from .states import CANCELLED, SCHEDULED, STARTED
+from .url import MAX_DELAY
 from .wiring import get_settings
 
 log = logging.getLogger("dispatch.gateway")
 
 TOKEN_ENV = "DISPATCH_GATEWAY_TOKEN"
+ACTORS_ENV = "DISPATCH_GATEWAY_ACTORS"
 MIN_TOKEN_LENGTH = 16
 
 Scalar = str | int | float | bool
@@ -117,6 +138,12 @@ def _check_options(options: Any) -> dict[str, Any]:
     return check_options(options)
 
 
+def _check_delay(delay: Any) -> Any:
+    if isinstance(delay, bool) or not isinstance(delay, (int, float)):  # pydantic would take true as 1
+        raise ValueError(f"delay must be a number of seconds, 0 to {MAX_DELAY}, not {type(delay).__name__}")
+    return delay
+
+
 class NewCall(BaseModel):
     """A call to queue.  Each field is checked by ``dispatch.protocol``, as ``URL.send()`` checks it."""
 
@@ -136,6 +163,23 @@ class NewCall(BaseModel):
         examples=[{"x": 10, "y": 10}],
     )
     options: Annotated[CallOptions, BeforeValidator(_check_options)] = Field(default_factory=CallOptions)
+    delay: Annotated[float, BeforeValidator(_check_delay)] = Field(
+        0,
+        ge=0,
+        le=MAX_DELAY,
+        description="Seconds to wait before the call is performed (as send_in(); at most 30 days). "
+        "Until then GET answers state scheduled, and DELETE can cancel it.",
+        examples=[30],
+    )
+
+
+class NewTask(BaseModel):
+    """The arguments of one actor run, as JSON: ``actor.send(*args, **kwargs)``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    args: list[JsonValue] = Field(default_factory=list, description="Positional arguments.", examples=[[2, 3]])
+    kwargs: dict[str, JsonValue] = Field(default_factory=dict, description="Keyword arguments.", examples=[{}])
 
 
 class Queued(BaseModel):
@@ -147,11 +191,34 @@ class Queued(BaseModel):
     status_url: str = Field(description="Where to read the outcome: a URL relative to this gateway.")
 
 
-class Pending(BaseModel):
-    """No outcome yet."""
+class Scheduled(BaseModel):
+    """Sent with a delay that has not run out yet."""
 
     id: str
-    state: Literal["pending"] = Field(description="Queued or in progress (retries included); ask again later.")
+    state: Literal["scheduled"] = Field(description="Waiting for its time (delay); DELETE can still cancel it.")
+
+
+class Pending(BaseModel):
+    """No outcome yet, and no worker has started it."""
+
+    id: str
+    state: Literal["pending"] = Field(
+        description="Queued, not started yet; a task applied over /tasks stays pending until it has an outcome."
+    )
+
+
+class Started(BaseModel):
+    """A worker took the call: it is being performed, or waits between delivery attempts."""
+
+    id: str
+    state: Literal["started"] = Field(description="Being performed (retries included); it can no longer be cancelled.")
+
+
+class Cancelled(BaseModel):
+    """Cancelled before any worker started it: it will never be sent."""
+
+    id: str
+    state: Literal["cancelled"]
 
 
 class Succeeded(BaseModel):
@@ -179,7 +246,8 @@ class Failed(BaseModel):
     error: CallError
 
 
-CallStatus = Annotated[Pending | Succeeded | Failed, Field(discriminator="state")]
+Status = Scheduled | Pending | Started | Cancelled | Succeeded | Failed
+CallStatus = Annotated[Status, Field(discriminator="state")]
 
 
 class Problem(BaseModel):
@@ -188,15 +256,62 @@ class Problem(BaseModel):
     detail: str
 
 
-def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+def _responses(*codes: int, **meanings: str) -> dict[int | str, dict[str, Any]]:
+    """Documented error answers; ``_404="..."`` words one differently for a route."""
     meaning = {
         401: "Missing or wrong bearer token.",
         403: "The destination policy refuses this URL (a private address); nothing was queued.",
         404: "No call with this id: never queued here, or its outcome has expired.",
+        409: "The call cannot be cancelled: a worker already started or finished it "
+        "(or it is a task applied over /tasks, which workers do not check for cancellation).",
         413: "The body is larger than DISPATCH_GATEWAY_MAX_BODY bytes; it was not read.",
         503: "RabbitMQ or Redis is unavailable; nothing was queued. Try again later.",
     }
+    for name, text in meanings.items():
+        meaning[int(name.lstrip("_"))] = text
     return {code: {"model": Problem, "description": meaning[code]} for code in codes}
+
+
+def load_actors(paths: Sequence[str], broker: dramatiq.Broker) -> dict[str, dramatiq.Actor]:
+    """The actors ``POST /tasks/{actor_name}`` may apply, by actor name, imported from ``module:actor`` paths.
+
+    ConfigurationError naming the path when one does not import, is not a dramatiq actor on
+    dispatch's broker, does not store results, or is an HTTP dispatcher (whose calls must go
+    through ``POST /calls``, where the destination policy is applied).
+    """
+    actors: dict[str, dramatiq.Actor] = {}
+    for path in paths:
+        module_name, _, name = path.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            raise ConfigurationError(
+                f"{ACTORS_ENV}: cannot import {module_name} (for {path}): {type(exc).__name__}: {exc}"
+            ) from None
+        actor = getattr(module, name, None)
+        if actor is None:
+            raise ConfigurationError(f"{ACTORS_ENV}: module {module_name} has no {name} (for {path})")
+        if not isinstance(actor, dramatiq.Actor):
+            raise ConfigurationError(f"{ACTORS_ENV}: {path} is not a dramatiq actor (decorate it with @dramatiq.actor)")
+        if getattr(actor, "performs_calls", False):
+            raise ConfigurationError(
+                f"{ACTORS_ENV}: {path} performs HTTP calls; queue those with POST /calls, where the "
+                "destination policy applies"
+            )
+        if actor.broker is not broker:
+            raise ConfigurationError(
+                f"{ACTORS_ENV}: {path} is declared on another broker; declare it on dispatch's "
+                "(@dramatiq.actor(broker=dispatch.wiring.get_broker(), ...)) so its outcome is stored beside the calls'"
+            )
+        if not actor.options.get("store_results"):
+            raise ConfigurationError(
+                f"{ACTORS_ENV}: {path} does not store results; declare it with store_results=True, "
+                "or GET /calls/{id} could never tell its outcome"
+            )
+        if actors.get(actor.actor_name, actor) is not actor:
+            raise ConfigurationError(f"{ACTORS_ENV}: two actors are named {actor.actor_name}")
+        actors[actor.actor_name] = actor
+    return actors
 
 
 def check_tokens(tokens: Sequence[str]) -> list[str]:
@@ -290,7 +405,7 @@ class BodyLimit:
 
 
 class Gateway:
-    """The work behind the two endpoints, on the process's broker and results store (:mod:`dispatch.wiring`)."""
+    """The work behind the endpoints, on the process's broker and results store (:mod:`dispatch.wiring`)."""
 
     def __init__(self) -> None:
         self.settings = get_settings()  # a bad variable fails here, before serving
@@ -300,13 +415,15 @@ class Gateway:
         if not hasattr(backend, "client"):
             raise ConfigurationError("the gateway needs a Redis results store (DISPATCH_RESULTS_URL=redis://...)")
         self.redis = backend.client
+        self.states = self.actor.broker.call_states
         self.ttl_ms = int(self.settings.result_ttl * 1000)
+        self.actors = load_actors(self.settings.gateway_actors, self.actor.broker)
 
     def _marker(self, call_id: str) -> str:
         return f"dispatch:gateway:{self.settings.queue}:{call_id}"
 
     def submit(self, call: NewCall) -> str:
-        """Check the destination, record the id, publish; return the id."""
+        """Check the destination, record the id (and the schedule), publish; return the id."""
         try:
             self.policy.check(call.url)
         except DestinationRefused as exc:
@@ -321,37 +438,102 @@ class Gateway:
             message = self.actor.message(call.url, call.method, call.params, dict(call.options))
         except ValueError as exc:
             raise RequestValidationError([{"type": "value_error", "loc": ("body",), "msg": str(exc)}]) from None
+        delay = math.ceil(call.delay * 1000)  # as URL.send_in() does
+        self._publish(message, "call", delay)
+        log.info(
+            "queued call %s %s %s%s", message.message_id, call.method, call.url, f" in {call.delay:g}s" * bool(delay)
+        )
+        return message.message_id
+
+    def submit_task(self, actor_name: str, task: NewTask) -> str:
+        """Apply a listed actor to ``task``'s arguments: check them, record the id, publish; return the id."""
+        actor = self.actors.get(actor_name)
+        if actor is None:
+            raise HTTPException(404, f"no actor {actor_name!r} here: the gateway applies only those in {ACTORS_ENV}")
+        with contextlib.suppress(TypeError, ValueError):  # a signature Python cannot tell is left to the worker
+            signature = inspect.signature(actor.fn)
+            try:
+                signature.bind(*task.args, **task.kwargs)
+            except TypeError as exc:
+                raise RequestValidationError(
+                    [{"type": "value_error", "loc": ("body",), "msg": f"{actor_name}{signature}: {exc}"}]
+                ) from None
+        message = actor.message_with_options(args=tuple(task.args), kwargs=task.kwargs)
+        size, limit = len(message.encode()), self.settings.max_message_bytes
+        if size > limit:
+            raise RequestValidationError([{
+                "type": "value_error",
+                "loc": ("body",),
+                "msg": f"the task's message encodes to {size} bytes, over the {limit}-byte limit for one message "
+                "(DISPATCH_MAX_MESSAGE_BYTES); send a reference to the data instead",
+            }])  # fmt: skip
+        self._publish(message, f"task:{actor.actor_name}", 0)
+        log.info("queued task %s %s", message.message_id, actor.actor_name)
+        return message.message_id
+
+    def _publish(self, message: dramatiq.Message, kind: str, delay: int) -> None:
+        """Record the id (and for a delay, the scheduled state), then publish with confirms; 503 if either fails."""
+        call_id = message.message_id
         try:
-            self.redis.set(self._marker(message.message_id), "1", px=self.ttl_ms)
+            self.redis.set(self._marker(call_id), kind, px=self.ttl_ms)
+            if delay:  # recorded first, so a scheduled call is never seen as unknown, and can be cancelled
+                self.states.schedule(call_id)
         except RedisError as exc:
             raise HTTPException(503, f"results store unavailable, nothing was queued: {exc}") from None
         try:
-            publish(self.actor.broker, message, None, self.settings.send_timeout)
+            publish(self.actor.broker, message, delay or None, self.settings.send_timeout)
         except (BrokerUnavailable, PublishRefused) as exc:
             with contextlib.suppress(RedisError):
-                self.redis.delete(self._marker(message.message_id))
+                self.redis.delete(self._marker(call_id), *([self.states.key(call_id)] if delay else []))
             raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from None
-        log.info("queued call %s %s %s", message.message_id, call.method, call.url)
-        return message.message_id
 
-    def status(self, call_id: str) -> Pending | Succeeded | Failed:
-        """The outcome if stored; else pending if this gateway queued the call; else 404.
+    def status(self, call_id: str) -> Status:
+        """The outcome if stored; else the call's state if it has one; else pending if this gateway queued it; else 404.
 
-        The outcome is read first, so a call queued by a Python client on the same queue can be
-        looked up too: its id (a random UUID) is what grants access, as it is for ``CallResult``.
+        The outcome and the state are read first, so a call sent by a Python client (on any queue
+        of the same results store) can be looked up too: its id (a random UUID) is what grants
+        access, as it is for ``CallResult.from_id``.
         """
-        handle = CallResult(self.settings.queue, ACTOR_NAME, args=(), kwargs={}, options={}, message_id=call_id)
         try:
-            result = handle.get_result(block=False)
+            result = CallResult.from_id(call_id).get_result(block=False)
         except ResultMissing:
+            state = self.states.state(call_id)
+            if state == SCHEDULED:
+                return Scheduled(id=call_id, state="scheduled")
+            if state == STARTED:
+                return Started(id=call_id, state="started")
+            if state == CANCELLED:  # cancel() sets the state, then stores the outcome
+                return Cancelled(id=call_id, state="cancelled")
             if self.redis.exists(self._marker(call_id)):
                 return Pending(id=call_id, state="pending")
             raise HTTPException(404, f"no call {call_id}: never queued here, or its outcome has expired") from None
         except ResultFailure as failure:
+            if failure.orig_exc_type == CallCancelled.__name__:
+                return Cancelled(id=call_id, state="cancelled")
             return Failed(
                 id=call_id, state="failure", error=CallError(type=failure.orig_exc_type, message=failure.orig_exc_msg)
             )
         return Succeeded(id=call_id, state="success", result=result)
+
+    def cancel(self, call_id: str) -> Cancelled:
+        """Cancel a call no worker has started (``res.cancel()``); 409 if one has, 404 for an unknown id."""
+        current = self.status(call_id)
+        if isinstance(current, Cancelled):  # DELETE is idempotent
+            return current
+        if isinstance(current, (Started, Succeeded, Failed)):
+            done = "started" if isinstance(current, Started) else f"finished ({current.state})"
+            raise HTTPException(409, f"call {call_id} already {done}: it cannot be cancelled")
+        kind = self.redis.get(self._marker(call_id))
+        if kind is not None and kind.startswith(b"task:"):
+            raise HTTPException(
+                409,
+                f"call {call_id} is a task applied over /tasks ({kind[5:].decode()}): workers check "
+                "cancellation for HTTP calls only, so it cannot be cancelled",
+            )
+        if not CallResult.from_id(call_id).cancel():  # a worker claimed it since
+            raise HTTPException(409, f"call {call_id} already started: it cannot be cancelled")
+        log.info("cancelled call %s", call_id)
+        return Cancelled(id=call_id, state="cancelled")
 
 
 def create_app(tokens: Sequence[str] | None = None, max_body: int | None = None) -> FastAPI:
@@ -401,7 +583,8 @@ def create_app(tokens: Sequence[str] | None = None, max_body: int | None = None)
         responses={202: accepted_response, **_responses(401, 403, 413, 503)},
     )
     def queue_call(call: NewCall, request: Request, response: Response) -> Queued:
-        """Queue a call; a worker performs it. Poll `status_url` (also in `Location`) for the outcome."""
+        """Queue a call; a worker performs it (after `delay` seconds, if given). Poll `status_url` (also in
+        `Location`) for the outcome."""
         call_id = gateway.submit(call)
         status_url = request.scope.get("root_path", "") + app.url_path_for("get_call", call_id=call_id)
         response.headers["Location"] = status_url
@@ -409,17 +592,57 @@ def create_app(tokens: Sequence[str] | None = None, max_body: int | None = None)
 
     @app.get(
         "/calls/{call_id}",
-        summary="Read a call's outcome",
+        summary="Read a call's state or outcome",
         operation_id="getCall",
         response_model=CallStatus,
         responses=_responses(401, 404, 503),
     )
-    def get_call(call_id: uuid.UUID) -> Pending | Succeeded | Failed:
-        """The call's state: `pending`, `success` with `result`, or `failure` with `error`."""
+    def get_call(call_id: uuid.UUID) -> Status:
+        """The call's state: `scheduled`, `pending`, `started` or `cancelled`; `success` with `result`,
+        or `failure` with `error`.  Tasks applied over `/tasks` are read here too."""
         try:
             return gateway.status(str(call_id))
         except RedisError as exc:
             raise HTTPException(503, f"results store unavailable: {exc}") from None
+
+    @app.delete(
+        "/calls/{call_id}",
+        summary="Cancel a call",
+        operation_id="cancelCall",
+        response_model=Cancelled,
+        responses={200: {"description": "Cancelled: no worker will ever send it."}, **_responses(401, 404, 409, 503)},
+    )
+    def cancel_call(call_id: uuid.UUID) -> Cancelled:
+        """Cancel a call no worker has started yet (scheduled or pending): it will never be sent, and
+        `GET` answers `cancelled` from now on.  409 if a worker already started or finished it."""
+        try:
+            return gateway.cancel(str(call_id))
+        except RedisError as exc:
+            raise HTTPException(503, f"results store unavailable: {exc}") from None
+
+    listed = ", ".join(sorted(gateway.actors)) or "none: DISPATCH_GATEWAY_ACTORS is empty"
+
+    @app.post(
+        "/tasks/{actor_name}",
+        summary="Apply an actor",
+        operation_id="applyTask",
+        description="Queue `actor.send(*args, **kwargs)` for one of the dramatiq actors listed in "
+        f"`DISPATCH_GATEWAY_ACTORS` (here: {listed}). Poll `status_url` (also in `Location`) for its outcome; "
+        "a task cannot be cancelled.",
+        status_code=202,
+        response_model=Queued,
+        responses={
+            202: accepted_response,
+            **_responses(
+                401, 404, 413, 503, _404="No such actor: the gateway applies only those in DISPATCH_GATEWAY_ACTORS."
+            ),
+        },
+    )
+    def apply_task(actor_name: str, task: NewTask, request: Request, response: Response) -> Queued:
+        call_id = gateway.submit_task(actor_name, task)
+        status_url = request.scope.get("root_path", "") + app.url_path_for("get_call", call_id=call_id)
+        response.headers["Location"] = status_url
+        return Queued(id=call_id, status_url=status_url)
 
     return app
 

@@ -17,12 +17,15 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+
+from dispatch.url import MAX_DELAY
 
 from .support import ROOT, TEST_ENV, delete_queues, free_port, queue_depth, unique_key, wait_for
 
@@ -66,18 +69,31 @@ class Gateway:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return requests.get(self.base + path, headers=headers, timeout=30)
 
+    def delete(self, path: str, token: str | None = TOKEN) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return requests.delete(self.base + path, headers=headers, timeout=30)
+
+    def post_task(self, actor: str, body: object, token: str | None = TOKEN) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return requests.post(f"{self.base}/tasks/{actor}", json=body, headers=headers, timeout=30)
+
+    def state(self, call_id: str) -> str:
+        response = self.get(f"/calls/{call_id}")
+        assert response.status_code == 200, response.text
+        return response.json()["state"]
+
     def queue_call(self, body: dict) -> str:
         response = self.post(body)
         assert response.status_code == 202, response.text
         return response.json()["id"]
 
     def outcome(self, call_id: str, timeout: float = 20) -> dict:
-        """Poll ``GET /calls/{id}`` until the call is no longer pending."""
+        """Poll ``GET /calls/{id}`` until the call has an outcome (success, failure or cancelled)."""
 
         def finished() -> dict | None:
             response = self.get(f"/calls/{call_id}")
             assert response.status_code == 200, response.text
-            return response.json() if response.json()["state"] != "pending" else None
+            return response.json() if response.json()["state"] not in ("scheduled", "pending", "started") else None
 
         return wait_for(finished, timeout, f"call {call_id} to finish")
 
@@ -232,6 +248,88 @@ def test_invalid_body_is_422_with_the_reason_and_nothing_is_queued(idle_gateway,
     assert queue_depth(idle_gateway.queue) == before
 
 
+def test_a_delayed_call_is_scheduled_then_performed(worker, gateway, python_endpoint):
+    started = time.monotonic()
+    response = gateway.post({"url": python_endpoint.url("/multiply"), "params": {"x": 6, "y": 7}, "delay": 2})
+    assert response.status_code == 202, response.text
+    call_id = response.json()["id"]
+    assert gateway.get(f"/calls/{call_id}").json() == {"id": call_id, "state": "scheduled"}
+    assert gateway.outcome(call_id, timeout=30) == {"id": call_id, "state": "success", "result": 42}
+    assert time.monotonic() - started >= 2
+
+
+def test_a_cancelled_call_is_never_sent(worker, gateway, python_endpoint):
+    key = unique_key()
+    call_id = gateway.queue_call(
+        {"url": python_endpoint.url("/multiply"), "params": {"x": 1, "y": 1, "key": key}, "delay": 2}
+    )
+    response = gateway.delete(f"/calls/{call_id}")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"id": call_id, "state": "cancelled"}
+    assert gateway.get(f"/calls/{call_id}").json() == {"id": call_id, "state": "cancelled"}
+    assert gateway.delete(f"/calls/{call_id}").json() == {"id": call_id, "state": "cancelled"}  # idempotent
+    skipped = f"call {call_id} GET {python_endpoint.url('/multiply')}"
+    wait_for(
+        lambda: any(skipped in line and "cancelled: not sent" in line for line in worker.log().splitlines()),
+        30,
+        "the skip",
+    )
+    assert python_endpoint.hits(key) == 0
+    assert gateway.state(call_id) == "cancelled"
+
+
+def test_a_queued_call_no_worker_took_can_be_cancelled(idle_gateway, python_endpoint):
+    call_id = idle_gateway.queue_call({"url": python_endpoint.url("/multiply"), "params": {"x": 1, "y": 2}})
+    assert idle_gateway.state(call_id) == "pending"
+    assert idle_gateway.delete(f"/calls/{call_id}").status_code == 200
+    assert idle_gateway.state(call_id) == "cancelled"
+
+
+def test_a_call_in_progress_is_started_and_cannot_be_cancelled(worker, gateway, python_endpoint):
+    key = unique_key()
+    call_id = gateway.queue_call({"url": python_endpoint.url("/slow"), "params": {"ms": 1500, "key": key}})
+    wait_for(lambda: python_endpoint.hits(key) == 1, 30, "the call to be in progress")
+    assert gateway.state(call_id) == "started"
+    response = gateway.delete(f"/calls/{call_id}")
+    assert response.status_code == 409, response.text
+    assert "already started" in response.json()["detail"]
+    assert gateway.outcome(call_id)["state"] == "success"
+
+
+def test_a_finished_call_cannot_be_cancelled(worker, gateway, python_endpoint):
+    call_id = gateway.queue_call({"url": python_endpoint.url("/multiply"), "params": {"x": 3, "y": 3}})
+    assert gateway.outcome(call_id) == {"id": call_id, "state": "success", "result": 9}
+    response = gateway.delete(f"/calls/{call_id}")
+    assert response.status_code == 409, response.text
+    assert "already finished (success)" in response.json()["detail"]
+    assert gateway.get(f"/calls/{call_id}").json()["state"] == "success"
+
+
+def test_cancelling_an_unknown_id_is_404_and_a_malformed_one_422(gateway):
+    missing = gateway.delete(f"/calls/{uuid.uuid4()}")
+    assert missing.status_code == 404 and "no call" in missing.json()["detail"]
+    assert gateway.delete("/calls/not-a-uuid").status_code == 422
+    assert gateway.delete(f"/calls/{uuid.uuid4()}", token=None).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("delay", "message"),
+    [
+        (-1, "greater than or equal to 0"),
+        (MAX_DELAY + 1, f"less than or equal to {MAX_DELAY}"),
+        ("soon", "delay must be a number of seconds"),
+        (True, "delay must be a number of seconds"),
+        (None, "delay must be a number of seconds"),
+    ],
+)
+def test_a_delay_out_of_range_is_422_and_nothing_is_queued(idle_gateway, python_endpoint, delay, message):
+    before = queue_depth(idle_gateway.queue)
+    response = idle_gateway.post({"url": python_endpoint.url("/multiply"), "delay": delay})
+    assert response.status_code == 422, response.text
+    assert any(message in error["msg"] for error in response.json()["detail"]), response.text
+    assert queue_depth(idle_gateway.queue) == before
+
+
 def test_broker_down_is_503_with_retry_after(vhost, redis_db, python_endpoint, tmp_path):
     nowhere = f"amqp://guest:guest@127.0.0.1:{free_port()}/{vhost}"  # nothing listens there
     broken = Gateway(
@@ -255,11 +353,24 @@ def test_openapi_document_describes_the_api_and_its_bearer_auth(gateway):
         "scheme": "bearer",
         "description": "One of the tokens in DISPATCH_GATEWAY_TOKEN.",
     }
-    assert set(document["paths"]) == {"/calls", "/calls/{call_id}"}
+    assert set(document["paths"]) == {"/calls", "/calls/{call_id}", "/tasks/{actor_name}"}
     post = document["paths"]["/calls"]["post"]
     assert post["security"] == [{"HTTPBearer": []}]
     assert {"202", "401", "403", "422", "503"} <= set(post["responses"])
     assert document["components"]["schemas"]["NewCall"]["properties"]["method"]["enum"] == ["GET", "POST"]
+    delay = document["components"]["schemas"]["NewCall"]["properties"]["delay"]
+    assert (delay["minimum"], delay["maximum"]) == (0, MAX_DELAY)
+    delete = document["paths"]["/calls/{call_id}"]["delete"]
+    assert delete["security"] == [{"HTTPBearer": []}]
+    assert {"200", "401", "404", "409", "503"} <= set(delete["responses"])
+    states = {
+        schema["properties"]["state"].get("const") or schema["properties"]["state"]["enum"][0]
+        for schema in document["components"]["schemas"].values()
+        if "state" in schema.get("properties", {})
+    }
+    assert {"scheduled", "pending", "started", "cancelled", "success", "failure"} == states
+    task = document["paths"]["/tasks/{actor_name}"]["post"]
+    assert {"202", "401", "404", "413", "422", "503"} <= set(task["responses"])
 
 
 def test_generated_requests_get_no_server_error_and_match_the_schema(fuzz_gateway, tmp_path):
@@ -281,6 +392,6 @@ def test_generated_requests_get_no_server_error_and_match_the_schema(fuzz_gatewa
     # cwd=tmp_path keeps hypothesis's example database out of the repository.
     out = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stdout[-5000:] + out.stderr[-2000:]
-    assert "2 selected / 2 total" in out.stdout, out.stdout[-3000:]
+    assert "4 selected / 4 total" in out.stdout, out.stdout[-3000:]
     generated = re.search(r"(\d+) generated, \1 passed", out.stdout)
-    assert generated and int(generated[1]) >= 60, out.stdout[-3000:]  # 30 per operation, at least
+    assert generated and int(generated[1]) >= 120, out.stdout[-3000:]  # 30 per operation, at least
