@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import (
     BadStatusError,
     BrokerUnavailable,
+    CallCancelled,
     ConfigurationError,
     DestinationRefused,
     DispatchError,
@@ -47,6 +48,7 @@ __all__ = [
     "URL",
     "BadStatusError",
     "BrokerUnavailable",
+    "CallCancelled",
     "CallResult",
     "ConfigurationError",
     "DestinationRefused",
