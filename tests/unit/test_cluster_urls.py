@@ -91,3 +91,23 @@ def test_quorum_queues_get_a_delivery_limit_and_at_least_once_dead_lettering():
     }
     assert quorum_arguments(3)["x-delivery-limit"] == 3
     assert len(broker.parameters) == 2
+
+
+def test_publish_errors_say_what_happened_without_credentials():
+    import pika.exceptions
+    from dramatiq.errors import ConnectionClosed
+
+    from dispatch.publisher import _kind, _what_failed
+    from dispatch.upstream import QuorumRabbitmqBroker
+
+    broker = QuorumRabbitmqBroker(url="amqp://u:secret@r1:5711/v;amqp://u:secret@r2:5712/v")
+    home_down = pika.exceptions.ChannelClosedByBroker(
+        404, "NOT_FOUND - home node 'rabbit@r1' of durable queue 'calls' in vhost 'v' is down or inaccessible"
+    )
+    assert _kind(ConnectionClosed(pika.exceptions.NackError([]))) == "refused"
+    assert _kind(ConnectionClosed(home_down)) == "queue"
+    assert "home node 'rabbit@r1'" in _what_failed("queue", ConnectionClosed(home_down), broker, "calls")
+    lost = ConnectionClosed(pika.exceptions.AMQPConnectionError("all nodes refused"))
+    assert _kind(lost) == "unreachable"
+    message = _what_failed("unreachable", lost, broker, "calls")
+    assert "r1:5711" in message and "r2:5712" in message and "secret" not in message
