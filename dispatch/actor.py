@@ -28,7 +28,7 @@ from dramatiq.middleware import CurrentMessage
 
 from .call import ACTOR_NAME
 from .errors import DispatchError
-from .protocol import check_call, parse_answer
+from .protocol import MAX_ATTEMPTS, check_call, parse_answer
 from .publisher import publish, publish_many
 from .result import CallResult
 from .retries import DeliveryFailed, RetrySchedule, retry_policy
@@ -130,14 +130,11 @@ class HttpDispatch(dramatiq.Actor):
         """Call ``url`` with ``params`` and return the endpoint's ``retval``.
 
         ``options`` may override ``timeout``, ``max_attempts`` and ``retry_schedule`` for this call.
-        A message that did not come through :meth:`message_with_options` (put on the queue by
-        hand) is checked again here, and a malformed one fails as a ``DispatchError``.
+        A message put on the queue by hand, past :meth:`message_with_options`, still ends as one
+        of the package's errors: its URL is judged again by the transport (``DestinationRefused``),
+        its timeout clamped, and an unreadable ``max_attempts`` fails as a ``DispatchError``.
         """
-        try:
-            url, method, params, options = check_call(url, method, params, options)
-        except ValueError as error:
-            raise DispatchError(f"malformed call, not sent: {error}") from None
-        settings = get_settings()
+        settings, options = get_settings(), options or {}
         message = CurrentMessage.get_current_message()
         request = Request(
             url=url,
@@ -147,8 +144,12 @@ class HttpDispatch(dramatiq.Actor):
             max_response_bytes=settings.max_response_bytes,
             call_id=message.message_id if message else None,
         )
+        try:
+            max_attempts = min(int(options.get("max_attempts", settings.max_attempts)), MAX_ATTEMPTS)
+        except (TypeError, ValueError, OverflowError):
+            raise DispatchError(f"malformed call option max_attempts={options['max_attempts']!r}, not sent") from None
         policy = retry_policy(
-            int(options.get("max_attempts", settings.max_attempts)),
+            max_attempts,
             settings.backoff_initial,
             settings.backoff_max,
             settings.retry_after_max,
@@ -156,7 +157,11 @@ class HttpDispatch(dramatiq.Actor):
         try:
             body = get_transport().deliver(request, policy)
         except DeliveryFailed as failure:
-            schedule = RetrySchedule(options.get("retry_schedule", settings.retry_schedule), settings.retry_after_max)
+            schedule = RetrySchedule(
+                options.get("retry_schedule", settings.retry_schedule),
+                settings.retry_after_max,
+                settings.scheduled_retry_after_max,
+            )
             deliveries_so_far = message.options.get("retries", 0) if message else len(schedule.delays)
             delay = schedule.next_delay(deliveries_so_far, failure)
             if delay is not None:

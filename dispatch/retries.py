@@ -147,17 +147,20 @@ class RetrySchedule:
     """The later deliveries of a call whose quick attempts all failed.
 
     ``delays[n]`` is the wait before delivery ``n + 1``; an endpoint's
-    ``Retry-After`` lengthens it.  When no delay is left the call fails.
+    ``Retry-After`` lengthens it, up to ``scheduled_retry_after_max``
+    (``DISPATCH_SCHEDULED_RETRY_AFTER_MAX``).  When no delay is left the call fails.
     """
 
     delays: Sequence[float]
     retry_after_max: float
+    scheduled_retry_after_max: float = MAX_RETRY_AFTER
 
     def next_delay(self, deliveries_so_far: int, failure: DeliveryFailed) -> float | None:
         """Seconds until the next delivery, or None when the schedule is used up."""
         if deliveries_so_far >= len(self.delays):
             return None
-        delay = max(self.delays[deliveries_so_far], failure.retry_after or 0)
+        asked = min(failure.retry_after or 0, self.scheduled_retry_after_max)
+        delay = max(self.delays[deliveries_so_far], asked)
         # Bounded however the schedule was made: dramatiq's delay is an integer of milliseconds.
         return min(delay, MAX_RETRY_AFTER) if delay == delay else MAX_RETRY_AFTER
 

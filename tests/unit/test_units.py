@@ -312,3 +312,13 @@ def test_map_through_the_stub_broker_returns_working_handles():
         for handle in handles:
             with pytest.raises(TransportError, match="1 attempt"):
                 handle.get(timeout=10)
+
+
+def test_a_scheduled_delivery_honours_retry_after_only_up_to_its_cap():
+    from dispatch.retries import DeliveryFailed, RetrySchedule
+
+    schedule = RetrySchedule((5, 60), retry_after_max=30, scheduled_retry_after_max=3600)
+    assert schedule.next_delay(0, DeliveryFailed("503", retry_after=120)) == 120  # longer than the step: honoured
+    assert schedule.next_delay(1, DeliveryFailed("503", retry_after=10**9)) == 3600  # absurd: cut to the cap
+    assert schedule.next_delay(1, DeliveryFailed("503")) == 60
+    assert schedule.next_delay(2, DeliveryFailed("503")) is None
