@@ -16,6 +16,7 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import CurrentMessage, Retries, default_middleware
 
+from .cluster import broker_urls
 from .delays import DelayParking
 from .durability import DurableResults, DurableRetries
 from .middleware import CallLog, SkipCancelled
@@ -48,7 +49,8 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         return broker
     quorum = settings.queue_type == "quorum"
     broker_class = QuorumRabbitmqBroker if quorum else QuickAckRabbitmqBroker
-    broker = broker_class(url=settings.broker_url, confirm_delivery=True, middleware=middleware)
+    options = {"delivery_limit": settings.delivery_limit} if quorum else {}
+    broker = broker_class(url=broker_urls(settings.broker_url), confirm_delivery=True, middleware=middleware, **options)
     broker.delay_parking = DelayParking(settings.delay_hold_max, quorum)
     broker.call_states = states
     return broker

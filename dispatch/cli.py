@@ -58,8 +58,8 @@ from .cli_output import (
     print_result,
     status_line,
     status_table,
-    vhost_of_url,
 )
+from .cluster import vhost_of
 from .errors import ConfigurationError, DispatchError, ResultTimeout
 from .settings import Settings
 
@@ -309,8 +309,11 @@ def _consumer_count(settings: Settings) -> int | None:
         return None
     import pika
 
-    parameters = pika.URLParameters(settings.broker_url)
-    parameters.connection_attempts, parameters.socket_timeout, parameters.blocked_connection_timeout = 1, 5, 5
+    from .cluster import connection_parameters
+
+    parameters = connection_parameters(settings.broker_url)
+    for node in parameters:
+        node.connection_attempts, node.socket_timeout, node.blocked_connection_timeout = 1, 5, 5
     try:
         connection = pika.BlockingConnection(parameters)
     except Exception:
@@ -657,7 +660,7 @@ def _dead_letters(output: Output, action: str, empty: Any) -> Any:
         except Exception as exc:  # pika's connection and channel errors have no common public base
             if is_missing_queue(exc):
                 output.note(
-                    f"no dead-letter queue {settings.queue + '.XQ'!r} in vhost {vhost_of_url(settings.broker_url)!r} "
+                    f"no dead-letter queue {settings.queue + '.XQ'!r} in vhost {vhost_of(settings.broker_url)!r} "
                     "yet: nothing has failed on it (is DISPATCH_QUEUE right?)"
                 )
                 return empty

@@ -29,12 +29,14 @@ import sys
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, NoReturn
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
+
+from .cluster import node_of, split_urls, vhost_of
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -118,20 +120,14 @@ def describe(error: BaseException) -> str:
 
 
 def broker_location(url: str) -> str:
-    """``RabbitMQ at host:port, vhost 'v'`` for an AMQP URL; never the credentials."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    port = port or (5671 if parts.scheme == "amqps" else 5672)
-    return f"RabbitMQ at {parts.hostname or 'localhost'}:{port}, vhost {vhost_of_url(url)!r}"
-
-
-def vhost_of_url(url: str) -> str:
-    """The vhost an AMQP URL names, as pika reads it: the unquoted path, or ``/`` when there is none."""
-    path = urlsplit(url).path
-    return unquote(path[1:]) if path not in ("", "/") else "/"
+    """``RabbitMQ at host:port[, host:port...], vhost 'v'`` for an AMQP URL or list; never the credentials."""
+    nodes = []
+    for node_url in split_urls(url) or [url]:
+        try:
+            nodes.append(node_of(node_url))
+        except ValueError:
+            nodes.append(urlsplit(node_url).hostname or "localhost")
+    return f"RabbitMQ at {', '.join(nodes)}, vhost {vhost_of(url)!r}"
 
 
 def redis_location(url: str) -> str:

@@ -4,7 +4,8 @@ Importing it is asking for a worker's wiring, so unlike the rest of the
 package it sets things up as it is imported: the broker from the
 environment (made dramatiq's global broker), the built-in ``http_dispatch``
 actor on it, and -- when ``DISPATCH_METRICS`` or ``DISPATCH_METRICS_PORT``
-says so -- the Prometheus middleware.  Workers for your own
+says so -- the Prometheus middleware; and dramatiq's worker is tuned
+(:func:`dispatch.upstream.tune_worker`).  Workers for your own
 :class:`~dispatch.actor.HttpDispatch` subclasses name their module too:
 ``dramatiq dispatch.tasks mymodule``.
 """
@@ -12,8 +13,10 @@ says so -- the Prometheus middleware.  Workers for your own
 from __future__ import annotations
 
 from .actor import default_dispatcher
+from .upstream import tune_worker
 from .wiring import get_broker, get_settings
 
+tune_worker()
 broker = get_broker()
 http_dispatch = default_dispatcher()
 

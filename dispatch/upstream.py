@@ -17,10 +17,12 @@ from functools import partial
 from typing import Any
 
 import pika.exceptions
+from dramatiq import worker as dramatiq_worker
 from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL, RabbitmqBroker, _RabbitmqConsumer, _RabbitmqMessage
 from dramatiq.common import dq_name, xq_name
 from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import prometheus as dramatiq_prometheus
+from dramatiq.results import Results
 from dramatiq.results.backends import RedisBackend
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.channel import Channel
@@ -189,6 +191,22 @@ class PipelinedRedisBackend(RedisBackend):
             pipe.lpush(message_key, self.encoder.encode(result))
             pipe.pexpire(message_key, ttl)
             pipe.execute()
+
+
+def tune_worker() -> None:
+    """Make dramatiq's worker (in this process) fit dispatch; called by :mod:`dispatch.tasks`, the worker's entry.
+
+    * It recognises only dramatiq's own ``Results`` class, so with
+      :class:`~dispatch.durability.DurableResults` it would log "returned a
+      value ... you haven't added the Results middleware" for every call:
+      subclasses count too.
+    * It waits 3 s before restarting a consumer and 5 s before retrying an
+      ack on a dead connection; on a RabbitMQ cluster that is most of a
+      node failover, so 1 s each.
+    """
+    dramatiq_worker.has_results_middleware = lambda broker: any(isinstance(m, Results) for m in broker.middleware)
+    dramatiq_worker.CONSUMER_RESTART_DELAY_SECS = 1.0
+    dramatiq_worker.POST_PROCESS_MESSAGE_RETRY_DELAY_SECS = 1.0
 
 
 def set_prometheus_db_path(path: str) -> None:

@@ -75,3 +75,9 @@ def test_the_private_upstream_names_dispatch_relies_on_still_exist():
     assert isinstance(prometheus.DB_PATH, str)
     assert "_impl" in inspect.getsource(BlockingChannel.__init__)
     assert isinstance(rabbitmq.DEAD_MESSAGE_TTL, int)
+    from dramatiq import worker
+
+    assert callable(worker.has_results_middleware)
+    assert "has_results_middleware(self.broker)" in inspect.getsource(worker)
+    assert isinstance(worker.CONSUMER_RESTART_DELAY_SECS, float)
+    assert "POST_PROCESS_MESSAGE_RETRY_DELAY_SECS" in inspect.getsource(worker)
