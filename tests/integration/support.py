@@ -23,7 +23,12 @@ from pathlib import Path
 
 import requests
 
+from dispatch.signing import generate_secret, sign_request
+
 ROOT = Path(__file__).resolve().parents[2]
+
+#: The signing secret receivers under test share with the requests signed for them.
+SIGNING_SECRET = generate_secret()
 ENDPOINTS = Path(__file__).resolve().parent / "endpoints"
 
 VHOST = "dispatch-test"
@@ -212,3 +217,47 @@ def send_to(queue: str, url: str, method: str = "GET", params: dict | None = Non
 
     message = http_dispatch.message(url, method, params, options or None)
     return http_dispatch.broker.enqueue(message.copy(queue_name=queue))
+
+
+def dispatch(*args: str, env: dict[str, str] | None = None, timeout: float = 90) -> subprocess.CompletedProcess:
+    """Run ``dispatch ARGS...`` to completion; stdout and stderr are kept for assertions."""
+    return subprocess.run(
+        [sys.executable, "-m", "dispatch.cli", *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def run_demo(**env: str) -> str:
+    """Run ``examples/demo.py`` with ``env`` added; its output, once it exited 0."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "demo.py")],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def send_signed(
+    method: str,
+    url: str,
+    params: dict,
+    secret: str = SIGNING_SECRET,
+    now: int | None = None,
+    tamper: Callable[[requests.PreparedRequest], None] | None = None,
+) -> requests.Response:
+    """Sign exactly what goes on the wire: prepare the request, then sign its URL and body."""
+    in_body = "params" if method == "GET" else "data"
+    prepared = requests.Request(method, url, **{in_body: params}).prepare()
+    msg_id = f"msg_{uuid.uuid4().hex}"
+    prepared.headers.update(sign_request(secret, msg_id, prepared.method, prepared.url, prepared.body, now=now))
+    if tamper:
+        tamper(prepared)
+    with requests.Session() as session:
+        return session.send(prepared, timeout=10)

@@ -21,21 +21,9 @@ import pika.exceptions
 import pytest
 import requests
 
-from .support import QUEUE, ROOT, TEST_ENV, delete_queues, free_port, send_to, unique_key, wait_for
+from .support import QUEUE, ROOT, TEST_ENV, delete_queues, dispatch, free_port, send_to, unique_key, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def dispatch(*args: str, env: dict[str, str] | None = None, timeout: float = 90) -> subprocess.CompletedProcess:
-    """Run ``dispatch ARGS...`` to completion; stdout and stderr are kept for assertions."""
-    return subprocess.run(
-        [sys.executable, "-m", "dispatch.cli", *args],
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
 
 
 def fresh_queue() -> str:

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from .support import delete_queues, unique_key, wait_for
-from .test_cli import dispatch, fresh_queue, queue_exists
+from .support import delete_queues, dispatch, unique_key, wait_for
+from .test_cli import fresh_queue, queue_exists
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,8 @@ import pytest
 
 from dispatch import RemoteExecuteError
 
-from .support import ROOT, unique_key, wait_for
-from .test_cli import delete_queues, dispatch, fresh_queue
+from .support import ROOT, delete_queues, dispatch, unique_key, wait_for
+from .test_cli import fresh_queue
 
 pytestmark = pytest.mark.integration
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 
 from dispatch import RemoteExecuteError, TransportError
 
-from .support import unique_key, wait_for
+from .support import dispatch, unique_key, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -21,9 +19,7 @@ def test_dead_commands_list_replay_and_purge(make_worker, python_endpoint):
     own = make_worker()
 
     def dispatch_cli(*args: str) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "dispatch.cli", *args]
-        env = {**os.environ, "DISPATCH_QUEUE": own.queue}
-        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        return dispatch(*args, env={"DISPATCH_QUEUE": own.queue}, timeout=60)
 
     def dead_list() -> list[dict]:
         done = dispatch_cli("dead", "list", "--json")

@@ -6,26 +6,11 @@ files, the CI entry point) are in tests/unit/test_packaging.py.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
-from .support import ROOT
-
-
-def run_demo(**env: str) -> str:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "demo.py")],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+from .support import run_demo
 
 
 @pytest.mark.integration

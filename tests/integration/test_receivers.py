@@ -14,20 +14,19 @@ import os
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
 from dispatch import URL, BadStatusError, RemoteExecuteError
-from dispatch.signing import generate_secret, sign_request
+from dispatch.signing import generate_secret
 
-from .support import free_port, wait_for
+from .support import SIGNING_SECRET, free_port, send_signed, wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "receivers"
-SECRET = generate_secret()
+SECRET = SIGNING_SECRET
 
 #: name -> (command without the port, path prefix of the functions)
 RECEIVERS = {
@@ -83,25 +82,6 @@ def signed_app(request, tmp_path_factory) -> Iterator[ReceiverProcess]:
     process = ReceiverProcess(request.param, log, secret=SECRET)
     yield process
     process.stop()
-
-
-def send_signed(
-    method: str,
-    url: str,
-    params: dict,
-    secret: str = SECRET,
-    now: int | None = None,
-    tamper: Callable[[requests.PreparedRequest], None] | None = None,
-) -> requests.Response:
-    """Sign exactly what goes on the wire: prepare the request, then sign its URL and body."""
-    in_body = "params" if method == "GET" else "data"
-    prepared = requests.Request(method, url, **{in_body: params}).prepare()
-    msg_id = f"msg_{uuid.uuid4().hex}"
-    prepared.headers.update(sign_request(secret, msg_id, prepared.method, prepared.url, prepared.body, now=now))
-    if tamper:
-        tamper(prepared)
-    with requests.Session() as session:
-        return session.send(prepared, timeout=10)
 
 
 # -- the example receivers, called by the real worker ----------------------------------------------

@@ -116,27 +116,16 @@ def test_a_host_that_is_not_a_name_ends_as_our_error_not_a_parse_error(make_work
 # -- the whole attempt has a deadline -----------------------------------------------------------------
 
 
-def test_a_worker_thread_is_not_held_by_a_server_dripping_its_headers(make_worker, serve):
+@pytest.mark.parametrize(
+    ("head", "drop"),
+    [(b"HTTP/1.1 200 OK\r\n", b"X"), (b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n", b" ")],
+    ids=["dripping-headers", "dripping-body"],
+)
+def test_a_worker_thread_is_not_held_by_a_dripping_server(make_worker, serve, head, drop):
     def drip(handler):
-        handler.wfile.write(b"HTTP/1.1 200 OK\r\n")
-        for _ in range(120):  # a minute of headers, a byte every half second
-            handler.wfile.write(b"X")
-            handler.wfile.flush()
-            time.sleep(0.5)
-
-    dripping = serve(drip)
-    worker = make_worker(DISPATCH_TIMEOUT="2", DISPATCH_MAX_ATTEMPTS="1")
-    started = time.monotonic()
-    with pytest.raises(TransportError, match="timed out"):
-        worker.send(dripping.base + "/slow").get(timeout=60)
-    assert time.monotonic() - started < 2 + 4
-
-
-def test_a_worker_thread_is_not_held_by_a_server_dripping_its_body(make_worker, serve):
-    def drip(handler):
-        handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
-        for _ in range(120):
-            handler.wfile.write(b" ")
+        handler.wfile.write(head)
+        for _ in range(120):  # a minute of it, a byte every half second
+            handler.wfile.write(drop)
             handler.wfile.flush()
             time.sleep(0.5)
 

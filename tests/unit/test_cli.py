@@ -12,19 +12,7 @@ import os
 import subprocess
 import sys
 
-from tests.integration.support import ROOT, free_port
-
-
-def dispatch(*args: str, env: dict[str, str] | None = None, timeout: float = 90) -> subprocess.CompletedProcess:
-    """Run ``dispatch ARGS...`` to completion; stdout and stderr are kept for assertions."""
-    return subprocess.run(
-        [sys.executable, "-m", "dispatch.cli", *args],
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
+from tests.integration.support import ROOT, dispatch, free_port
 
 
 def test_bad_configuration_exits_2_naming_the_variable():

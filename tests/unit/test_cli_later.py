@@ -12,8 +12,7 @@ import json
 import pytest
 
 from dispatch.cli_output import Output, plain_line, result_outcome
-from tests.integration.support import free_port
-from tests.unit.test_cli import dispatch
+from tests.integration.support import dispatch, free_port
 
 NOWHERE = {
     "DISPATCH_BROKER_URL": f"amqp://127.0.0.1:{free_port()}/nowhere",

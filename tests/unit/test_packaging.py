@@ -6,31 +6,14 @@ they parse, they name what they must, and every path they use exists.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
 from dispatch.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_demo(**env: str) -> str:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "demo.py")],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+from tests.integration.support import ROOT, run_demo
 
 
 def test_demo_runs_embedded_when_no_broker_is_reachable():

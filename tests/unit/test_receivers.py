@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -19,29 +18,10 @@ import pytest
 import requests
 
 from dispatch.receiver import Receiver, receiver
-from dispatch.signing import generate_secret, sign_request
-from tests.integration.support import free_port, wait_for
+from dispatch.signing import generate_secret
+from tests.integration.support import SIGNING_SECRET, free_port, send_signed, wait_for
 
-SECRET = generate_secret()
-
-
-def send_signed(
-    method: str,
-    url: str,
-    params: dict,
-    secret: str = SECRET,
-    now: int | None = None,
-    tamper: Callable[[requests.PreparedRequest], None] | None = None,
-) -> requests.Response:
-    """Sign exactly what goes on the wire: prepare the request, then sign its URL and body."""
-    in_body = "params" if method == "GET" else "data"
-    prepared = requests.Request(method, url, **{in_body: params}).prepare()
-    msg_id = f"msg_{uuid.uuid4().hex}"
-    prepared.headers.update(sign_request(secret, msg_id, prepared.method, prepared.url, prepared.body, now=now))
-    if tamper:
-        tamper(prepared)
-    with requests.Session() as session:
-        return session.send(prepared, timeout=10)
+SECRET = SIGNING_SECRET
 
 
 # -- the Receiver in process: WSGI (wsgiref) and ASGI (uvicorn) over real HTTP ----------------------
