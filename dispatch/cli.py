@@ -524,7 +524,7 @@ def status(
     settings = load_settings(output)
     if settings.broker_url.startswith("stub:"):
         output.fail("DISPATCH_BROKER_URL is stub://: there is no RabbitMQ to ask", EXIT_USAGE)
-    from .management import Management, ManagementError, vhost_of  # requests: loaded by this command only
+    from .management import Management, ManagementError  # requests: loaded by this command only
 
     try:
         management = Management(settings.management_url)

@@ -21,8 +21,6 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import requests
 
-from . import cluster
-
 
 class ManagementError(Exception):
     """The management API could not be asked, or refused to answer."""
@@ -81,14 +79,6 @@ class DispatchStatus:
             "deliver_rate": self.calls.deliver_rate,
             "queues": [dataclasses.asdict(q) for q in (self.calls, self.delayed, self.dead)],
         }
-
-
-def vhost_of(broker_url: str) -> str:
-    """The vhost an AMQP URL names, as pika reads it: the unquoted path, or ``/`` when there is none.
-
-    ``broker_url`` may be a cluster's ``;``-separated list, whose URLs all name one vhost.
-    """
-    return cluster.vhost_of(broker_url)
 
 
 class Management:

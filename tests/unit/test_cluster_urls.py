@@ -7,8 +7,8 @@ import random
 import pytest
 
 from dispatch import cluster
+from dispatch.cluster import vhost_of
 from dispatch.errors import ConfigurationError
-from dispatch.management import vhost_of
 from dispatch.settings import Settings
 
 THREE = "amqp://u:pw@r1:5672/prod; amqp://u:pw@r2:5673/prod ;amqp://u:pw@r3/prod;"
