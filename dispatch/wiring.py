@@ -30,6 +30,8 @@ _transport: Transport | None = None
 def get_settings() -> Settings:
     """The process's settings, read from the environment the first time."""
     global _settings
+    if _settings is not None:  # every call asks: no lock once built
+        return _settings
     with _lock:
         if _settings is None:
             _settings = Settings.from_env()
@@ -39,6 +41,9 @@ def get_settings() -> Settings:
 def get_broker() -> dramatiq.Broker:
     """The process's broker, built from the settings the first time and made dramatiq's global broker."""
     global _broker
+    broker = _broker  # read once: set_broker() may swap it meanwhile
+    if broker is not None:
+        return broker
     with _lock:
         if _broker is None:
             _broker = build_broker(get_settings())
@@ -62,6 +67,8 @@ def set_broker(broker: dramatiq.Broker | None) -> dramatiq.Broker | None:
 def get_transport() -> Transport:
     """The process's HTTP transport, with the destination policy and signing secrets of the settings."""
     global _transport
+    if _transport is not None:
+        return _transport
     with _lock:
         if _transport is None:
             settings = get_settings()
