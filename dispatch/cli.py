@@ -386,16 +386,12 @@ def _reading_outcomes(output: Output, settings: Settings) -> Iterator[None]:
 
 def _read_now(handle: Any) -> dict[str, Any]:
     """``{"id", "state"}`` and, for a finished call, ``"result"`` or ``"error"`` -- without waiting."""
-    from dramatiq.results import ResultFailure, ResultMissing
-
-    entry: dict[str, Any] = {"id": handle.message_id, "state": handle.state()}
-    if entry["state"] in ("success", "failure", "cancelled"):  # the outcome is stored: read it as stored
-        try:
-            entry["result"] = handle.get_result(block=False)
-        except ResultFailure as failure:
-            entry["error"] = {"type": failure.orig_exc_type, "message": failure.orig_exc_msg}
-        except ResultMissing:  # expired between the two reads
-            entry["state"] = "pending"
+    snapshot = handle.snapshot()
+    entry: dict[str, Any] = {"id": handle.message_id, "state": snapshot.state}
+    if snapshot.state == "success":
+        entry["result"] = snapshot.result
+    elif snapshot.error_type is not None:  # read as stored, with the worker's own class name
+        entry["error"] = {"type": snapshot.error_type, "message": snapshot.error_message}
     return entry
 
 

@@ -62,7 +62,6 @@ from typing import Annotated, Any, Literal
 
 import dramatiq
 import uvicorn
-from dramatiq.results import ResultFailure, ResultMissing
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -73,7 +72,7 @@ from typing_extensions import TypedDict
 
 from . import __version__
 from .actor import default_dispatcher
-from .errors import BrokerUnavailable, CallCancelled, ConfigurationError, DestinationRefused, PublishRefused
+from .errors import BrokerUnavailable, ConfigurationError, DestinationRefused, PublishRefused
 from .protocol import (
     MAX_ATTEMPTS,
     MAX_SCHEDULE_DELAY,
@@ -87,7 +86,6 @@ from .protocol import (
 )
 from .publisher import publish
 from .result import CallResult
-from .states import CANCELLED, SCHEDULED, STARTED
 from .url import MAX_DELAY
 from .wiring import get_settings
 
@@ -494,26 +492,22 @@ class Gateway:
         of the same results store) can be looked up too: its id (a random UUID) is what grants
         access, as it is for ``CallResult.from_id``.
         """
-        try:
-            result = CallResult.from_id(call_id).get_result(block=False)
-        except ResultMissing:
-            state = self.states.state(call_id)
-            if state == SCHEDULED:
-                return Scheduled(id=call_id, state="scheduled")
-            if state == STARTED:
-                return Started(id=call_id, state="started")
-            if state == CANCELLED:  # cancel() sets the state, then stores the outcome
-                return Cancelled(id=call_id, state="cancelled")
-            if self.redis.exists(self._marker(call_id)):
-                return Pending(id=call_id, state="pending")
-            raise HTTPException(404, f"no call {call_id}: never queued here, or its outcome has expired") from None
-        except ResultFailure as failure:
-            if failure.orig_exc_type == CallCancelled.__name__:
-                return Cancelled(id=call_id, state="cancelled")
+        snapshot = CallResult.from_id(call_id).snapshot()
+        if snapshot.state == "success":
+            return Succeeded(id=call_id, state="success", result=snapshot.result)
+        if snapshot.state == "failure":
             return Failed(
-                id=call_id, state="failure", error=CallError(type=failure.orig_exc_type, message=failure.orig_exc_msg)
+                id=call_id, state="failure", error=CallError(type=snapshot.error_type, message=snapshot.error_message)
             )
-        return Succeeded(id=call_id, state="success", result=result)
+        if snapshot.state == "cancelled":
+            return Cancelled(id=call_id, state="cancelled")
+        if snapshot.state == "scheduled":
+            return Scheduled(id=call_id, state="scheduled")
+        if snapshot.state == "started":
+            return Started(id=call_id, state="started")
+        if self.redis.exists(self._marker(call_id)):
+            return Pending(id=call_id, state="pending")
+        raise HTTPException(404, f"no call {call_id}: never queued here, or its outcome has expired")
 
     def cancel(self, call_id: str) -> Cancelled:
         """Cancel a call no worker has started (``res.cancel()``); 409 if one has, 404 for an unknown id."""

@@ -12,6 +12,7 @@ elsewhere: outcomes are keyed by call id alone.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import math
 from typing import Any
@@ -29,6 +30,16 @@ from .wiring import get_broker, get_settings
 #: The longest single blocking wait on the results store; ``get()`` with no
 #: timeout waits in slices of this length so an interrupt is never far away.
 _WAIT_SLICE_SECONDS = 60
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """A call's state and, for a finished one, its result or its error's class name and message."""
+
+    state: str
+    result: Any = None
+    error_type: str | None = None
+    error_message: str | None = None
 
 
 class CallResult(Message):
@@ -107,16 +118,22 @@ class CallResult(Message):
         """Where the call stands: ``scheduled``, ``pending`` (queued), ``started``, ``success``, ``failure``
         or ``cancelled``; ``pending`` also for an id nobody knows (ids are not recorded at send).
         """
+        return self.snapshot().state
+
+    def snapshot(self) -> Snapshot:
+        """Where the call stands and, once it has one, its outcome as stored -- from one read of the store.
+
+        The CLI's ``dispatch result`` and the gateway's ``GET /calls/{id}`` show this.
+        """
         try:
-            self._unwrapped(self.get_result, block=False)
+            result = self.get_result(block=False)
         except ResultMissing:
             state = get_broker().call_states.state(self.message_id)
-            return state if state in (SCHEDULED, STARTED) else "pending"
-        except CallCancelled:
-            return CANCELLED
-        except Exception:
-            return "failure"
-        return "success"
+            return Snapshot(state if state in (SCHEDULED, STARTED, CANCELLED) else "pending")
+        except ResultFailure as failure:
+            state = CANCELLED if failure.orig_exc_type == CallCancelled.__name__ else "failure"
+            return Snapshot(state, error_type=failure.orig_exc_type, error_message=failure.orig_exc_msg)
+        return Snapshot("success", result=result)
 
     @staticmethod
     def _wait_budget(timeout: float | None) -> float:
