@@ -33,7 +33,7 @@ import urllib3
 from urllib3.util import Url
 
 from .errors import DestinationRefused
-from .protocol import parse_target
+from .protocol import parse_target, port_of
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -166,7 +166,7 @@ class DestinationPolicy:
             except ValueError as exc:
                 raise DestinationRefused(f"{target} refused: {exc}") from None
         host = (target.host or "").strip("[]").rstrip(".")
-        port = target.port or (443 if target.scheme == "https" else 80)
+        port = port_of(target)
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
         if host.lower() in self.allowed_names:

@@ -50,6 +50,14 @@ def check_url(url: str) -> str:
     return url
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def port_of(target: Url) -> int | None:
+    """The port a parsed http(s) URL connects to: its own, or its scheme's default."""
+    return target.port or _DEFAULT_PORTS.get(target.scheme or "")
+
+
 def parse_target(url: str) -> Url:
     """``url`` as urllib3 reads it -- the one parse both checked and connected to; ValueError if unsafe.
 

@@ -54,7 +54,7 @@ from urllib3.util import Url, make_headers, parse_url
 
 from .errors import BadStatusError, DestinationRefused, ResponseTooLargeError
 from .policy import DestinationPolicy
-from .protocol import MAX_TIMEOUT, Params, parse_target
+from .protocol import MAX_TIMEOUT, Params, parse_target, port_of
 from .retries import RETRY_STATUSES, AttemptFailed, DeliveryFailed, RetryPolicy, parse_retry_after
 from .signing import sign_request
 
@@ -291,8 +291,6 @@ class WireRequest:
         return WireRequest(method, target, body, headers)
 
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
 #: Headers that carry a credential (besides any ``webhook-*`` and ``*signature*`` header).
 _CREDENTIAL_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token", "x-access-token"}
@@ -300,7 +298,7 @@ _CREDENTIAL_HEADERS = frozenset(
 
 
 def _origin(target: Url) -> tuple[str | None, str | None, int | None]:
-    return target.scheme, (target.host or "").lower(), target.port or _DEFAULT_PORTS.get(target.scheme or "")
+    return target.scheme, (target.host or "").lower(), port_of(target)
 
 
 def _is_credential(name: str) -> bool:
