@@ -32,7 +32,7 @@ from .protocol import MAX_ATTEMPTS, check_call, parse_answer
 from .publisher import publish, publish_many
 from .result import CallResult
 from .retries import DeliveryFailed, RetrySchedule, retry_policy
-from .transport import Request
+from .transport import Answer, Request, WireRequest
 from .wiring import get_broker, get_settings, get_transport
 
 
@@ -129,7 +129,8 @@ class HttpDispatch(dramatiq.Actor):
     ) -> Any:
         """Call ``url`` with ``params`` and return the endpoint's ``retval``.
 
-        ``options`` may override ``timeout``, ``max_attempts`` and ``retry_schedule`` for this call.
+        ``options`` may override ``timeout``, ``max_attempts`` and ``retry_schedule`` for this call,
+        and shape it: ``headers`` (extra request headers) and ``body`` (``"form"`` or ``"json"``).
         A message put on the queue by hand, past :meth:`message_with_options`, still ends as one
         of the package's errors: its URL is judged again by the transport (``DestinationRefused``),
         its timeout clamped, and an unreadable ``max_attempts`` fails as a ``DispatchError``.
@@ -143,6 +144,8 @@ class HttpDispatch(dramatiq.Actor):
             timeout=options.get("timeout", settings.timeout),
             max_response_bytes=settings.max_response_bytes,
             call_id=message.message_id if message else None,
+            headers=options.get("headers") or {},
+            body_format=options.get("body", "form"),
         )
         try:
             max_attempts = min(int(options.get("max_attempts", settings.max_attempts)), MAX_ATTEMPTS)
@@ -155,7 +158,7 @@ class HttpDispatch(dramatiq.Actor):
             settings.retry_after_max,
         )
         try:
-            body = get_transport().deliver(request, policy)
+            answer = get_transport().deliver(request, policy, self.prepare)
         except DeliveryFailed as failure:
             schedule = RetrySchedule(
                 options.get("retry_schedule", settings.retry_schedule),
@@ -167,7 +170,27 @@ class HttpDispatch(dramatiq.Actor):
             if delay is not None:
                 raise dramatiq.Retry(str(failure), delay=int(delay * 1000)) from None
             raise schedule.give_up(failure) from None
-        return parse_answer(body)
+        return self.parse(answer)
+
+    # -- hooks for subclasses ----------------------------------------------------------------
+
+    def prepare(self, request: WireRequest) -> WireRequest:
+        """The request about to go on the wire, on every attempt; return it (changed or not).
+
+        ``request.headers`` (a dict), ``request.body`` (bytes), ``request.method``
+        and ``request.url`` may be changed.  It is signed after this returns, so
+        the signature covers the change.  The default returns it as it is.
+        """
+        return request
+
+    def parse(self, answer: Answer) -> Any:
+        """The call's result from the endpoint's 2xx ``answer`` (``status``, ``headers``, ``body`` bytes).
+
+        What it returns is stored as the call's outcome; what it raises is the
+        call's error (one of the package's error classes reads best for callers).
+        The default reads the callback protocol.
+        """
+        return parse_answer(answer.body)
 
 
 @functools.cache

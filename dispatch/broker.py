@@ -19,33 +19,38 @@ from dramatiq.middleware import CurrentMessage, Retries, default_middleware
 from .cluster import broker_urls
 from .delays import DelayParking
 from .durability import DurableResults, DurableRetries
-from .middleware import CallLog, SkipCancelled
+from .middleware import CallLog, PoolSizing, SkipCancelled
 from .settings import Settings
-from .store import call_states, results_backend
+from .store import call_states, flow_control, results_backend
 from .upstream import QuickAckRabbitmqBroker, QuorumRabbitmqBroker
 
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
     """A broker with dramatiq's default middleware (Retries made durable) plus results, current message,
-    call log and cancellation.
+    call log, flow control, cancellation and pool sizing.
 
     ``broker.call_states`` is where calls' scheduled/started/cancelled states live
-    (:mod:`dispatch.states`); RabbitMQ brokers also park long delays in wait queues
-    (:mod:`dispatch.delays`).
+    (:mod:`dispatch.states`); ``broker.flow_control`` enforces the destinations file's
+    limits and breakers (:mod:`dispatch.flow`; ``None`` without any, or without Redis);
+    RabbitMQ brokers also park long delays in wait queues (:mod:`dispatch.delays`).
     """
     backend = results_backend(settings)
     states = call_states(backend, settings)
+    flow = flow_control(backend, settings)
     middleware = [DurableRetries() if m is Retries else m() for m in default_middleware] + [
         CurrentMessage(),
         DurableResults(
             backend=backend, result_ttl=int(settings.result_ttl * 1000), patience=settings.results_store_patience
         ),
         CallLog(),
+        *([flow] if flow else []),  # before SkipCancelled: a call waiting for its host can still be cancelled
         SkipCancelled(states),
+        PoolSizing([backend.client, backend.write_client] if hasattr(backend, "write_client") else []),
     ]
     if settings.broker_url.startswith("stub:"):
         broker = StubBroker(middleware=middleware)
         broker.call_states = states
+        broker.flow_control = flow
         return broker
     quorum = settings.queue_type == "quorum"
     broker_class = QuorumRabbitmqBroker if quorum else QuickAckRabbitmqBroker
@@ -53,4 +58,5 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     broker = broker_class(url=broker_urls(settings.broker_url), confirm_delivery=True, middleware=middleware, **options)
     broker.delay_parking = DelayParking(settings.delay_hold_max, quorum)
     broker.call_states = states
+    broker.flow_control = flow
     return broker

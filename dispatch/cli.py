@@ -29,6 +29,7 @@ services around.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -51,6 +52,7 @@ from .cli_output import (
     describe,
     explain_broker_error,
     explain_redis_error,
+    hosts_table,
     is_missing_queue,
     is_redis_error,
     print_calls,
@@ -109,14 +111,34 @@ def _main(
 class Method(str, Enum):
     GET = "GET"
     POST = "POST"
+    PUT = "PUT"
+    PATCH = "PATCH"
+    DELETE = "DELETE"
 
 
-def parse_targets(targets: list[str], method: str) -> tuple[list[URL], dict[str, str | list[str]]]:
+class Body(str, Enum):
+    form = "form"
+    json = "json"
+
+
+def parse_headers(lines: list[str]) -> dict[str, str]:
+    """``Name: value`` lines as a dict (checked later, with the call); ValueError for a line without a colon."""
+    headers = {}
+    for line in lines:
+        name, colon, value = line.partition(":")
+        if not colon or not name.strip():
+            raise ValueError(f"--header {line!r} is not 'Name: value'")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def parse_targets(targets: list[str], method: str, **shape: Any) -> tuple[list[URL], dict[str, str | list[str]]]:
     """Split ``URL ... key=value ...`` into checked URLs and the parameters; ValueError says what is wrong.
 
     An argument is a URL when the text before its first ``=`` contains
     ``://`` (so ``http://h/p?a=1`` is a URL and ``next=http://h`` a
-    parameter).  A repeated key sends the key once per value.
+    parameter).  A repeated key sends the key once per value.  ``shape``
+    (``headers``, ``body``) goes to every URL.
     """
     from .url import URL  # loads dramatiq: imported by the commands that send, not by --help
 
@@ -124,7 +146,7 @@ def parse_targets(targets: list[str], method: str) -> tuple[list[URL], dict[str,
     for arg in targets:
         name, has_value, value = arg.partition("=")
         if "://" in name:
-            urls.append(URL(arg, method=method))
+            urls.append(URL(arg, method=method, **shape))
         elif has_value and name:
             values.setdefault(name, []).append(value)
         else:
@@ -151,6 +173,21 @@ def call(
         typer.Argument(metavar="URL... [KEY=VALUE]...", help="One or more URLs, and parameters sent to each."),
     ],
     method: Annotated[Method, typer.Option("--method", "-X", case_sensitive=False, help="HTTP method.")] = Method.GET,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--header",
+            "-H",
+            metavar="'NAME: VALUE'",
+            help="An extra request header, sent on every attempt; repeat for more. "
+            "Credentials belong in the destinations file, not here.",
+            show_default=False,
+        ),
+    ] = None,
+    body: Annotated[
+        Body,
+        typer.Option(help="How parameters travel with POST, PUT, PATCH and DELETE: a form, or one JSON object."),
+    ] = Body.form,
     wait: Annotated[bool, typer.Option("--wait", "-w", help="Wait for the outcome and print it.")] = False,
     timeout: Annotated[float, typer.Option(min=0, help="Seconds --wait waits for all the calls together.")] = 60.0,
     count: Annotated[int, typer.Option("--count", "-n", min=1, help="Send each call this many times.")] = 1,
@@ -169,7 +206,8 @@ def call(
 ) -> None:
     """Queue calls to URLs and print their message ids; with --wait, their outcomes.
 
-    Parameters go in the query string (GET) or a form body (POST).  Every
+    Parameters go in the query string (GET) or the body (POST, PUT, PATCH,
+    DELETE): a form, or with --body json one JSON object of strings.  Every
     argument is checked before anything is sent: bad input sends nothing.
 
     --delay SECONDS schedules every call for later (like URL.send_in): until
@@ -186,7 +224,7 @@ def call(
     output = Output(as_json)
     settings = load_settings(output)
     try:
-        urls, params = parse_targets(targets, method.value)
+        urls, params = parse_targets(targets, method.value, headers=parse_headers(header or []), body=body.value)
         delay_ms = _delay_ms(delay, timeout if wait else None)
     except ValueError as exc:
         output.fail(exc, EXIT_USAGE)
@@ -495,6 +533,36 @@ def cancel(call_id: CallIdArgument, as_json: JsonOption = False) -> None:
     if not cancelled:
         output.note(f"call {call_id} cannot be cancelled: it already started or finished (state: {state})")
         raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def hosts(as_json: JsonOption = False) -> None:
+    """Show each destination's limits, calls in flight and breaker state, across all workers.
+
+    The hosts are those of the destinations file (DISPATCH_DESTINATIONS), and
+    any other host a worker has limited.  Breaker: closed, open (its calls
+    wait), half-open (one probe call is deciding), or off.  Piped: one line
+    per host, `host<tab>max_concurrency<tab>rate<tab>in_flight<tab>breaker<tab>failures`.
+    --json: a list of objects with those keys.
+    """
+    output = Output(as_json)
+    settings = load_settings(output)
+    if not settings.destinations:
+        output.fail("no destinations file: set DISPATCH_DESTINATIONS (docs/destinations.md)")
+    from .wiring import get_broker  # dramatiq and Redis: loaded by the commands that read them
+
+    flow = get_broker().flow_control
+    if flow is None:
+        output.fail(f"{settings.destinations.path} sets no limit or breaker, so there is no state to show")
+    with _reading_outcomes(output, settings):
+        states = flow.host_states()
+    if as_json:
+        output.json([dataclasses.asdict(state) for state in states])
+    elif output.tty:
+        output.out.print(hosts_table(states))
+    else:
+        for s in states:
+            output.line(s.host, s.max_concurrency, s.rate, s.in_flight, s.breaker, s.failures)
 
 
 # --- dispatch status ----------------------------------------------------------------------------

@@ -296,3 +296,18 @@ def print_dead(output: Output, letters: Iterable[Any]) -> None:
             letter.message_id, str(letter.failed_at or ""), letter.method, escape(letter.url), escape(letter.error)
         )
     output.out.print(table)
+
+
+# --- dispatch hosts -----------------------------------------------------------------------------
+
+_BREAKER_STYLE = {"closed": "green", "open": "red", "half-open": "yellow", "off": "dim"}
+
+
+def hosts_table(states: Iterable[Any]) -> Table:
+    """One row per destination: its limits, what is in flight now, its breaker."""
+    table = Table("host", "max concurrency", "rate", "in flight", "breaker", "failures")
+    for s in states:
+        limit = "-" if s.max_concurrency is None else str(s.max_concurrency)
+        breaker = f"[{_BREAKER_STYLE[s.breaker]}]{s.breaker}[/]"
+        table.add_row(escape(s.host), limit, s.rate or "-", str(s.in_flight), breaker, str(s.failures))
+    return table

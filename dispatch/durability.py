@@ -70,7 +70,8 @@ class DurableResults(Results):
             self._perform_again_later(broker, message, error)
 
     def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
-        if not message.options.get("cancelled"):  # a cancelled call's outcome was stored by cancel()
+        # A cancelled call's outcome was stored by cancel(); a postponed one (dispatch.flow) has none yet.
+        if not (message.options.get("cancelled") or message.options.get("postponed")):
             super().after_skip_message(broker, message)
 
     def after_nack(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:

@@ -65,7 +65,7 @@ import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, model_validator
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from typing_extensions import TypedDict
@@ -79,10 +79,13 @@ from .protocol import (
     MAX_SCHEDULE_ENTRIES,
     MAX_SCHEDULE_SPAN,
     MAX_TIMEOUT,
+    METHODS,
+    check_headers,
     check_method,
     check_options,
     check_params,
     check_url,
+    sends_json,
 )
 from .publisher import publish
 from .result import CallResult
@@ -94,8 +97,6 @@ log = logging.getLogger("dispatch.gateway")
 TOKEN_ENV = "DISPATCH_GATEWAY_TOKEN"
 ACTORS_ENV = "DISPATCH_GATEWAY_ACTORS"
 MIN_TOKEN_LENGTH = 16
-
-Scalar = str | int | float | bool
 
 #: The security scheme in the OpenAPI document; the check itself is in ``create_app``.
 bearer = HTTPBearer(auto_error=False, description=f"One of the tokens in {TOKEN_ENV}.")
@@ -126,7 +127,7 @@ class CallOptions(TypedDict, total=False):
 # check_method({}) or check_options([...]) would raise TypeError (a 500) instead of ValueError.
 def _check_method(method: Any) -> str:
     if not isinstance(method, str):
-        raise ValueError(f"method must be a string, GET or POST, not {type(method).__name__}")
+        raise ValueError(f"method must be a string, one of {', '.join(sorted(METHODS))}, not {type(method).__name__}")
     return check_method(method)
 
 
@@ -134,6 +135,12 @@ def _check_options(options: Any) -> dict[str, Any]:
     if options is not None and not isinstance(options, Mapping):
         raise ValueError(f"options must be an object of call options, not {type(options).__name__}")
     return check_options(options)
+
+
+def _check_mapping(params: Any) -> Any:
+    if not isinstance(params, Mapping):
+        raise ValueError(f"params must be an object of names to values, not {type(params).__name__}")
+    return params
 
 
 def _check_delay(delay: Any) -> Any:
@@ -152,13 +159,24 @@ class NewCall(BaseModel):
         examples=["https://example.com/multiply"],
         json_schema_extra={"pattern": r"^https?://\S+$"},
     )
-    method: Annotated[Literal["GET", "POST"], BeforeValidator(_check_method)] = Field(
-        "GET", description="GET sends params in the query string, POST as a form-encoded body."
+    method: Annotated[Literal["GET", "POST", "PUT", "PATCH", "DELETE"], BeforeValidator(_check_method)] = Field(
+        "GET", description="GET sends params in the query string; the others in the body (see `body`)."
     )
-    params: Annotated[dict[str, Scalar | list[Scalar | None] | None], BeforeValidator(check_params)] = Field(
+    params: Annotated[dict[str, JsonValue], BeforeValidator(_check_mapping)] = Field(
         default_factory=dict,
-        description="Parameters: strings, numbers, booleans, null (left out) or lists of those (key repeated).",
+        description="Parameters. In a query or a form: strings, numbers, booleans, null (left out) or lists of "
+        'those (key repeated). In a JSON body (`"body": "json"`): any JSON values.',
         examples=[{"x": 10, "y": 10}],
+    )
+    headers: Annotated[dict[str, str], BeforeValidator(check_headers)] = Field(
+        default_factory=dict,
+        description="Extra request headers sent on every attempt. Names are HTTP tokens; Host, Content-Length, "
+        "Transfer-Encoding, Idempotency-Key and webhook-* are the worker's. Credentials belong in the worker's "
+        "destinations file (DISPATCH_DESTINATIONS), not here: these travel in the message.",
+        examples=[{"X-Tenant": "acme"}],
+    )
+    body: Literal["form", "json"] = Field(
+        "form", description="How params travel in a method with a body: form-encoded, or one JSON object."
     )
     options: Annotated[CallOptions, BeforeValidator(_check_options)] = Field(default_factory=CallOptions)
     delay: Annotated[float, BeforeValidator(_check_delay)] = Field(
@@ -169,6 +187,17 @@ class NewCall(BaseModel):
         "Until then GET answers state scheduled, and DELETE can cancel it.",
         examples=[30],
     )
+
+    @model_validator(mode="after")
+    def _params_fit_the_body(self) -> NewCall:
+        self.params = check_params(self.params, json_body=sends_json(self.method, {"body": self.body}))
+        return self
+
+    @property
+    def call_options(self) -> dict[str, Any]:
+        """The options of the message: the per-call overrides and the call's shape."""
+        shape = {"headers": self.headers or None, "body": self.body if self.body != "form" else None}
+        return {**self.options, **{name: value for name, value in shape.items() if value is not None}}
 
 
 class NewTask(BaseModel):
@@ -433,7 +462,7 @@ class Gateway:
         except (OSError, ValueError) as exc:
             raise _invalid("url", f"the host of {call.url} cannot be resolved: {exc}", call.url) from None
         try:  # validates again and enforces DISPATCH_MAX_MESSAGE_BYTES
-            message = self.actor.message(call.url, call.method, call.params, dict(call.options))
+            message = self.actor.message(call.url, call.method, call.params, call.call_options)
         except ValueError as exc:
             raise RequestValidationError([{"type": "value_error", "loc": ("body",), "msg": str(exc)}]) from None
         delay = math.ceil(call.delay * 1000)  # as URL.send_in() does

@@ -1,4 +1,4 @@
-"""Worker middleware that belongs to dispatch: the call log, and cancelled calls skipped.
+"""Worker middleware that belongs to dispatch: the call log, cancelled calls skipped, pools sized.
 
 Features that act around every message are dramatiq middleware hooks, not
 branches in the actor: the actor performs one call, the hooks observe it.
@@ -14,6 +14,9 @@ from dramatiq.middleware import SkipMessage
 
 from .call import Call, is_call
 from .states import MemoryCallStates, RedisCallStates
+
+#: Redis connections a worker process keeps beyond one per worker thread (consumers, heartbeats, cancels).
+REDIS_HEADROOM = 16
 
 call_log = logging.getLogger("dispatch.calls")
 
@@ -53,7 +56,7 @@ class CallLog(dramatiq.Middleware):
             )
 
     def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
-        if is_call(broker, message):
+        if is_call(broker, message) and message.options.get("cancelled"):  # not postponed (dispatch.flow)
             call = Call.from_message(message)
             call_log.info("call %s %s %s cancelled: not sent", message.message_id, call.method, call.url)
 
@@ -83,3 +86,25 @@ class SkipCancelled(dramatiq.Middleware):
         if not started:
             message.options["cancelled"] = True
             raise SkipMessage(f"call {message.message_id} was cancelled")
+
+
+class PoolSizing(dramatiq.Middleware):
+    """Sizes the connection pools to the worker's thread count, which is known only once the worker boots.
+
+    Every worker thread holds one Redis connection while it stores an outcome
+    and one HTTP connection per host while it calls.  redis-py 8 caps a pool
+    at 100 connections and then *raises* ("Too many connections"), and
+    urllib3 keeps 32 per host and closes the rest after use: a worker with
+    128 threads lost outcomes to the first and churned connections with the
+    second.  The Redis pools grow here; the HTTP transport, built on first
+    use after boot, reads ``broker.worker_threads``.
+    """
+
+    def __init__(self, redis_clients: list) -> None:
+        self.redis_clients = redis_clients
+
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        broker.worker_threads = worker.worker_threads
+        for client in self.redis_clients:
+            pool = client.connection_pool
+            pool.max_connections = max(pool.max_connections, worker.worker_threads + REDIS_HEADROOM)

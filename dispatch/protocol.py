@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import unicodedata
 from collections.abc import Mapping
 from typing import Any
@@ -22,7 +23,33 @@ from urllib3.util import Url, parse_url
 
 from .errors import InvalidResponseError, RemoteExecuteError, UnknownStatusError
 
-METHODS = frozenset({"GET", "POST"})
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+
+#: How a call's params travel in a method with a body (GET always uses the query).
+BODY_FORMATS = ("form", "json")
+
+#: Headers the worker owns: hop-by-hop and framing headers, the call's identity and its signature.
+#: A call or a destinations file setting one of these is refused (``webhook-*`` too).
+RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+        "idempotency-key",
+    }
+)
+
+#: An HTTP header name: a token (RFC 9110 5.1).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+#: The longest value one extra header may have; servers commonly refuse header blocks over 8 KiB.
+MAX_HEADER_VALUE = 4096
 
 #: Types a parameter value may have: they encode the same way in a query
 #: string, a form body and the JSON message on the queue.
@@ -102,16 +129,20 @@ def check_method(method: str) -> str:
     return normalized
 
 
-def check_params(params: Mapping[str, Any] | None) -> Params:
+def check_params(params: Mapping[str, Any] | None, *, json_body: bool = False) -> Params:
     """Return ``params`` as a plain dict if every value can be sent, else raise ValueError.
 
-    A value is a string, number or boolean, None (the parameter is left
-    out, as requests does), or a list of those (the key is repeated).
+    In a query or a form, a value is a string, number or boolean, None (the
+    parameter is left out, as requests does), or a list of those (the key is
+    repeated).  In a JSON body (``json_body``) any JSON value goes, nested
+    objects and arrays included, but not NaN or infinities.
     """
     if params is None:
         return {}
     if not isinstance(params, Mapping):
         raise ValueError(f"params must be a mapping of names to values, not {type(params).__name__}")
+    if json_body:
+        return _check_json(params)
     checked: Params = {}
     for name, value in params.items():
         if not isinstance(name, str):
@@ -126,6 +157,44 @@ def check_params(params: Mapping[str, Any] | None) -> Params:
             if isinstance(item, float) and not math.isfinite(item):
                 raise ValueError(f"parameter {name!r} is {item!r}, which has no JSON form")
         checked[name] = list(value) if isinstance(value, tuple) else value
+    return checked
+
+
+def _check_json(params: Mapping[str, Any]) -> Params:
+    for name in params:
+        if not isinstance(name, str):
+            raise ValueError(f"parameter name {name!r} is not a string")
+    try:
+        json.dumps(params, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"params cannot be sent as a JSON body: {exc}") from None
+    return dict(params)
+
+
+def check_headers(headers: Mapping[str, Any] | None) -> dict[str, str]:
+    """Return extra request ``headers`` as a dict if each can be sent, else raise ValueError.
+
+    A name is an HTTP token and not one the worker owns
+    (:data:`RESERVED_HEADERS`, ``webhook-*``); a value is a string without
+    CR, LF or NUL -- the characters that would start a header of their own.
+    """
+    if headers is None:
+        return {}
+    if not isinstance(headers, Mapping):
+        raise ValueError(f"headers must be a mapping of header names to values, not {type(headers).__name__}")
+    checked: dict[str, str] = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            raise ValueError(f"header name {name!r} is not an HTTP token (letters, digits and !#$%&'*+-.^_`|~)")
+        if name.lower() in RESERVED_HEADERS or name.lower().startswith("webhook-"):
+            raise ValueError(f"header {name!r} is set by the worker and cannot be given")
+        if not isinstance(value, str):
+            raise ValueError(f"header {name!r} must have a string value, not {type(value).__name__}")
+        if any(char in value for char in "\r\n\0"):
+            raise ValueError(f"header {name!r} has a CR, LF or NUL in its value")
+        if len(value) > MAX_HEADER_VALUE:
+            raise ValueError(f"header {name!r} is {len(value)} characters long, over {MAX_HEADER_VALUE}")
+        checked[name] = value
     return checked
 
 
@@ -170,6 +239,8 @@ OPTIONS = {
         f"a list of at most {MAX_SCHEDULE_ENTRIES} delays in seconds, each at most {MAX_SCHEDULE_DELAY:g} "
         f"(7 days), {MAX_SCHEDULE_SPAN:g} (30 days) in all",
     ),
+    "body": (lambda v: v in BODY_FORMATS, " or ".join(repr(f) for f in BODY_FORMATS)),
+    "headers": (lambda v: isinstance(v, Mapping), "a mapping of header names to values"),
 }
 
 
@@ -186,6 +257,8 @@ def check_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
             raise ValueError(f"call option {name}={value!r} is invalid: it must be {expected}")
         if isinstance(value, tuple):
             checked[name] = list(value)
+    if "headers" in checked:
+        checked["headers"] = check_headers(checked["headers"])
     return checked
 
 
@@ -193,7 +266,13 @@ def check_call(
     url: str, method: str, params: Mapping[str, Any] | None, options: Mapping[str, Any] | None
 ) -> tuple[str, str, Params, dict[str, Any]]:
     """Validate one call as a whole; see the checks above."""
-    return check_url(url), check_method(method), check_params(params), check_options(options)
+    method, options = check_method(method), check_options(options)
+    return check_url(url), method, check_params(params, json_body=sends_json(method, options)), options
+
+
+def sends_json(method: str, options: Mapping[str, Any]) -> bool:
+    """Whether a call's params travel as a JSON body: asked for, and the method has a body (GET never)."""
+    return method != "GET" and options.get("body") == "json"
 
 
 def parse_answer(body: bytes) -> Any:

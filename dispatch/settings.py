@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .cluster import parse_broker_url
+from .destinations import Destinations, load_destinations
 from .errors import ConfigurationError
 from .policy import DestinationPolicy, parse_allowed
 from .protocol import MAX_TIMEOUT, check_options
@@ -192,6 +193,13 @@ class Settings:
         "",
         _secrets,
         "whsec_... secret(s): every request is signed (Standard Webhooks); several, space-separated, to rotate",
+        secret=True,
+    )
+    destinations: Destinations = _setting(  # noqa: RUF009 -- a field(), like every setting: Destinations is frozen
+        "DISPATCH_DESTINATIONS",
+        "",
+        load_destinations,
+        "a TOML file of per-host headers, signing secrets, limits and breaker (docs/destinations.md)",
         secret=True,
     )
     queue_type: str = _setting(

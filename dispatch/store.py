@@ -13,6 +13,7 @@ from __future__ import annotations
 import redis
 from dramatiq.results.backends import RedisBackend, StubBackend
 
+from .flow import FlowControl
 from .settings import Settings
 from .states import MemoryCallStates, RedisCallStates
 from .upstream import PipelinedRedisBackend
@@ -33,6 +34,18 @@ def call_states(backend: StubBackend | RedisBackend, settings: Settings) -> Redi
     if isinstance(backend, CallResultsBackend):
         return RedisCallStates(backend.write_client, int(settings.result_ttl * 1000), NAMESPACE)
     return MemoryCallStates()
+
+
+def flow_control(backend: StubBackend | RedisBackend, settings: Settings) -> FlowControl | None:
+    """Per-host limits and breakers, shared by every worker through the results store's Redis.
+
+    None when the destinations file sets no limit, or outcomes are kept in memory (``stub://``).
+    """
+    destinations = settings.destinations
+    limited = destinations.defaults.limited or any(d.limited for d in destinations.hosts.values())
+    if not limited or not isinstance(backend, CallResultsBackend):
+        return None
+    return FlowControl(destinations, backend.write_client, NAMESPACE)
 
 
 def results_backend(settings: Settings) -> StubBackend | RedisBackend:

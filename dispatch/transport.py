@@ -36,13 +36,14 @@ import contextlib
 import dataclasses
 import heapq
 import itertools
+import json
 import logging
 import os
 import socket
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import version
 from urllib.parse import unquote, urlencode, urljoin
 
@@ -52,7 +53,8 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util import Url, make_headers, parse_url
 
-from .errors import BadStatusError, DestinationRefused, ResponseTooLargeError
+from .destinations import Destinations
+from .errors import BadStatusError, DestinationRefused, DispatchError, ResponseTooLargeError
 from .policy import DestinationPolicy
 from .protocol import MAX_TIMEOUT, Params, parse_target, port_of
 from .retries import RETRY_STATUSES, AttemptFailed, DeliveryFailed, RetryPolicy, parse_retry_after
@@ -69,9 +71,11 @@ MAX_REDIRECTS = 10
 
 _HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
 
-#: Connections are kept alive per origin; more threads than ``maxsize`` still
-#: work, their extra connections are closed after use instead of kept.
-_POOL_OPTIONS = {"num_pools": 100, "maxsize": 32, "block": False, "retries": False, "cert_reqs": "CERT_REQUIRED"}
+#: Connections are kept alive per origin, at least ``MIN_POOL_SIZE`` and one per worker thread
+#: (``Transport(pool_size=...)``): with fewer, the threads beyond it open a connection per call
+#: and close it after ("Connection pool is full"), which costs a TCP (and TLS) handshake each.
+MIN_POOL_SIZE = 32
+_POOL_OPTIONS = {"num_pools": 100, "block": False, "retries": False, "cert_reqs": "CERT_REQUIRED"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +88,21 @@ class Request:
     timeout: float
     max_response_bytes: int
     call_id: str | None = None  # the message id: Idempotency-Key and webhook-id
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)  # the call's own, checked by the caller
+    body_format: str = "form"  # how params travel in a method with a body: "form" or "json"
 
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """The endpoint's final answer to one call: what :meth:`HttpDispatch.parse` reads."""
+
+    status: int
+    headers: Mapping[str, str]  # case-insensitive (urllib3's HTTPHeaderDict)
+    body: bytes
+
+
+#: A dispatcher's hook on the request about to be sent (:meth:`HttpDispatch.prepare`).
+Shaper = Callable[["WireRequest"], "WireRequest"]
 
 #: Called after every attempt with (request, seconds, outcome); outcome is
 #: "ok" or the name of the error class the attempt ended with.
@@ -98,38 +116,45 @@ class Transport:
     listener must be quick and must not raise.
     """
 
-    def __init__(self, policy: DestinationPolicy | None = None, signing_secrets: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        policy: DestinationPolicy | None = None,
+        signing_secrets: Sequence[str] = (),
+        destinations: Destinations | None = None,
+        pool_size: int = MIN_POOL_SIZE,
+    ) -> None:
         self.policy = policy or DestinationPolicy()
         self.signing_secrets = tuple(signing_secrets)
+        self.destinations = destinations or Destinations()
         self.listeners: list[AttemptListener] = []
-        self.pool_options = {**_POOL_OPTIONS, "ca_certs": _ca_bundle()}
+        self.pool_options = {**_POOL_OPTIONS, "maxsize": max(MIN_POOL_SIZE, pool_size), "ca_certs": _ca_bundle()}
         self.pools = _watched(urllib3.PoolManager(**self.pool_options))
         # A proxy from the environment would connect on our behalf, unchecked: with a policy, none is used.
         self.proxies: dict[str, str] = {} if self.policy.active else urllib.request.getproxies()
         self._managers: dict[tuple[str, str], urllib3.PoolManager] = {}
 
-    def deliver(self, request: Request, policy: RetryPolicy) -> bytes:
-        """The body of the endpoint's 2xx answer, after as many attempts as the policy allows.
+    def deliver(self, request: Request, policy: RetryPolicy, shape: Shaper | None = None) -> Answer:
+        """The endpoint's 2xx answer, after as many attempts as the policy allows.
 
-        Raises TransportError when every attempt failed, and the errors of
+        Raises DeliveryFailed when every attempt failed, and the errors of
         :meth:`attempt` for an answer that is final.
         """
         retrying = policy.retrying
         try:
-            return retrying(self.attempt, request)
+            return retrying(self.attempt, request, shape)
         except AttemptFailed as exc:
             attempts = retrying.statistics.get("attempt_number", policy.max_attempts)
             raise DeliveryFailed(
                 f"{request.method} {request.url} failed after {attempts} attempt(s): {exc}", exc.retry_after
             ) from None
 
-    def attempt(self, request: Request) -> bytes:
-        """One request: the 2xx body, or AttemptFailed, BadStatusError, ResponseTooLargeError."""
+    def attempt(self, request: Request, shape: Shaper | None = None) -> Answer:
+        """One request: the 2xx answer, or AttemptFailed, BadStatusError, ResponseTooLargeError."""
         if not self.listeners:
-            return self._attempt(request)
+            return self._attempt(request, shape)
         started, outcome = time.perf_counter(), "ok"
         try:
-            return self._attempt(request)
+            return self._attempt(request, shape)
         except Exception as exc:
             outcome = type(exc).__name__
             raise
@@ -137,38 +162,56 @@ class Transport:
             for listener in self.listeners:
                 listener(request, time.perf_counter() - started, outcome)
 
-    def prepare(self, request: Request) -> WireRequest:
-        """The request exactly as it goes on the wire, signed when secrets are configured.
+    def prepare(self, request: Request, shape: Shaper | None = None) -> WireRequest:
+        """The request exactly as it goes on the wire: encoded, shaped by ``shape``, then signed.
 
-        Signing happens here, on every attempt, because the signature covers a
-        timestamp: one made for the first attempt would be stale for a
-        delivery scheduled hours later.
+        Headers are layered: the worker's defaults, the call's own headers,
+        the URL's credentials, then the destinations file's headers for the
+        host (the operator's word wins); ``Idempotency-Key`` last, as the
+        worker owns it.  ``shape`` (a dispatcher's :meth:`prepare` hook) sees
+        the result and may change it; the signature is made after it, so it
+        covers what is really sent.  Signing happens on every attempt because
+        the signature covers a timestamp: one made for the first attempt
+        would be stale for a delivery scheduled hours later.
         """
         try:
             target, body = parse_target(request.url), None
         except ValueError as exc:  # only a message put on the queue by hand gets here: callers check URLs
             raise DestinationRefused(f"{request.url!r} refused: {exc}") from None
-        headers = {**_HEADERS, "Idempotency-Key": request.call_id} if request.call_id else dict(_HEADERS)
-        encoded = _encode_params(request.params)
+        headers = {**_HEADERS, **request.headers}
         if request.method == "GET":
+            encoded = _encode_params(request.params)
             if encoded:
                 target = target._replace(query=f"{target.query}&{encoded}" if target.query else encoded)
+        elif request.body_format == "json":
+            body = json.dumps(request.params, separators=(",", ":"), ensure_ascii=False).encode()
+            headers.setdefault("Content-Type", "application/json")
         else:
-            body = encoded.encode()
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            body = _encode_params(request.params).encode()
+            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
         if target.auth:
             user, _, password = target.auth.partition(":")
             headers["Authorization"] = make_headers(basic_auth=f"{unquote(user)}:{unquote(password)}")["authorization"]
         target = target._replace(auth=None, fragment=None)
-        if self.signing_secrets and request.call_id:
-            headers.update(sign_request(self.signing_secrets, request.call_id, request.method, target.url, body))
-        return WireRequest(request.method, target, body, headers)
+        headers.update(self.destinations.for_host(target.host, port_of(target)).headers)
+        if request.call_id:
+            headers["Idempotency-Key"] = request.call_id
+        wire = WireRequest(request.method, target, body, headers)
+        if shape is not None:
+            wire = shape(wire)
+            if not isinstance(wire, WireRequest):
+                raise DispatchError(f"prepare() must return the request it was given, not {type(wire).__name__}")
+        secrets = self.destinations.for_host(wire.target.host, port_of(wire.target)).signing_secrets
+        secrets = secrets or self.signing_secrets
+        if secrets and request.call_id:
+            wire.headers.update(sign_request(secrets, request.call_id, wire.method, wire.url, wire.body))
+        return wire
 
-    def _attempt(self, request: Request) -> bytes:
+    def _attempt(self, request: Request, shape: Shaper | None) -> Answer:
         # Bounded here too, as a message put on the queue by hand is not checked (protocol.OPTIONS).
         seconds = min(request.timeout, MAX_TIMEOUT) if request.timeout > 0 else MAX_TIMEOUT
         deadline = _Deadline(time.monotonic() + seconds)
-        wire = self.prepare(request)
+        wire = self.prepare(request, shape)
         timed_out = f"timed out after {seconds:g}s (connect, headers and body of one attempt)"
         previous, _current.deadline = getattr(_current, "deadline", None), deadline
         _WATCHDOG.add(deadline)
@@ -195,7 +238,7 @@ class Transport:
                     if deadline.expired:  # a body without a length ends early, and looks whole, when cut
                         raise AttemptFailed(timed_out)
                     complete = True
-                    return body
+                    return Answer(status, response.headers, body)
                 finally:
                     if not complete:  # unread data would poison a kept-alive connection
                         response.close()
@@ -248,9 +291,15 @@ class Transport:
         return manager
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class WireRequest:
-    """One request as sent: method, encoded URL (query included, parsed once), form body, headers."""
+    """One request as sent: method, URL (query included, parsed once), body, headers.
+
+    This is what a dispatcher's :meth:`~dispatch.HttpDispatch.prepare` hook
+    receives and may change: ``headers`` (a dict), ``body`` (bytes or None),
+    ``method``, or ``url`` (set it to a new string; the destination policy
+    judges it when connecting, as it judges every URL).
+    """
 
     method: str
     target: Url
@@ -260,6 +309,13 @@ class WireRequest:
     @property
     def url(self) -> str:
         return self.target.url
+
+    @url.setter
+    def url(self, value: str) -> None:
+        try:
+            self.target = parse_target(value)._replace(fragment=None)
+        except ValueError as exc:
+            raise DestinationRefused(f"{value!r} refused: {exc}") from None
 
     def redirected(self, status: int, location: str) -> WireRequest:
         """The request a redirect asks for, as requests makes it.

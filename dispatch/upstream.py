@@ -12,6 +12,7 @@ upgrade breaks one, this file is the whole of what to read.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -203,10 +204,22 @@ def tune_worker() -> None:
     * It waits 3 s before restarting a consumer and 5 s before retrying an
       ack on a dead connection; on a RabbitMQ cluster that is most of a
       node failover, so 1 s each.
+    * It logs a WARNING "Message ... was skipped." for every skipped message;
+      a call postponed by flow control (:mod:`dispatch.flow`) is skipped each
+      time it waits, which is routine, so that line is dropped for those.
     """
     dramatiq_worker.has_results_middleware = lambda broker: any(isinstance(m, Results) for m in broker.middleware)
     dramatiq_worker.CONSUMER_RESTART_DELAY_SECS = 1.0
     dramatiq_worker.POST_PROCESS_MESSAGE_RETRY_DELAY_SECS = 1.0
+    skip_log = logging.getLogger("dramatiq.worker.WorkerThread")
+    if not any(isinstance(f, _PostponedSkips) for f in skip_log.filters):
+        skip_log.addFilter(_PostponedSkips())
+
+
+class _PostponedSkips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        return not (record.msg == "Message %s was skipped." and getattr(message, "options", {}).get("postponed"))
 
 
 def set_prometheus_db_path(path: str) -> None:

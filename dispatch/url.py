@@ -28,6 +28,10 @@ class URL:
     >>> res.get(timeout=10)
     100
 
+    ``method`` is GET, POST, PUT, PATCH or DELETE.  ``headers`` are sent on
+    every attempt (no credentials here: they travel in the message; put them
+    in the destinations file).  ``body`` is ``"form"`` or ``"json"``: how
+    params travel in a method with a body (GET always uses the query).
     ``timeout`` (seconds per attempt), ``max_attempts`` and
     ``retry_schedule`` (seconds between later deliveries) override the
     worker's ``DISPATCH_TIMEOUT`` / ``DISPATCH_MAX_ATTEMPTS`` /
@@ -39,6 +43,8 @@ class URL:
         url: str,
         method: str = "GET",
         *,
+        headers: Mapping[str, str] | None = None,
+        body: str = "form",
         timeout: float | None = None,
         max_attempts: int | None = None,
         retry_schedule: Sequence[float] | None = None,
@@ -50,7 +56,13 @@ class URL:
         self.dispatcher = dispatcher
         parts = urlsplit(check_url(url))
         self.method = check_method(method)
-        overrides = {"timeout": timeout, "max_attempts": max_attempts, "retry_schedule": retry_schedule}
+        overrides = {
+            "headers": headers or None,
+            "body": body if body != "form" else None,  # the default stays out of every message
+            "timeout": timeout,
+            "max_attempts": max_attempts,
+            "retry_schedule": retry_schedule,
+        }
         self.options = check_options({name: value for name, value in overrides.items() if value is not None})
         self._parts = parts._replace(query="")
         #: The URL's own query, editable before sending; a repeated key holds a list.

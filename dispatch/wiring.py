@@ -65,12 +65,18 @@ def set_broker(broker: dramatiq.Broker | None) -> dramatiq.Broker | None:
 
 
 def get_transport() -> Transport:
-    """The process's HTTP transport, with the destination policy and signing secrets of the settings."""
+    """The process's HTTP transport: the settings' destination policy, signing secrets and destinations file,
+    one kept-alive connection per host for each worker thread."""
     global _transport
     if _transport is not None:
         return _transport
     with _lock:
         if _transport is None:
             settings = get_settings()
-            _transport = Transport(settings.destination_policy(), settings.signing_secrets)
+            _transport = Transport(
+                settings.destination_policy(),
+                settings.signing_secrets,
+                settings.destinations,
+                pool_size=getattr(get_broker(), "worker_threads", 0),  # set at worker boot (PoolSizing)
+            )
         return _transport

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import requests
@@ -99,7 +99,7 @@ class Endpoint:
 
 
 class Worker:
-    """A real ``dramatiq <broker>`` process (``dispatch.tasks`` unless told); its log is kept for assertions."""
+    """A real ``dramatiq <modules>`` process (``dispatch.tasks`` unless told); its log is kept for assertions."""
 
     def __init__(
         self,
@@ -107,12 +107,12 @@ class Worker:
         env: dict[str, str] | None = None,
         processes: int = 1,
         threads: int = 4,
-        broker: str = "dispatch.tasks",
+        modules: Sequence[str] = ("dispatch.tasks",),
     ):
         self.log_path = log_path
         self.log_file = open(log_path, "w")  # noqa: SIM115 -- closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", broker, "--processes", str(processes), "--threads", str(threads)],
+            [sys.executable, "-m", "dramatiq", *modules, "--processes", str(processes), "--threads", str(threads)],
             env={**os.environ, **(env or {})},
             stdout=self.log_file,
             stderr=subprocess.STDOUT,

@@ -157,6 +157,19 @@ def test_remote_failure_reports_the_error_class_and_reason(worker, gateway, endp
     }
 
 
+def test_a_shaped_call_reaches_the_node_endpoint_as_asked(worker, gateway, node_endpoint):
+    call = {
+        "url": node_endpoint.url("/echo"),
+        "method": "PATCH",
+        "headers": {"X-Tenant": "acme"},
+        "body": "json",
+        "params": {"order": {"id": 7, "lines": [1, 2]}},
+    }
+    seen = gateway.outcome(gateway.queue_call(call))["result"]
+    assert (seen["method"], seen["headers"]["x-tenant"]) == ("PATCH", "acme")
+    assert seen["json"] == {"order": {"id": 7, "lines": [1, 2]}}
+
+
 def test_call_options_reach_the_worker(worker, gateway, python_endpoint):
     key = unique_key()
     body = {"url": python_endpoint.url("/status/503"), "params": {"key": key}, "options": {"max_attempts": 1}}
@@ -230,8 +243,13 @@ def test_unresolvable_host_is_422(idle_gateway):
         ({"method": "GET"}, "Field required"),
         ({"url": "ftp://127.0.0.1/x"}, "is not an absolute http:// or https:// URL"),
         ({"url": "http://127.0.0.1/a b"}, "percent-encode it"),
-        ({"url": "{ok}", "method": "DELETE"}, "method 'DELETE' is not supported"),
+        ({"url": "{ok}", "method": "TRACE"}, "method 'TRACE' is not supported"),
         ({"url": "{ok}", "params": {"a": {"b": 1}}}, "parameter 'a' has a value of type dict"),
+        ({"url": "{ok}", "headers": {"Host": "evil"}}, "'Host' is set by the worker"),
+        ({"url": "{ok}", "headers": {"X-A": "1\r\nX-B: 2"}}, "CR, LF or NUL"),
+        ({"url": "{ok}", "headers": {"X-A": 1}}, "must have a string value"),
+        ({"url": "{ok}", "headers": {"Webhook-Id": "forged"}}, "set by the worker"),
+        ({"url": "{ok}", "body": "xml"}, "Input should be 'form' or 'json'"),
         ({"url": "{ok}", "options": {"retries": 3}}, "unknown call option 'retries'"),
         ({"url": "{ok}", "options": {"timeout": -1}}, "must be a positive number of seconds"),
         ({"url": "{ok}", "priority": 1}, "Extra inputs are not permitted"),
@@ -357,7 +375,10 @@ def test_openapi_document_describes_the_api_and_its_bearer_auth(gateway):
     post = document["paths"]["/calls"]["post"]
     assert post["security"] == [{"HTTPBearer": []}]
     assert {"202", "401", "403", "422", "503"} <= set(post["responses"])
-    assert document["components"]["schemas"]["NewCall"]["properties"]["method"]["enum"] == ["GET", "POST"]
+    new_call = document["components"]["schemas"]["NewCall"]["properties"]
+    assert new_call["method"]["enum"] == ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    assert new_call["body"]["enum"] == ["form", "json"]
+    assert "destinations file" in new_call["headers"]["description"]
     delay = document["components"]["schemas"]["NewCall"]["properties"]["delay"]
     assert (delay["minimum"], delay["maximum"]) == (0, MAX_DELAY)
     delete = document["paths"]["/calls/{call_id}"]["delete"]

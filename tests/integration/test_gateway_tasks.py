@@ -27,7 +27,7 @@ MAX_MESSAGE_BYTES = 4096
 @pytest.fixture(scope="module")
 def tasks_worker(vhost, redis_db, tmp_path_factory) -> Iterator[Worker]:
     """``dramatiq tests.integration.gateway_actors``: consumes only the actors' queue."""
-    process = Worker(tmp_path_factory.mktemp("tasks-worker") / "worker.log", broker=ACTORS)
+    process = Worker(tmp_path_factory.mktemp("tasks-worker") / "worker.log", modules=[ACTORS])
     yield process
     process.stop()
     delete_queues(TASKS_QUEUE)

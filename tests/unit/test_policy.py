@@ -106,7 +106,7 @@ def test_connects_to_the_address_that_was_checked_not_a_rebound_one(monkeypatch)
         lookups = fake_dns(monkeypatch, {"rebind.example": ["127.0.0.2", "127.0.0.1"]})
         transport = Transport(DestinationPolicy(True, *parse_allowed(["127.0.0.2/32"])))
         request = Request(f"http://rebind.example:{port}/x", "GET", {}, timeout=5, max_response_bytes=1000)
-        assert transport.attempt(request) == b'{"status": "success", "retval": "pinned"}'
+        assert transport.attempt(request).body == b'{"status": "success", "retval": "pinned"}'
         assert Recorder.seen[-1] == ("127.0.0.2", f"rebind.example:{port}")
         assert lookups["rebind.example"] == 1
     finally:

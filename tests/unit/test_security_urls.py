@@ -214,7 +214,7 @@ def test_signature_and_credentials_do_not_follow_a_redirect_to_another_origin(se
     transport = Transport(signing_secrets=[generate_secret()])
     url = f"http://user:secret@127.0.0.1:{first.server_address[1]}/redirect?to={second.base}/landing"
     request = Request(url, "GET", {}, timeout=5, max_response_bytes=1000, call_id="call-1")
-    assert json.loads(transport.attempt(request))["retval"] == "reached"
+    assert json.loads(transport.attempt(request).body)["retval"] == "reached"
 
     sent = first.seen[0]["headers"]
     assert {"webhook-id", "webhook-timestamp", "webhook-signature", "authorization"} <= sent.keys()

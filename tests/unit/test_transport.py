@@ -15,8 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import certifi
 import pytest
 
+from dispatch.destinations import load_destinations
 from dispatch.errors import BadStatusError
-from dispatch.transport import MAX_REDIRECTS, Request, Transport
+from dispatch.signing import generate_secret, verify
+from dispatch.transport import MAX_REDIRECTS, Request, Transport, WireRequest
 
 
 class Recorder(BaseHTTPRequestHandler):
@@ -27,8 +29,7 @@ class Recorder(BaseHTTPRequestHandler):
     def do_GET(self):
         self.handle_any()
 
-    def do_POST(self):
-        self.handle_any()
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
 
     def handle_any(self):
         length = int(self.headers.get("Content-Length") or 0)
@@ -70,9 +71,45 @@ def server() -> Iterator[ThreadingHTTPServer]:
     server.server_close()
 
 
-def call(transport: Transport, url: str, method: str = "GET", params: dict | None = None) -> dict:
-    request = Request(url, method, params or {}, timeout=5, max_response_bytes=100_000, call_id="call-1")
-    return json.loads(transport.attempt(request))["retval"]
+def call(transport: Transport, url: str, method: str = "GET", params: dict | None = None, **shape) -> dict:
+    request = Request(url, method, params or {}, timeout=5, max_response_bytes=100_000, call_id="call-1", **shape)
+    return json.loads(transport.attempt(request).body)["retval"]
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_a_json_body_and_the_calls_headers_go_on_the_wire(server, method):
+    params = {"order": {"id": 7}, "tags": ["a", "ü"], "none": None}
+    seen = call(Transport(), f"{server.base}/hook", method, params, headers={"X-Tenant": "acme"}, body_format="json")
+    assert seen["method"] == method
+    assert json.loads(seen["body"]) == params
+    assert seen["headers"]["content-type"] == "application/json"
+    assert seen["headers"]["x-tenant"] == "acme"
+    assert seen["headers"]["idempotency-key"] == "call-1"
+
+
+def test_file_headers_win_and_the_shaping_hook_is_signed(server, tmp_path):
+    secret = generate_secret()
+    port = server.server_address[1]
+    path = tmp_path / "destinations.toml"
+    path.write_text(
+        f'[destinations."127.0.0.1:{port}"]\nheaders = {{ X-Tenant = "file" }}\nsigning_secret = "{secret}"\n'
+    )
+    transport = Transport(signing_secrets=[generate_secret()], destinations=load_destinations(str(path)))
+
+    def shape(wire: WireRequest) -> WireRequest:
+        assert wire.headers["X-Tenant"] == "file"  # the hook sees the request with the file's headers
+        wire.body = b'{"rewritten":true}'
+        wire.headers["X-Hook"] = "1"
+        return wire
+
+    request = Request(
+        f"{server.base}/hook", "POST", {"a": 1}, 5, 100_000, "call-1", headers={"X-Tenant": "call"}, body_format="json"
+    )
+    answer = transport.attempt(request, shape)
+    seen = json.loads(answer.body)["retval"]
+    assert answer.status == 200 and answer.headers["content-length"] == str(len(answer.body))
+    assert (seen["headers"]["x-tenant"], seen["headers"]["x-hook"], seen["body"]) == ("file", "1", '{"rewritten":true}')
+    assert verify(seen["body"].encode(), seen["headers"], secret)[0] == "call-1"  # the host's own secret
 
 
 def test_a_proxy_from_the_environment_is_used(monkeypatch, server):

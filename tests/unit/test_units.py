@@ -132,8 +132,8 @@ def test_bad_urls_fail_in_the_caller(url, message):
 
 
 def test_unknown_method_fails_in_the_caller():
-    with pytest.raises(ValueError, match="method 'DELETE' is not supported"):
-        URL("http://h/", method="DELETE")
+    with pytest.raises(ValueError, match="method 'TRACE' is not supported"):
+        URL("http://h/", method="TRACE")
 
 
 @pytest.mark.parametrize(
@@ -164,7 +164,7 @@ def test_actor_send_validates_too():
         with pytest.raises(ValueError, match="not an absolute"):
             http_dispatch.send("file:///etc/passwd")
         with pytest.raises(ValueError, match="not supported"):
-            http_dispatch.send("http://h/", "PUT")
+            http_dispatch.send("http://h/", "OPTIONS")
         with pytest.raises(ValueError, match="unexpected keyword"):
             http_dispatch.send("http://h/", verb="GET")
         with pytest.raises(ValueError, match="unknown call option 'retries'"):

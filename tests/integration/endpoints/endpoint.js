@@ -5,6 +5,8 @@
 const http = require("http");
 
 const hits = new Map();
+const inFlight = new Map(); // key -> calls being answered now (route "hold")
+const peak = new Map(); // key -> most calls in flight at once
 
 function single(params) {
   const out = {};
@@ -33,8 +35,10 @@ const server = http.createServer((req, res) => {
   req.on("end", () => {
     const url = new URL(req.url, "http://localhost");
     const query = single(url.searchParams);
-    const form = single(new URLSearchParams(body));
-    const args = { ...query, ...form };
+    const isJson = (req.headers["content-type"] ?? "").startsWith("application/json");
+    const json = isJson && body ? JSON.parse(body) : undefined;
+    const form = isJson ? {} : single(new URLSearchParams(body));
+    const args = { ...query, ...form, ...(json ?? {}) };
     const path = url.pathname.replace(/^\/+|\/+$/g, "").split("/");
     const name = path[0];
     if (args.key !== undefined) hits.set(args.key, (hits.get(args.key) ?? 0) + 1);
@@ -55,7 +59,7 @@ const server = http.createServer((req, res) => {
       case "status":
         return answer(res, Number(path[1]), { status: "failure", reason: "status " + path[1] }, { retryAfter: args.retry_after });
       case "echo":
-        return success(res, { method: req.method, path: url.pathname, query, form, headers: req.headers });
+        return success(res, { method: req.method, path: url.pathname, query, form, json, raw_body: body, headers: req.headers });
       case "flaky": {
         const n = hits.get(args.key);
         if (n <= Number(args.fail ?? 0)) {
@@ -63,6 +67,18 @@ const server = http.createServer((req, res) => {
         }
         return success(res, n);
       }
+      case "hold": {
+        // answers after ?ms= milliseconds, counting how many calls for ?key= it holds at once
+        const now = (inFlight.get(args.key) ?? 0) + 1;
+        inFlight.set(args.key, now);
+        peak.set(args.key, Math.max(peak.get(args.key) ?? 0, now));
+        return setTimeout(() => {
+          inFlight.set(args.key, inFlight.get(args.key) - 1);
+          success(res, now);
+        }, Number(args.ms ?? 100));
+      }
+      case "peak":
+        return success(res, peak.get(path[1]) ?? 0);
       case "hits":
         return success(res, hits.get(path[1]) ?? 0);
       case "slow":

@@ -1,0 +1,83 @@
+"""Flow per destination, across worker processes: a concurrency limit, and a breaker that heals itself.
+
+The destinations file limits the Node endpoint's host; the endpoint counts
+how many calls it holds at once (``/hold``, ``/peak``) and how often it was
+hit, so the limits are checked where they matter: at the receiving end.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from dispatch import TransportError
+
+from .support import dispatch
+
+pytestmark = pytest.mark.integration
+
+
+def destinations_file(tmp_path, endpoint, text: str) -> str:
+    path = tmp_path / "destinations.toml"
+    path.write_text(f'[destinations."127.0.0.1:{endpoint.port}"]\n{text}\n')
+    return str(path)
+
+
+def test_max_concurrency_holds_across_two_worker_processes(make_worker, node_endpoint, tmp_path):
+    env = {"DISPATCH_DESTINATIONS": destinations_file(tmp_path, node_endpoint, "max_concurrency = 3")}
+    first = make_worker(threads=8, **env)
+    make_worker(threads=8, queue=first.queue, **env)  # a second process on the same queue
+    key = f"conc-{tmp_path.name}"
+    handles = [first.send(node_endpoint.url("/hold"), params={"key": key, "ms": 300}) for _ in range(24)]
+    assert all(1 <= handle.get(timeout=120) <= 3 for handle in handles)
+    assert requests_peak(node_endpoint, key) == 3  # the limit was reached, never passed
+    assert node_endpoint.hits(key) == 24  # a call that waited was not attempted, so not retried either
+
+
+def test_a_breaker_opens_makes_calls_wait_then_probes_and_closes(make_worker, node_endpoint, tmp_path):
+    env = {
+        "DISPATCH_DESTINATIONS": destinations_file(tmp_path, node_endpoint, "breaker = { failures = 2, cooldown = 3 }"),
+        "DISPATCH_MAX_ATTEMPTS": "1",
+    }
+    worker = make_worker(**env)
+    key = f"breaker-{tmp_path.name}"
+    flaky = node_endpoint.url("/flaky")
+    for _ in range(2):  # two consecutive transport failures (503) open the breaker
+        with pytest.raises(TransportError):
+            worker.send(flaky, params={"key": key, "fail": 2}).get(timeout=30)
+    host = f"127.0.0.1:{node_endpoint.port}"
+    assert host_state(env, host)["breaker"] == "open"
+    # Sent while the breaker is open: it waits out the cooldown, then goes alone as the probe.
+    # The endpoint now answers, so the probe succeeds on its one attempt (the third hit).
+    assert worker.send(flaky, params={"key": key, "fail": 2}).get(timeout=30) == 3
+    assert node_endpoint.hits(key) == 3
+    assert host_state(env, host) == {
+        "host": host,
+        "max_concurrency": None,
+        "rate": None,
+        "in_flight": 0,
+        "breaker": "closed",
+        "failures": 0,
+    }
+    log = worker.log()
+    assert log.count(f"breaker for {host} opened") == 1
+    assert log.count(f"breaker for {host}: cooldown over, sending one probe call") == 1
+    assert log.count(f"breaker for {host} closed") == 1
+    assert "was skipped" not in log  # waiting is routine: no warning per wait
+
+
+def test_dispatch_hosts_without_a_file_says_how_to_get_one(vhost):
+    result = dispatch("hosts")
+    assert result.returncode == 1 and "DISPATCH_DESTINATIONS" in result.stderr
+
+
+def host_state(env: dict, host: str) -> dict:
+    result = dispatch("hosts", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    return next(state for state in json.loads(result.stdout) if state["host"] == host)
+
+
+def requests_peak(endpoint, key: str) -> int:
+    return requests.get(f"{endpoint.base}/peak/{key}", timeout=5).json()["retval"]
