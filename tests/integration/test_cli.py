@@ -151,9 +151,32 @@ def test_bad_input_with_json_is_a_json_error(vhost):
 
 
 def test_unknown_method_is_a_usage_error(vhost):
-    done = dispatch("call", "http://127.0.0.1:9/ok", "--method", "PUT")
+    done = dispatch("call", "http://127.0.0.1:9/ok", "--method", "TRACE")
     assert done.returncode == 2
-    assert "PUT" in done.stderr
+    assert "TRACE" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-H", "X-Tenant acme"], "is not 'Name: value'"),
+        (["-H", "Host: evil"], "'Host' is set by the worker"),
+        (["--body", "xml"], "xml"),
+    ],
+)
+def test_a_bad_header_or_body_is_a_usage_error_and_sends_nothing(vhost, args, message):
+    done = dispatch("call", "http://127.0.0.1:9/ok", *args)
+    assert done.returncode == 2 and done.stdout == ""
+    assert message in done.stderr
+
+
+def test_call_with_headers_and_a_json_body_reaches_the_node_endpoint(worker, node_endpoint):
+    done = dispatch(
+        "call", node_endpoint.url("/echo"), "a=1", "-X", "patch", "-H", "X-Tenant: acme", "--body", "json", "--wait"
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert (seen["method"], seen["headers"]["x-tenant"], seen["json"]) == ("PATCH", "acme", {"a": "1"})
 
 
 # --- dispatch status ----------------------------------------------------------------------------
