@@ -36,6 +36,18 @@ def test_max_concurrency_holds_across_two_worker_processes(make_worker, node_end
     assert node_endpoint.hits(key) == 24  # a call that waited was not attempted, so not retried either
 
 
+def test_a_rate_holds_across_two_worker_processes(make_worker, node_endpoint, tmp_path):
+    env = {"DISPATCH_DESTINATIONS": destinations_file(tmp_path, node_endpoint, 'rate = "4/s"')}
+    first = make_worker(threads=8, **env)
+    make_worker(threads=8, queue=first.queue, **env)
+    key = f"rate-{tmp_path.name}"
+    handles = [first.send(node_endpoint.url("/hold"), params={"key": key, "ms": 1}) for _ in range(12)]
+    assert all(handle.get(timeout=120) >= 1 for handle in handles)
+    assert node_endpoint.hits(key) == 12  # waiting for the window is not an attempt
+    busiest = requests.get(f"{node_endpoint.base}/busiest_second/{key}", timeout=5).json()["retval"]
+    assert busiest <= 5  # 4 a second; one more may straddle a second's edge between worker and endpoint
+
+
 def test_a_breaker_opens_makes_calls_wait_then_probes_and_closes(make_worker, node_endpoint, tmp_path):
     env = {
         "DISPATCH_DESTINATIONS": destinations_file(tmp_path, node_endpoint, "breaker = { failures = 2, cooldown = 3 }"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import requests
 
 from .support import QUEUE, send_to, unique_key
 
@@ -35,3 +36,17 @@ def test_ten_thousand_call_backlog_drains_with_no_loss(make_worker, node_endpoin
     assert len(workers.child_pids()) == 2
     print(f"\nworker processes' RSS (MiB, sum of 2) every 1,000 calls: {[round(m) for m in memory]}")
     assert max(memory) < 2 * min(memory)  # no growth with the number of calls
+
+
+def test_a_wide_worker_keeps_its_connections_and_stores_every_outcome(make_worker, node_endpoint):
+    """150 threads calling one slow host: more than urllib3's default 32 kept connections, and with
+    the results store's Redis clients, more than redis-py 8's default 100. Both pools follow the threads."""
+    key = unique_key()
+    wide = make_worker(threads=150)
+    url = node_endpoint.url("/hold")
+    handles = [wide.send(url, params={"key": key, "ms": 300}) for _ in range(600)]
+    assert all(handle.get(timeout=120) >= 1 for handle in handles)
+    assert node_endpoint.hits(key) == 600
+    assert requests.get(f"{node_endpoint.base}/peak/{key}", timeout=5).json()["retval"] > 100  # wide indeed
+    log = wide.log()
+    assert "Connection pool is full" not in log and "Too many connections" not in log

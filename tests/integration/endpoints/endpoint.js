@@ -7,6 +7,7 @@ const http = require("http");
 const hits = new Map();
 const inFlight = new Map(); // key -> calls being answered now (route "hold")
 const peak = new Map(); // key -> most calls in flight at once
+const perSecond = new Map(); // key -> Map(second -> calls that arrived in it)
 
 function single(params) {
   const out = {};
@@ -69,6 +70,10 @@ const server = http.createServer((req, res) => {
       }
       case "hold": {
         // answers after ?ms= milliseconds, counting how many calls for ?key= it holds at once
+        const seconds = perSecond.get(args.key) ?? new Map();
+        const second = Math.floor(Date.now() / 1000);
+        seconds.set(second, (seconds.get(second) ?? 0) + 1);
+        perSecond.set(args.key, seconds);
         const now = (inFlight.get(args.key) ?? 0) + 1;
         inFlight.set(args.key, now);
         peak.set(args.key, Math.max(peak.get(args.key) ?? 0, now));
@@ -79,6 +84,8 @@ const server = http.createServer((req, res) => {
       }
       case "peak":
         return success(res, peak.get(path[1]) ?? 0);
+      case "busiest_second":
+        return success(res, Math.max(0, ...(perSecond.get(path[1]) ?? new Map()).values()));
       case "hits":
         return success(res, hits.get(path[1]) ?? 0);
       case "slow":
