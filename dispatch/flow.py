@@ -107,7 +107,8 @@ class FlowControl(dramatiq.Middleware):
         self.limiter_backend = RateLimiterBackend(client=client)
         self._failed = client.register_script(_FAILED)
         self._succeeded = client.register_script(_SUCCEEDED)
-        self._held = threading.local()  # the slot this worker thread holds for the call it performs
+        # Per worker thread, for the call it performs: its (host, destination) and the slot it holds.
+        self._held = threading.local()
 
     # -- keys -------------------------------------------------------------------------------
 
@@ -132,10 +133,10 @@ class FlowControl(dramatiq.Middleware):
     # -- the hooks --------------------------------------------------------------------------
 
     def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
-        self._held.slot = None
+        self._held.slot = self._held.destination = None
         if not is_call(broker, message):
             return
-        host, destination = self.destination_of(message)
+        host, destination = self._held.destination = self.destination_of(message)  # read again after the call
         if not destination.limited:
             return
         try:
@@ -150,9 +151,10 @@ class FlowControl(dramatiq.Middleware):
         self, broker: dramatiq.Broker, message: dramatiq.Message, *, result: Any = None, exception: Any = None
     ) -> None:
         self._release()
-        if not is_call(broker, message):
+        held, self._held.destination = getattr(self._held, "destination", None), None
+        if held is None:  # not a call, or this middleware never saw it
             return
-        host, destination = self.destination_of(message)
+        host, destination = held
         if destination.breaker is None:
             return
         failed = isinstance(exception, (dramatiq.Retry, TransportError))
@@ -163,6 +165,7 @@ class FlowControl(dramatiq.Middleware):
 
     def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
         self._release()  # admitted, then skipped as cancelled: the slot goes back
+        self._held.destination = None
 
     # -- admission --------------------------------------------------------------------------
 

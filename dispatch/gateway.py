@@ -86,6 +86,7 @@ from .protocol import (
     check_params,
     check_url,
     sends_json,
+    shape_options,
 )
 from .publisher import publish
 from .result import CallResult
@@ -137,12 +138,6 @@ def _check_options(options: Any) -> dict[str, Any]:
     return check_options(options)
 
 
-def _check_mapping(params: Any) -> Any:
-    if not isinstance(params, Mapping):
-        raise ValueError(f"params must be an object of names to values, not {type(params).__name__}")
-    return params
-
-
 def _check_delay(delay: Any) -> Any:
     if isinstance(delay, bool) or not isinstance(delay, (int, float)):  # pydantic would take true as 1
         raise ValueError(f"delay must be a number of seconds, 0 to {MAX_DELAY}, not {type(delay).__name__}")
@@ -162,7 +157,7 @@ class NewCall(BaseModel):
     method: Annotated[Literal["GET", "POST", "PUT", "PATCH", "DELETE"], BeforeValidator(_check_method)] = Field(
         "GET", description="GET sends params in the query string; the others in the body (see `body`)."
     )
-    params: Annotated[dict[str, JsonValue], BeforeValidator(_check_mapping)] = Field(
+    params: dict[str, JsonValue] = Field(
         default_factory=dict,
         description="Parameters. In a query or a form: strings, numbers, booleans, null (left out) or lists of "
         'those (key repeated). In a JSON body (`"body": "json"`): any JSON values.',
@@ -196,8 +191,7 @@ class NewCall(BaseModel):
     @property
     def call_options(self) -> dict[str, Any]:
         """The options of the message: the per-call overrides and the call's shape."""
-        shape = {"headers": self.headers or None, "body": self.body if self.body != "form" else None}
-        return {**self.options, **{name: value for name, value in shape.items() if value is not None}}
+        return {**self.options, **shape_options(self.headers, self.body)}
 
 
 class NewTask(BaseModel):

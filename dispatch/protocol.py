@@ -270,6 +270,12 @@ def check_call(
     return check_url(url), method, check_params(params, json_body=sends_json(method, options)), options
 
 
+def shape_options(headers: Mapping[str, Any] | None, body: str) -> dict[str, Any]:
+    """A call's shape as message options, checked later with the others: only what is not the default
+    (no extra headers, a form body), so a plain call's message carries nothing for it."""
+    return {**({"headers": headers} if headers else {}), **({"body": body} if body != BODY_FORMATS[0] else {})}
+
+
 def sends_json(method: str, options: Mapping[str, Any]) -> bool:
     """Whether a call's params travel as a JSON body: asked for, and the method has a body (GET never)."""
     return method != "GET" and options.get("body") == "json"

@@ -174,10 +174,7 @@ class Transport:
         the signature covers a timestamp: one made for the first attempt
         would be stale for a delivery scheduled hours later.
         """
-        try:
-            target, body = parse_target(request.url), None
-        except ValueError as exc:  # only a message put on the queue by hand gets here: callers check URLs
-            raise DestinationRefused(f"{request.url!r} refused: {exc}") from None
+        target, body = _target(request.url), None
         headers = {**_HEADERS, **request.headers}
         if request.method == "GET":
             encoded = _encode_params(request.params)
@@ -193,7 +190,8 @@ class Transport:
             user, _, password = target.auth.partition(":")
             headers["Authorization"] = make_headers(basic_auth=f"{unquote(user)}:{unquote(password)}")["authorization"]
         target = target._replace(auth=None, fragment=None)
-        headers.update(self.destinations.for_host(target.host, port_of(target)).headers)
+        destination = self.destinations.for_host(target.host, port_of(target))
+        headers.update(destination.headers)
         if request.call_id:
             headers["Idempotency-Key"] = request.call_id
         wire = WireRequest(request.method, target, body, headers)
@@ -201,8 +199,9 @@ class Transport:
             wire = shape(wire)
             if not isinstance(wire, WireRequest):
                 raise DispatchError(f"prepare() must return the request it was given, not {type(wire).__name__}")
-        secrets = self.destinations.for_host(wire.target.host, port_of(wire.target)).signing_secrets
-        secrets = secrets or self.signing_secrets
+        if wire.target is not target:  # the hook sent it elsewhere: that host's secret signs it
+            destination = self.destinations.for_host(wire.target.host, port_of(wire.target))
+        secrets = destination.signing_secrets or self.signing_secrets
         if secrets and request.call_id:
             wire.headers.update(sign_request(secrets, request.call_id, wire.method, wire.url, wire.body))
         return wire
@@ -312,10 +311,7 @@ class WireRequest:
 
     @url.setter
     def url(self, value: str) -> None:
-        try:
-            self.target = parse_target(value)._replace(fragment=None)
-        except ValueError as exc:
-            raise DestinationRefused(f"{value!r} refused: {exc}") from None
+        self.target = _target(value)._replace(fragment=None)
 
     def redirected(self, status: int, location: str) -> WireRequest:
         """The request a redirect asks for, as requests makes it.
@@ -360,6 +356,18 @@ def _origin(target: Url) -> tuple[str | None, str | None, int | None]:
 def _is_credential(name: str) -> bool:
     name = name.lower()
     return name in _CREDENTIAL_HEADERS or name.startswith("webhook-") or "signature" in name
+
+
+def _target(url: str) -> Url:
+    """``url`` parsed as it is connected to; DestinationRefused if unsafe.
+
+    Callers check URLs before queueing, so only a message put on the queue by
+    hand, or a URL set by a dispatcher's ``prepare`` hook, is refused here.
+    """
+    try:
+        return parse_target(url)
+    except ValueError as exc:
+        raise DestinationRefused(f"{url!r} refused: {exc}") from None
 
 
 def _encode_params(params: Params) -> str:

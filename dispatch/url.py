@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .actor import HttpDispatch, default_dispatcher
-from .protocol import check_method, check_options, check_url
+from .protocol import check_method, check_options, check_url, shape_options
 from .result import CallResult
 
 #: The longest delay ``send_in``/``send_at`` accept, in seconds (30 days).
@@ -56,14 +56,10 @@ class URL:
         self.dispatcher = dispatcher
         parts = urlsplit(check_url(url))
         self.method = check_method(method)
-        overrides = {
-            "headers": headers or None,
-            "body": body if body != "form" else None,  # the default stays out of every message
-            "timeout": timeout,
-            "max_attempts": max_attempts,
-            "retry_schedule": retry_schedule,
-        }
-        self.options = check_options({name: value for name, value in overrides.items() if value is not None})
+        overrides = {"timeout": timeout, "max_attempts": max_attempts, "retry_schedule": retry_schedule}
+        self.options = check_options(
+            {**shape_options(headers, body), **{name: value for name, value in overrides.items() if value is not None}}
+        )
         self._parts = parts._replace(query="")
         #: The URL's own query, editable before sending; a repeated key holds a list.
         self.query: dict[str, Any] = {}
