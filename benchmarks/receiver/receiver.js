@@ -3,6 +3,7 @@
 //   node benchmarks/receiver/receiver.js PORT
 //
 //   GET /multiply?x=X&y=Y  -> {"status":"success","retval":X*Y}
+//   GET /multiply?x=X&y=Y&delay_ms=D -> the same answer D ms later (a slow endpoint; a timer, nothing blocks)
 //   GET /health            -> {"status":"success","retval":"ok"}
 //   GET /stats             -> {"status":"success","retval":{"requests":N}}
 //
@@ -18,6 +19,8 @@ const http = require("http");
 
 const port = Number(process.argv[2] || 8790);
 let requests = 0;
+let pending = 0;
+let peakPending = 0;
 
 function param(query, name) {
   // query is "x=1&y=2" (no leading '?'); numbers only, so no percent-decoding is needed.
@@ -47,10 +50,23 @@ const server = http.createServer((req, res) => {
   // Drain any body (POST form) before answering; GETs have none and 'end' fires at once.
   req.resume();
   if (path === "/multiply") {
-    return send(res, 200, { status: "success", retval: Number(param(query, "x")) * Number(param(query, "y")) });
+    const answer = { status: "success", retval: Number(param(query, "x")) * Number(param(query, "y")) };
+    const delay = Number(param(query, "delay_ms") || 0);
+    if (delay > 0) {
+      peakPending = Math.max(peakPending, ++pending);
+      return setTimeout(() => {
+        pending--;
+        send(res, 200, answer);
+      }, delay);
+    }
+    return send(res, 200, answer);
   }
   if (path === "/health") return send(res, 200, { status: "success", retval: "ok" });
-  if (path === "/stats") return send(res, 200, { status: "success", retval: { requests } });
+  if (path === "/stats") {
+    send(res, 200, { status: "success", retval: { requests, pending, peak_pending: peakPending } });
+    if (param(query, "reset")) peakPending = pending;
+    return;
+  }
   return send(res, 404, { status: "failure", reason: "no such route" });
 });
 
