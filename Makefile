@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e ".[dev,gateway,metrics]"
+	$(PY) -m pip install -q -e ".[dev,gateway,metrics,otel]"
 	touch $@
 
 venv: $(STAMP)

@@ -26,6 +26,7 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
+from . import tracing
 from .call import ACTOR_NAME
 from .errors import DispatchError
 from .protocol import MAX_ATTEMPTS, check_call, parse_answer
@@ -83,6 +84,7 @@ class HttpDispatch(dramatiq.Actor):
             raise ValueError(f"{self.actor_name}: {exc}") from None
         bound.apply_defaults()
         checked = check_call(**bound.arguments)
+        options = tracing.with_caller_context(options)  # the caller's trace, joined by the worker's spans
         message = CallResult(**super().message_with_options(args=checked, kwargs={}, **options).asdict())
         size = len(message.encode())  # encoded once: CallResult keeps the bytes it is published as
         limit = get_settings().max_message_bytes

@@ -16,6 +16,7 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import CurrentMessage, Retries, default_middleware
 
+from . import tracing
 from .cluster import broker_urls
 from .delays import DelayParking
 from .durability import DurableResults, DurableRetries
@@ -26,8 +27,8 @@ from .upstream import QuickAckRabbitmqBroker, QuorumRabbitmqBroker
 
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
-    """A broker with dramatiq's default middleware (Retries made durable) plus results, current message,
-    call log, flow control, cancellation and pool sizing.
+    """A broker with dramatiq's default middleware (Retries made durable) plus current message, tracing
+    (with the ``otel`` extra), results, call log, flow control, cancellation and pool sizing.
 
     ``broker.call_states`` is where calls' scheduled/started/cancelled states live
     (:mod:`dispatch.states`); ``broker.flow_control`` enforces the destinations file's
@@ -39,6 +40,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     flow = flow_control(backend, settings)
     middleware = [DurableRetries() if m is Retries else m() for m in default_middleware] + [
         CurrentMessage(),
+        *([tracing.Tracing()] if tracing.enabled() else []),  # first: its span covers the call, waits and skips too
         DurableResults(
             backend=backend, result_ttl=int(settings.result_ttl * 1000), patience=settings.results_store_patience
         ),

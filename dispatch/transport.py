@@ -53,6 +53,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util import Url, make_headers, parse_url
 
+from . import tracing
 from .destinations import Destinations
 from .errors import BadStatusError, DestinationRefused, DispatchError, ResponseTooLargeError
 from .policy import DestinationPolicy
@@ -150,25 +151,26 @@ class Transport:
 
     def attempt(self, request: Request, shape: Shaper | None = None) -> Answer:
         """One request: the 2xx answer, or AttemptFailed, BadStatusError, ResponseTooLargeError."""
-        if not self.listeners:
-            return self._attempt(request, shape)
-        started, outcome = time.perf_counter(), "ok"
-        try:
-            return self._attempt(request, shape)
-        except Exception as exc:
-            outcome = type(exc).__name__
-            raise
-        finally:
-            for listener in self.listeners:
-                listener(request, time.perf_counter() - started, outcome)
+        with tracing.attempt_span(request.method, request.url):
+            if not self.listeners:
+                return self._attempt(request, shape)
+            started, outcome = time.perf_counter(), "ok"
+            try:
+                return self._attempt(request, shape)
+            except Exception as exc:
+                outcome = type(exc).__name__
+                raise
+            finally:
+                for listener in self.listeners:
+                    listener(request, time.perf_counter() - started, outcome)
 
     def prepare(self, request: Request, shape: Shaper | None = None) -> WireRequest:
         """The request exactly as it goes on the wire: encoded, shaped by ``shape``, then signed.
 
         Headers are layered: the worker's defaults, the call's own headers,
         the URL's credentials, then the destinations file's headers for the
-        host (the operator's word wins); ``Idempotency-Key`` last, as the
-        worker owns it.  ``shape`` (a dispatcher's :meth:`prepare` hook) sees
+        host (the operator's word wins); ``traceparent`` (:mod:`dispatch.tracing`)
+        and ``Idempotency-Key`` last, as the worker owns them.  ``shape`` (a dispatcher's :meth:`prepare` hook) sees
         the result and may change it; the signature is made after it, so it
         covers what is really sent.  Signing happens on every attempt because
         the signature covers a timestamp: one made for the first attempt
@@ -192,6 +194,7 @@ class Transport:
         target = target._replace(auth=None, fragment=None)
         destination = self.destinations.for_host(target.host, port_of(target))
         headers.update(destination.headers)
+        tracing.inject(headers)  # traceparent: the endpoint's spans join the caller's trace
         if request.call_id:
             headers["Idempotency-Key"] = request.call_id
         wire = WireRequest(request.method, target, body, headers)
@@ -220,6 +223,7 @@ class Transport:
                 if remaining <= 0:
                     raise AttemptFailed(timed_out)
                 response = self._open(wire, urllib3.Timeout(connect=remaining, read=remaining))
+                tracing.record_status(response.status)
                 complete = False
                 try:
                     status = response.status
