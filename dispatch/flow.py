@@ -40,6 +40,7 @@ import logging
 import random
 import threading
 import time
+import typing
 from typing import Any
 
 import dramatiq
@@ -83,6 +84,18 @@ if failures >= tonumber(ARGV[1]) then
 end
 return 0
 """
+
+
+class Wait(typing.NamedTuple):
+    """Why a call may not go now, and for how long it waits."""
+
+    seconds: float
+    reason: str  # "breaker", "concurrency" or "rate": the label of dispatch_flow_waits_total
+    detail: str  # for the log line
+
+
+#: What a host's breaker can be (``dispatch hosts`` also says "off" for a host without one).
+BREAKER_STATES = ("closed", "open", "half-open")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +158,7 @@ class FlowControl(dramatiq.Middleware):
             logger.warning("call %s: limits of %s unknown (%s); performing it", message.message_id, host, error)
             return
         if wait is not None:
-            self._postpone(broker, message, host, *wait)
+            self._postpone(broker, message, host, wait)
 
     def after_process_message(
         self, broker: dramatiq.Broker, message: dramatiq.Message, *, result: Any = None, exception: Any = None
@@ -169,8 +182,8 @@ class FlowControl(dramatiq.Middleware):
 
     # -- admission --------------------------------------------------------------------------
 
-    def _admit(self, host: str, destination: Destination) -> tuple[float, str] | None:
-        """None when the call may go now, else (seconds to wait, why)."""
+    def _admit(self, host: str, destination: Destination) -> Wait | None:
+        """None when the call may go now, else how long it waits, and why."""
         if destination.breaker is not None:
             wait = self._breaker_wait(host, destination)
             if wait is not None:
@@ -185,7 +198,7 @@ class FlowControl(dramatiq.Middleware):
             )
             slot = limiter.acquire(raise_on_failure=False)
             if not slot.__enter__():
-                return SLOT_WAIT_SECONDS, f"{destination.max_concurrency} calls in flight"
+                return Wait(SLOT_WAIT_SECONDS, "concurrency", f"{destination.max_concurrency} calls in flight")
         if destination.rate is not None:
             window = WindowRateLimiter(
                 self.limiter_backend,
@@ -197,11 +210,12 @@ class FlowControl(dramatiq.Middleware):
                 if not acquired:
                     if slot is not None:
                         slot.__exit__(None, None, None)
-                    return 1.0 if destination.rate.per == 1 else 60 - time.time() % 60, f"rate {destination.rate}"
+                    seconds = 1.0 if destination.rate.per == 1 else 60 - time.time() % 60
+                    return Wait(seconds, "rate", f"rate {destination.rate}")
         self._held.slot = slot
         return None
 
-    def _breaker_wait(self, host: str, destination: Destination) -> tuple[float, str] | None:
+    def _breaker_wait(self, host: str, destination: Destination) -> Wait | None:
         failures, open_ms = (
             self.client.pipeline(transaction=False)
             .get(self.key(host, "failures"))
@@ -211,12 +225,13 @@ class FlowControl(dramatiq.Middleware):
         if int(failures or 0) < destination.breaker.failures:
             return None  # closed
         if open_ms and open_ms > 0:
-            return open_ms / 1000, "breaker open"
+            return Wait(open_ms / 1000, "breaker", "breaker open")
         probe_ms = int(destination.breaker.cooldown * 1000)
         if self.client.set(self.key(host, "probe"), "1", nx=True, px=probe_ms):
             logger.info("breaker for %s: cooldown over, sending one probe call", host)
             return None  # this call is the probe
-        return max(self.client.pttl(self.key(host, "probe")), 100) / 1000, "breaker half-open, probe in flight"
+        probe_left_ms = max(self.client.pttl(self.key(host, "probe")), 100)
+        return Wait(probe_left_ms / 1000, "breaker", "breaker half-open, probe in flight")
 
     def _record(self, host: str, destination: Destination, failed: bool) -> None:
         breaker = destination.breaker
@@ -239,18 +254,20 @@ class FlowControl(dramatiq.Middleware):
         if slot is not None:
             slot.__exit__(None, None, None)
 
-    def _postpone(self, broker: dramatiq.Broker, message: dramatiq.Message, host: str, seconds: float, why: str):
+    def _postpone(self, broker: dramatiq.Broker, message: dramatiq.Message, host: str, wait: Wait) -> None:
         waits = message.options.get("flow_waits", 0) + 1
-        delay_ms = int(seconds * 1000 * random.uniform(1.0, 1.5)) + 1  # jitter: waiting calls take turns at random
+        delay_ms = int(wait.seconds * 1000 * random.uniform(1.0, 1.5)) + 1  # jitter: waiting calls take turns at random
         try:
             broker.enqueue(message.copy(options={"flow_waits": waits}), delay=delay_ms)
         except Exception as error:
-            logger.warning("call %s: cannot postpone it (%s); performing it despite %s", message.message_id, error, why)
+            logger.warning(
+                "call %s: cannot postpone it (%s); performing it despite %s", message.message_id, error, wait.detail
+            )
             self._release()
             return
-        logger.debug("call %s to %s waits %dms (%s), wait %d", message.message_id, host, delay_ms, why, waits)
-        message.options["postponed"] = True
-        raise SkipMessage(f"call {message.message_id} waits for {host}: {why}")
+        logger.debug("call %s to %s waits %dms (%s), wait %d", message.message_id, host, delay_ms, wait.detail, waits)
+        message.options["postponed"] = wait.reason  # no outcome to store, no skip warning; a metrics label
+        raise SkipMessage(f"call {message.message_id} waits for {host}: {wait.detail}")
 
     # -- for dispatch hosts -----------------------------------------------------------------
 

@@ -19,6 +19,17 @@ Per destination host (``host`` is the URL's ``host[:port]``):
 * ``dispatch_calls_total{host, outcome}`` -- finished calls; outcome ``success`` or
   the error class the caller sees (``RemoteExecuteError``, ``TransportError``, ...).
   A call waiting for a scheduled redelivery has not finished and is not counted.
+* ``dispatch_flow_waits_total{host, reason}`` -- times a call was made to wait for its
+  host by flow control (:mod:`dispatch.flow`); reason ``breaker``, ``concurrency`` or
+  ``rate``.
+
+Per host of the destinations file with limits or a breaker (and any other host with live
+state), read from Redis at each scrape, so every worker's scrape shows the one shared state:
+
+* ``dispatch_breaker_state{host, state}`` -- 1 for the breaker's state (``closed``,
+  ``open``, ``half-open``), 0 for the others.
+* ``dispatch_breaker_failures{host}`` -- consecutive failed deliveries counted.
+* ``dispatch_host_in_flight{host}`` -- calls holding a ``max_concurrency`` slot.
 
 and dramatiq's ``dramatiq_messages_total``, ``dramatiq_message_duration_milliseconds``
 and friends.
@@ -54,6 +65,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,11 +74,15 @@ from dramatiq.middleware import prometheus as dramatiq_prometheus
 
 from .call import Call, is_call
 from .errors import ConfigurationError
+from .flow import BREAKER_STATES
 from .settings import Settings
 from .upstream import set_prometheus_db_path
-from .wiring import get_transport
+from .wiring import get_broker, get_transport
 
 if TYPE_CHECKING:
+    from prometheus_client import Metric
+
+    from .flow import FlowControl
     from .transport import Request
 
 logger = logging.getLogger(__name__)
@@ -138,6 +154,9 @@ class Metrics(dramatiq_prometheus.Prometheus):
         self.calls = prom.Counter(
             "dispatch_calls", "Finished calls by destination and outcome.", ["host", "outcome"], registry=registry
         )
+        self.flow_waits = prom.Counter(
+            "dispatch_flow_waits", "Calls made to wait for their host.", ["host", "reason"], registry=registry
+        )
         transport = get_transport()
         if self.observe_attempt not in transport.listeners:
             transport.listeners.append(self.observe_attempt)
@@ -166,6 +185,44 @@ class Metrics(dramatiq_prometheus.Prometheus):
         outcome = "success" if exception is None else type(exception).__name__
         self.calls.labels(Call.from_message(message).host, outcome).inc()
 
+    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+        super().after_skip_message(broker, message)
+        reason = message.options.get("postponed")
+        if reason and is_call(broker, message):
+            self.flow_waits.labels(Call.from_message(message).host, reason).inc()
+
+
+class HostsCollector:
+    """The shared per-host flow state (breakers, slots in flight) as gauges, read from Redis at each scrape."""
+
+    def __init__(self, flow: FlowControl) -> None:
+        self.flow = flow
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        try:
+            states = self.flow.host_states()
+        except Exception as error:  # Redis down: the rest of the scrape still answers
+            logger.warning("cannot read the hosts' flow state for metrics: %s", error)
+            return
+        breaker = GaugeMetricFamily(
+            "dispatch_breaker_state", "1 for the host's breaker state, 0 for the others.", labels=["host", "state"]
+        )
+        failures = GaugeMetricFamily(
+            "dispatch_breaker_failures", "Consecutive failed deliveries counted by the breaker.", labels=["host"]
+        )
+        in_flight = GaugeMetricFamily(
+            "dispatch_host_in_flight", "Calls holding one of the host's max_concurrency slots.", labels=["host"]
+        )
+        for state in states:
+            in_flight.add_metric([state.host], state.in_flight)
+            if state.breaker != "off":
+                failures.add_metric([state.host], state.failures)
+                for name in BREAKER_STATES:
+                    breaker.add_metric([state.host, name], 1.0 if state.breaker == name else 0.0)
+        yield from (breaker, failures, in_flight)
+
 
 def serve_metrics() -> None:
     """The exposition server, run by dramatiq in a process of its own (a "fork") until the worker stops."""
@@ -179,6 +236,9 @@ def serve_metrics() -> None:
     _remove_ended_runs(port, directory)
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(directory))
+    flow = get_broker().flow_control  # None without limits in the destinations file
+    if flow is not None:
+        registry.register(HostsCollector(flow))
     try:
         _server, thread = start_http_server(port, host, registry)
     except OSError as exc:  # the port is taken: the worker goes on, without metrics

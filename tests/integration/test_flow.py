@@ -14,7 +14,7 @@ import requests
 
 from dispatch import TransportError
 
-from .support import dispatch
+from .support import dispatch, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +53,8 @@ def test_a_breaker_opens_makes_calls_wait_then_probes_and_closes(make_worker, no
         "DISPATCH_DESTINATIONS": destinations_file(tmp_path, node_endpoint, "breaker = { failures = 2, cooldown = 3 }"),
         "DISPATCH_MAX_ATTEMPTS": "1",
     }
-    worker = make_worker(**env)
+    metrics_port = free_port()
+    worker = make_worker(DISPATCH_METRICS_PORT=str(metrics_port), **env)
     key = f"breaker-{tmp_path.name}"
     flaky = node_endpoint.url("/flaky")
     for _ in range(2):  # two consecutive transport failures (503) open the breaker
@@ -61,6 +62,10 @@ def test_a_breaker_opens_makes_calls_wait_then_probes_and_closes(make_worker, no
             worker.send(flaky, params={"key": key, "fail": 2}).get(timeout=30)
     host = f"127.0.0.1:{node_endpoint.port}"
     assert host_state(env, host)["breaker"] == "open"
+    open_now = scrape(metrics_port)
+    assert open_now[("dispatch_breaker_state", host, "open")] == 1
+    assert open_now[("dispatch_breaker_state", host, "closed")] == 0
+    assert open_now[("dispatch_breaker_failures", host, None)] == 2
     # Sent while the breaker is open: it waits out the cooldown, then goes alone as the probe.
     # The endpoint now answers, so the probe succeeds on its one attempt (the third hit).
     assert worker.send(flaky, params={"key": key, "fail": 2}).get(timeout=30) == 3
@@ -78,6 +83,10 @@ def test_a_breaker_opens_makes_calls_wait_then_probes_and_closes(make_worker, no
     assert log.count(f"breaker for {host}: cooldown over, sending one probe call") == 1
     assert log.count(f"breaker for {host} closed") == 1
     assert "was skipped" not in log  # waiting is routine: no warning per wait
+    closed = scrape(metrics_port)
+    assert closed[("dispatch_breaker_state", host, "closed")] == 1
+    assert closed[("dispatch_breaker_state", host, "open")] == 0
+    assert closed[("dispatch_flow_waits_total", host, "breaker")] >= 1  # the probe waited out the cooldown
 
 
 def test_dispatch_hosts_without_a_file_says_how_to_get_one(vhost):
@@ -89,6 +98,26 @@ def host_state(env: dict, host: str) -> dict:
     result = dispatch("hosts", "--json", env=env)
     assert result.returncode == 0, result.stderr
     return next(state for state in json.loads(result.stdout) if state["host"] == host)
+
+
+def scrape(port: int) -> dict[tuple[str, str, str | None], float]:
+    """The worker's /metrics samples that have a host label, by (name, host, state or reason)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = wait_for(lambda: metrics_text(port), 30, "the worker's metrics server")
+    return {
+        (sample.name, sample.labels["host"], sample.labels.get("state", sample.labels.get("reason"))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if "host" in sample.labels
+    }
+
+
+def metrics_text(port: int) -> str | None:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except requests.ConnectionError:
+        return None
 
 
 def requests_peak(endpoint, key: str) -> int:

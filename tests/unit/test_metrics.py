@@ -76,3 +76,37 @@ def test_directories_of_ended_runs_are_removed(tmp_path):
         directory.mkdir()
     _remove_ended_runs(9300, current)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([current.name, alive.name, other_port.name])
+
+
+def test_the_hosts_gauges_follow_the_shared_state_and_a_redis_outage_only_empties_them(caplog):
+    import redis
+
+    from dispatch.flow import HostState
+    from dispatch.metrics import HostsCollector
+
+    class Flow:
+        def __init__(self):
+            self.states = [
+                HostState("api.example.com", 4, "50/s", 3, "half-open", 5),
+                HostState("b:80", None, None, 0, "off", 0),
+            ]
+
+        def host_states(self):
+            if self.states is None:
+                raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379")
+            return self.states
+
+    flow = Flow()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in HostsCollector(flow).collect()
+        for s in family.samples
+    }
+    assert samples[("dispatch_breaker_state", (("host", "api.example.com"), ("state", "half-open")))] == 1
+    assert samples[("dispatch_breaker_state", (("host", "api.example.com"), ("state", "open")))] == 0
+    assert samples[("dispatch_breaker_failures", (("host", "api.example.com"),))] == 5
+    assert samples[("dispatch_host_in_flight", (("host", "b:80"),))] == 0
+    assert not any(name == "dispatch_breaker_state" and ("host", "b:80") in labels for name, labels in samples)
+    flow.states = None
+    assert list(HostsCollector(flow).collect()) == []
+    assert "cannot read the hosts' flow state" in caplog.text
