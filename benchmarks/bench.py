@@ -22,7 +22,18 @@ Redis (db 8 for this package, db 7 for Celery).  For every system it measures
   (client, worker tree, RabbitMQ, Redis, receiver), divided by N: on a 2-core machine, the
   sum is what bounds throughput;
 * **memory over a long run** (this package) -- a fresh worker, ``--memory-calls`` calls in
-  batches of 1,000, its RSS sampled after each batch.
+  batches of 1,000, its RSS sampled after each batch;
+* **slow endpoints** -- the receiver's ``/multiply?...&delay_ms=D`` answers D ms later without
+  blocking anything else: ``--slow-calls`` calls (20,000) against a 100 ms endpoint and
+  ``--slow-calls-1s`` (5,000) against a 1 s one, each on a fresh worker; this package sends them
+  all with one ``URL.map`` (so the sender is not the bottleneck), Celery with ``delay()``, then
+  every result is collected.  Reported: e2e calls/s, the worker tree's RSS sampled every
+  ``--slow-every`` results (2,000) plus every 0.5 s (first, last, peak, least-squares slope per
+  1,000 calls), CPU per call, and the receiver's ``peak_pending`` (calls really in flight at
+  once).  This package runs with ``harness.SLOW_DISPATCH_WORKER`` (the shape ``models.py``
+  chose, see PROFILE.md); Celery's pools for slow calls (``harness.CELERY_SLOW_CONFIGS``:
+  threads and gevent at a few sizes) are scanned on ``--slow-scan-n`` calls against the 100 ms
+  endpoint first, and the best one runs both endpoints.
 
 The no-queue baselines are the same N requests in one loop, with ``requests.Session`` and
 with ``urllib3.PoolManager``.  Celery's worker is measured in several configurations
@@ -33,7 +44,7 @@ and ``chart.png``.  A benchmark is a measurement, never a timed assertion in the
 
 The package measured is a copy of ``dispatch/`` taken when the run starts (``--dispatch-src``
 picks another directory, e.g. a patched copy to A/B a change), so edits made to the working
-tree during a run do not mix versions.  ``--only dispatch|celery|no_queue`` measures one
+tree during a run do not mix versions.  ``--only dispatch|celery|no_queue|slow`` measures one
 system; ``--worker-env NAME=VALUE`` passes settings to the dispatch worker.  The receiver is
 ``receiver/receiver.c`` (compiled with ``cc`` at each run), or ``receiver/receiver.js`` with
 ``--receiver node`` or when there is no C compiler.  Needs the ``bench`` extra: celery[redis],
@@ -41,7 +52,8 @@ psutil, matplotlib (and py-spy, for ``profile_dispatch.py``).
 
 ``--quick`` is a smoke test of the whole pipeline, not a measurement: N at most 500, 50 round
 trips after 20 warm-up calls, two Celery configurations of 300 calls, a memory run of at most
-2,000 calls sampled every 500; it writes ``results/quick-results.json.tmp`` and
+2,000 calls sampled every 500, slow runs of 2,000 (100 ms) and 500 (1 s) calls and two Celery
+slow shapes of 1,000; it writes ``results/quick-results.json.tmp`` and
 ``quick-chart.png.tmp`` (ignored by git) and leaves the committed results alone.
 
 The code is split by concern; this file only parses the options and runs the steps in order:
@@ -52,7 +64,9 @@ The code is split by concern; this file only parses the options and runs the ste
 * ``harness.py`` -- how it is measured: the timed phases and the CPU/memory meters, RabbitMQ
   and Redis set-up, the receiver, the workers, every started process, one routine per system;
 * ``report.py`` -- ratios, targets, the table, the chart and the files in ``results/``;
-* ``celery_port.py`` -- the Celery side itself (the worker runs it).
+* ``celery_port.py`` -- the Celery side itself (the worker runs it);
+* ``models.py`` -- not part of this run: the comparison of worker concurrency models (threads,
+  gevent, an asyncio prototype in ``models/``) against the slow endpoints.
 
 bench.py imports harness and report; client.py imports harness (and celery_port); harness.py and
 report.py import neither each other nor anything else here, so the import graph has no cycle.
@@ -87,11 +101,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--scan-n", type=int, default=1000, help="calls per Celery configuration in the scan")
     parser.add_argument("--memory-calls", type=int, default=10000, help="calls in the memory run (0: skip it)")
     parser.add_argument("--memory-every", type=int, default=1000, help="calls between two RSS samples")
+    parser.add_argument("--slow-calls", type=int, default=20000, help="calls to the 100 ms endpoint (0: skip)")
+    parser.add_argument("--slow-calls-1s", type=int, default=5000, help="calls to the 1 s endpoint (0: skip)")
+    parser.add_argument("--slow-every", type=int, default=2000, help="results between two RSS samples (slow)")
+    parser.add_argument("--slow-scan-n", type=int, default=3000, help="calls per Celery shape in the slow scan")
     parser.add_argument("--receiver", choices=["c", "node"], default="c", help="receiver implementation")
     parser.add_argument("--out", type=Path, default=report.RESULTS, help="directory for results.json and chart.png")
     parser.add_argument(
         "--only",
-        choices=["dispatch", "celery", "no_queue"],
+        choices=["dispatch", "celery", "no_queue", "slow"],
         help="measure one system only (for experiments); writes results/only-NAME.json.tmp, no table or chart",
     )
     parser.add_argument("--dispatch-processes", type=int, default=harness.DISPATCH_PROCESSES, help=argparse.SUPPRESS)
@@ -113,6 +131,8 @@ def main(argv: list[str]) -> int:
     if args.quick:
         args.n, args.latency_n, args.warmup, args.scan_n = min(args.n, 500), 50, 20, 300
         args.memory_calls, args.memory_every = min(args.memory_calls, 2000), 500
+        args.slow_calls, args.slow_calls_1s = min(args.slow_calls, 2000), min(args.slow_calls_1s, 500)
+        args.slow_every, args.slow_scan_n = 500, 1000
     harness.DISPATCH_WORKER.update(
         processes=args.dispatch_processes,
         threads=args.dispatch_threads,
@@ -150,7 +170,9 @@ def main(argv: list[str]) -> int:
         results["receiver"] = description
         log(f"receiver: {description} at {base}")
         if args.only:
-            run = {"dispatch": harness.run_dispatch, "celery": harness.run_celery}.get(args.only)
+            run = {"dispatch": harness.run_dispatch, "celery": harness.run_celery, "slow": harness.run_slow}.get(
+                args.only
+            )
             results[args.only] = (
                 run(procs, args, base, receiver.pid, args.out)
                 if run
@@ -162,6 +184,8 @@ def main(argv: list[str]) -> int:
         results["no_queue"] = harness.run_no_queue(procs, args, base, receiver.pid)
         results["dispatch"] = harness.run_dispatch(procs, args, base, receiver.pid, args.out)
         results["celery"] = harness.run_celery(procs, args, base, receiver.pid, args.out)
+        if args.slow_calls or args.slow_calls_1s:
+            results["slow"] = harness.run_slow(procs, args, base, receiver.pid, args.out)
         results["machine"]["loadavg_after"] = os.getloadavg()
         results["seconds"] = time.time() - started
         report.write(results, json_path, png_path)

@@ -38,24 +38,26 @@ class Client:
     ``send_many(n)`` (dispatch only: the bulk phases) sends n calls with one ``URL.map``.
     """
 
-    def __init__(self, system: str, base: str) -> None:
+    def __init__(self, system: str, base: str, delay_ms: int = 0) -> None:
         self.system = system
         self.multiply = base + "/multiply"
         self.health = base + "/health"
+        # delay_ms: the receiver's slow route, the same answer that many milliseconds later.
+        slow = {"delay_ms": delay_ms} if delay_ms else {}
         if system == "dispatch":
             from dispatch import URL
 
             multiply = self.multiply
-            self.send = lambda i: URL(multiply).send(x=i, y=2)
-            self.send_many = lambda n: URL(multiply).map({"x": i, "y": 2} for i in range(n))
+            self.send = lambda i: URL(multiply).send(x=i, y=2, **slow)
+            self.send_many = lambda n: URL(multiply).map({"x": i, "y": 2, **slow} for i in range(n))
             self.ping = lambda: URL(self.health).send()
         elif system == "celery":
             import celery_port
 
             multiply = self.multiply
-            self.send = lambda i: celery_port.URL(multiply).get_async(x=i, y=2)
+            self.send = lambda i: celery_port.URL(multiply).get_async(x=i, y=2, **slow)
             self.ping = lambda: celery_port.URL(self.health).get_async()
-        elif system == "requests":
+        elif system == "requests":  # the no-queue loops never call the slow route
             import requests
 
             session = requests.Session()
@@ -104,8 +106,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--receiver-pid", type=int, default=0)
     parser.add_argument("--memory-calls", type=int, default=10000)
     parser.add_argument("--memory-every", type=int, default=1000)
+    parser.add_argument("--delay-ms", type=int, default=0, help="call the slow route: answers this much later")
+    parser.add_argument("--slow-every", type=int, default=2000, help="results between two memory samples (slow)")
     args = parser.parse_args(argv)
-    client = Client(args.system, args.base)
+    client = Client(args.system, args.base, args.delay_ms)
     out = {}
     for phase in args.phases:
         out[phase] = harness.PHASES[phase](client, args)

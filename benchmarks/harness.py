@@ -61,6 +61,13 @@ CELERY_ENV = {
 DISPATCH_PROCESSES, DISPATCH_THREADS = 2, 8  # the issue's worker: --processes 2 --threads 8
 CELERY_CONFIGS = [("prefork", 2), ("prefork", 3), ("prefork", 4), ("threads", 8), ("threads", 12), ("threads", 16)]
 
+#: The slow endpoints (``/multiply?...&delay_ms=D``): a 100 ms and a 1 s one.
+SLOW_DELAYS_MS = (100, 1000)
+#: The dispatch worker for slow endpoints, as models.py chose it (PROFILE.md, "Many slow calls at once").
+SLOW_DISPATCH_WORKER: dict[str, Any] = {"processes": 2, "threads": 256}
+#: Celery port shapes tried against the 100 ms endpoint; the best one runs the slow rows.
+CELERY_SLOW_CONFIGS = [("threads", 128), ("threads", 256), ("gevent", 256), ("gevent", 512)]
+
 #: The dispatch worker's shape; --dispatch-processes/--dispatch-threads/--worker-env change it for experiments.
 DISPATCH_WORKER: dict[str, Any] = {"processes": DISPATCH_PROCESSES, "threads": DISPATCH_THREADS, "env": {}}
 
@@ -278,6 +285,94 @@ def memory(client, args) -> dict[str, Any]:
     }
 
 
+def worker_tree_rss(pid: int) -> float:
+    """Summed RSS (MiB) of a process tree: the cheap reading (no smaps), for frequent samples."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return float("nan")
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            continue
+    return total / 2**20
+
+
+def slope_per_1000(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (calls, MiB) points, in MiB per 1,000 calls."""
+    if len(points) < 2:
+        return 0.0
+    mx = statistics.fmean(x for x, _ in points)
+    my = statistics.fmean(y for _, y in points)
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / sxx * 1000 if sxx else 0.0
+
+
+def slow(client, args) -> dict[str, Any]:
+    """N calls to the slow endpoint: all sent at once (``URL.map`` where the system has it), then every result.
+
+    The worker's RSS (and PSS) is read every ``--slow-every`` results, and its RSS alone every
+    0.5 s by a sampler thread (the peak); the other processes' CPU is read around the run.
+    """
+    import threading
+
+    meter = CpuMeter(args.worker_pid, args.receiver_pid) if args.receiver_pid else None
+    timeline: list[tuple[float, float]] = []
+    done = threading.Event()
+    t0 = time.perf_counter()
+
+    def sample() -> None:
+        while not done.wait(0.5):
+            timeline.append((round(time.perf_counter() - t0, 2), round(worker_tree_rss(args.worker_pid), 2)))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    samples = [{"calls": 0, "seconds": 0.0, **worker_tree_memory(args.worker_pid)}]
+    before = meter.snapshot() if meter else {}
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    send_many = getattr(client, "send_many", None)
+    handles = send_many(args.n) if send_many else [client.send(i) for i in range(args.n)]
+    t1 = time.perf_counter()
+    wrong = 0
+    for i, handle in enumerate(handles):
+        if handle.get(timeout=600) != i * 2:
+            wrong += 1
+        if (i + 1) % args.slow_every == 0 or i + 1 == args.n:
+            samples.append({"calls": i + 1, "seconds": time.perf_counter() - t0, **worker_tree_memory(args.worker_pid)})
+    t2 = time.perf_counter()
+    after = meter.snapshot() if meter else {}
+    cpu2 = time.process_time()
+    done.set()
+    sampler.join()
+    measured = samples[1:]
+    rss = [s["rss_mib"] for s in measured] + [r for _, r in timeline]
+    return {
+        "cpu_before": before,
+        "cpu_after": after,
+        "n": args.n,
+        "delay_ms": args.delay_ms,
+        "seconds": t2 - t0,
+        "calls_per_s": args.n / (t2 - t0),
+        "enqueue_seconds": t1 - t0,
+        "enqueue_calls_per_s": args.n / (t1 - t0) if t1 > t0 else float("inf"),
+        "wrong": wrong,
+        "client_cpu_ms_per_call": (cpu2 - cpu0) / args.n * 1000,
+        "every": args.slow_every,
+        "samples": samples,
+        "timeline": timeline,
+        "idle_rss_mib": samples[0]["rss_mib"],
+        "first_rss_mib": measured[0]["rss_mib"],
+        "last_rss_mib": measured[-1]["rss_mib"],
+        "peak_rss_mib": max(rss),
+        "rss_slope_mib_per_1000_calls": slope_per_1000([(s["calls"], s["rss_mib"]) for s in measured]),
+    }
+
+
 #: Every phase a client process can run, by the name given on its command line, in a sensible order.
 PHASES = {
     "ready": ready,
@@ -287,6 +382,7 @@ PHASES = {
     "e2e": e2e,
     "bulk_e2e": bulk_e2e,
     "memory": memory,
+    "slow": slow,
 }
 
 
@@ -401,12 +497,12 @@ def wait_http(url: str, timeout: float = 20) -> None:
             time.sleep(0.05)
 
 
-def receiver_requests(base: str) -> int:
-    """The receiver's request counter: an e2e run checks that every call really reached it."""
+def receiver_stats(base: str, reset: bool = False) -> dict[str, int]:
+    """The receiver's counters: requests, and how many slow answers waited at once at most (``peak_pending``)."""
     import urllib.request
 
-    with urllib.request.urlopen(base + "/stats", timeout=5) as response:
-        return json.loads(response.read())["retval"]["requests"]
+    with urllib.request.urlopen(base + "/stats" + ("?reset=1" if reset else ""), timeout=5) as response:
+        return json.loads(response.read())["retval"]
 
 
 def start_receiver(procs: Processes, kind: str, build: Path, logs: Path) -> tuple[subprocess.Popen, str, str]:
@@ -531,11 +627,20 @@ def client_args(args, base: str, **overrides: Any) -> list[str]:
 
 
 def e2e_with_cpu(
-    procs: Processes, system: str, args, base: str, env, worker_pid, receiver_pid, n: int, phase: str = "e2e"
+    procs: Processes,
+    system: str,
+    args,
+    base: str,
+    env,
+    worker_pid,
+    receiver_pid,
+    n: int,
+    phase: str = "e2e",
+    **overrides: Any,
 ):
     """One e2e phase in a client process, with CPU per call of every process on the path and the receiver's count."""
-    requests_before = receiver_requests(base)
-    extra = client_args(args, base, n=n, worker_pid=worker_pid or 0, receiver_pid=receiver_pid)
+    requests_before = receiver_stats(base, reset=True)["requests"]
+    extra = client_args(args, base, n=n, worker_pid=worker_pid or 0, receiver_pid=receiver_pid, **overrides)
     result = procs.run_client(system, [phase], extra, env)[phase]
     cpu = CpuMeter.per_call_ms(result.pop("cpu_before"), result.pop("cpu_after"), n)
     machine = cpu.pop("machine")
@@ -548,7 +653,10 @@ def e2e_with_cpu(
     if worker_system is not None:
         cpu["worker_kernel_share"] = worker_system / cpu["worker"] if cpu["worker"] else 0.0
     result["cpu_ms_per_call"] = cpu
-    result["receiver_requests"] = receiver_requests(base) - requests_before
+    stats = receiver_stats(base)
+    result["receiver_requests"] = stats["requests"] - requests_before
+    result["receiver_peak_pending"] = stats.get("peak_pending")
+    result["receiver_peak_connections"] = stats.get("peak_connections")
     return result
 
 
@@ -564,23 +672,42 @@ def run_no_queue(procs: Processes, args, base: str, receiver_pid: int) -> dict[s
     return out
 
 
-def start_dispatch_worker(procs: Processes, logs: Path, tag: str) -> subprocess.Popen:
-    """``dramatiq dispatch.tasks`` in the shape of ``DISPATCH_WORKER``, on the snapshot of the package."""
+def start_dispatch_worker(
+    procs: Processes,
+    logs: Path,
+    tag: str,
+    processes: int | None = None,
+    threads: int | None = None,
+    *,
+    gevent: bool = False,
+    module: str = "dispatch.tasks",
+    pythonpath: tuple[Path, ...] = (),
+) -> subprocess.Popen:
+    """``dramatiq dispatch.tasks`` in the shape of ``DISPATCH_WORKER`` (or the one given), on the snapshot.
+
+    ``gevent`` runs dramatiq's own ``dramatiq-gevent`` command (everything monkey-patched, the
+    threads greenlets); ``module`` and ``pythonpath`` run another actor module (benchmarks/models/).
+    """
+    if gevent:
+        head = [sys.executable, str(Path(sys.executable).parent / "dramatiq-gevent")]
+    else:
+        head = [sys.executable, "-m", "dramatiq"]
     command = [
-        sys.executable,
-        "-m",
-        "dramatiq",
-        "dispatch.tasks",
+        *head,
+        module,
         "--processes",
-        str(DISPATCH_WORKER["processes"]),
+        str(processes or DISPATCH_WORKER["processes"]),
         "--threads",
-        str(DISPATCH_WORKER["threads"]),
+        str(threads or DISPATCH_WORKER["threads"]),
     ]
+    env = {**DISPATCH_ENV, **DISPATCH_WORKER["env"]}
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], *map(str, pythonpath)])
     # cwd is the snapshot, so `-m dramatiq` finds the snapshot's dispatch first on sys.path.
     return procs.start(
         f"dispatch worker {tag}",
         command,
-        env={**DISPATCH_ENV, **DISPATCH_WORKER["env"]},
+        env=env,
         cwd=Path(DISPATCH_ENV["PYTHONPATH"]),
         log_path=logs / f"dispatch-worker-{tag}.log.tmp",
     )
@@ -593,6 +720,8 @@ def snapshot_package(source: Path, build: Path) -> dict[str, Any]:
     started halfway through could import half-edited code.  Clients and workers import the
     copy (PYTHONPATH, worker cwd); its installed dependencies come from the environment.
     """
+    if source.name == "dispatch" and (source / "__init__.py").exists():  # the package itself was named
+        source = source.parent
     target = build / "src"
     shutil.copytree(source / "dispatch", target / "dispatch", ignore=shutil.ignore_patterns("__pycache__"))
     DISPATCH_ENV["PYTHONPATH"] = str(target)
@@ -603,9 +732,11 @@ def snapshot_package(source: Path, build: Path) -> dict[str, Any]:
         except (OSError, subprocess.SubprocessError):
             return ""
 
+    # A `git archive` copy outside the repository has no git: a COMMIT file beside dispatch/ names it.
+    stamp = source / "COMMIT"
     return {
         "source": str(source),
-        "commit": git("rev-parse", "HEAD"),
+        "commit": git("rev-parse", "HEAD") or (stamp.read_text().strip() if stamp.exists() else ""),
         "dirty": bool(git("status", "--porcelain", "--", "dispatch")),
     }
 
@@ -760,3 +891,118 @@ def run_celery(procs: Processes, args, base: str, receiver_pid: int, logs: Path)
         procs.stop(worker, sig=COLD)
     clean_celery()
     return out
+
+
+# slow endpoints ----------------------------------------------------------------------------------
+
+
+def slow_calls(args, delay_ms: int) -> int:
+    """Calls in a slow run: ``--slow-calls`` against the 100 ms endpoint, ``--slow-calls-1s`` against the 1 s one."""
+    return args.slow_calls if delay_ms < 1000 else args.slow_calls_1s
+
+
+def slow_run(
+    procs: Processes, system: str, args, base: str, env, worker_pid: int, receiver_pid: int, delay_ms: int, n: int
+):
+    """One ``slow`` phase (after ``ready``) against a running worker: calls/s, memory samples, CPU per call."""
+    procs.run_client(system, ["ready"], client_args(args, base), env)
+    return e2e_with_cpu(
+        procs,
+        system,
+        args,
+        base,
+        env,
+        worker_pid,
+        receiver_pid,
+        n,
+        phase="slow",
+        delay_ms=delay_ms,
+        slow_every=max(1, min(args.slow_every, n // 5)),
+    )
+
+
+def _slow_line(result: dict[str, Any]) -> str:
+    return (
+        f"{result['calls_per_s']:.0f} calls/s, RSS {result['first_rss_mib']:.0f} -> {result['last_rss_mib']:.0f} MiB "
+        f"(peak {result['peak_rss_mib']:.0f}, {result['rss_slope_mib_per_1000_calls']:+.2f} MiB/1,000 calls), "
+        f"worker CPU {result['cpu_ms_per_call']['worker']:.2f} ms/call, "
+        f"{result['receiver_peak_pending']} in flight at most"
+    )
+
+
+def run_slow(procs: Processes, args, base: str, receiver_pid: int, logs: Path) -> dict[str, Any]:
+    """Slow endpoints: this package's slow-endpoint worker and the Celery port's best shape, 100 ms and 1 s."""
+    shape = SLOW_DISPATCH_WORKER
+    out: dict[str, Any] = {
+        "dispatch": {
+            "worker": f"dramatiq dispatch.tasks --processes {shape['processes']} --threads {shape['threads']}"
+        },
+        "celery": {},
+    }
+    for delay in SLOW_DELAYS_MS:
+        n = slow_calls(args, delay)
+        if not n:
+            continue
+        clean_dispatch()
+        worker = start_dispatch_worker(procs, logs, f"slow-{delay}", shape["processes"], shape["threads"])
+        try:
+            log(f"dispatch, slow endpoint ({delay} ms): {n} calls in one URL.map, then every result")
+            result = slow_run(procs, "dispatch", args, base, DISPATCH_ENV, worker.pid, receiver_pid, delay, n)
+        finally:
+            procs.stop(worker)
+        out["dispatch"][str(delay)] = result
+        log("  " + _slow_line(result))
+    clean_dispatch()
+
+    configs = CELERY_SLOW_CONFIGS if not args.quick else [("threads", 128), ("gevent", 256)]
+    scan = []
+    scan_n = min(args.slow_scan_n, args.slow_calls)
+    for pool, concurrency in configs:
+        if pool == "gevent" and not _importable("gevent"):
+            log("celery slow scan: gevent is not installed, -P gevent skipped (pip install gevent)")
+            continue
+        clean_celery()
+        worker = start_celery_worker(procs, pool, concurrency, logs)
+        try:
+            result = slow_run(
+                procs, "celery", args, base, CELERY_ENV, worker.pid, receiver_pid, SLOW_DELAYS_MS[0], scan_n
+            )
+        finally:
+            procs.stop(worker, sig=COLD)
+        scan.append(
+            {
+                "pool": pool,
+                "concurrency": concurrency,
+                "n": scan_n,
+                "delay_ms": SLOW_DELAYS_MS[0],
+                "calls_per_s": result["calls_per_s"],
+                "peak_rss_mib": result["peak_rss_mib"],
+            }
+        )
+        log(
+            f"celery slow scan: -P {pool} -c {concurrency}: {result['calls_per_s']:.0f} calls/s "
+            f"({scan_n} calls, {SLOW_DELAYS_MS[0]} ms)"
+        )
+    clean_celery()
+    best = max(scan, key=lambda s: s["calls_per_s"])
+    out["celery"] = {"scan": scan, "worker": celery_command(best["pool"], best["concurrency"])}
+    for delay in SLOW_DELAYS_MS:
+        n = slow_calls(args, delay)
+        if not n:
+            continue
+        worker = start_celery_worker(procs, best["pool"], best["concurrency"], logs)
+        try:
+            log(f"celery, slow endpoint ({delay} ms): {n} calls with {out['celery']['worker']}")
+            result = slow_run(procs, "celery", args, base, CELERY_ENV, worker.pid, receiver_pid, delay, n)
+        finally:
+            procs.stop(worker, sig=COLD)
+        clean_celery()
+        out["celery"][str(delay)] = result
+        log("  " + _slow_line(result))
+    return out
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
