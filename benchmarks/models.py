@@ -14,7 +14,10 @@ and every result collected, exactly like the slow rows of ``bench.py`` (``harnes
   monkey-patched by gevent, the worker threads greenlets;
 * ``asyncio:PxT`` -- ``dramatiq async_tasks -p P -t T``: the prototype in
   ``benchmarks/models/async_tasks.py``, an ``async def`` actor with aiohttp on dramatiq's
-  event-loop thread (needs ``pip install aiohttp``).
+  event-loop thread (needs ``pip install aiohttp``);
+* ``async-consumer:PxN`` -- ``models/async_consumer.py --processes P --prefetch N``: no dramatiq
+  worker, one asyncio loop per process (aio-pika, aiohttp, redis.asyncio) with N calls in
+  flight: the ceiling of an asynchronous rewrite (needs ``pip install aio-pika aiohttp``).
 
 Reported per model and endpoint: end-to-end calls/s, the worker tree's RSS (idle, peak, last,
 slope per 1,000 calls), CPU ms per call of the worker and of every process on the path,
@@ -50,19 +53,24 @@ DEFAULT_MODELS = [
     "gevent:2x256",
     "asyncio:1x256",
     "asyncio:1x512",
+    "async-consumer:1x512",
+    "async-consumer:1x1024",
 ]
-NEEDS = {"gevent": "gevent", "asyncio": "aiohttp"}
+NEEDS = {"gevent": "gevent", "asyncio": "aiohttp", "async-consumer": "aio_pika"}
+KINDS = ("threads", "gevent", "asyncio", "async-consumer")
 
 
 def parse_model(text: str) -> tuple[str, int, int]:
     kind, _, shape = text.partition(":")
     processes, _, threads = shape.partition("x")
-    if kind not in ("threads", "gevent", "asyncio") or not processes.isdigit() or not threads.isdigit():
-        raise argparse.ArgumentTypeError(f"a model is threads|gevent|asyncio:PxT, not {text!r}")
+    if kind not in KINDS or not processes.isdigit() or not threads.isdigit():
+        raise argparse.ArgumentTypeError(f"a model is {'|'.join(KINDS)}:PxT, not {text!r}")
     return kind, int(processes), int(threads)
 
 
 def command(kind: str, processes: int, threads: int) -> str:
+    if kind == "async-consumer":
+        return f"models/async_consumer.py --processes {processes} --prefetch {threads}"
     head = {"threads": "dramatiq dispatch.tasks", "gevent": "dramatiq-gevent dispatch.tasks"}.get(
         kind, "dramatiq async_tasks"
     )
@@ -72,16 +80,26 @@ def command(kind: str, processes: int, threads: int) -> str:
 def run_model(procs, args, base, receiver_pid, kind, processes, threads, delay) -> dict[str, Any]:
     n = args.calls if delay < 1000 else args.calls_1s
     harness.clean_dispatch()
-    worker = harness.start_dispatch_worker(
-        procs,
-        args.out,
-        f"model-{kind}-{processes}x{threads}-{delay}",
-        processes,
-        threads,
-        gevent=kind == "gevent",
-        module="async_tasks" if kind == "asyncio" else "dispatch.tasks",
-        pythonpath=(harness.HERE / "models",) if kind == "asyncio" else (),
-    )
+    tag = f"model-{kind}-{processes}x{threads}-{delay}"
+    if kind == "async-consumer":
+        script = harness.HERE / "models" / "async_consumer.py"
+        worker = procs.start(
+            f"dispatch worker {tag}",
+            [sys.executable, str(script), "--processes", str(processes), "--prefetch", str(threads)],
+            env=harness.DISPATCH_ENV,
+            log_path=args.out / f"dispatch-worker-{tag}.log.tmp",
+        )
+    else:
+        worker = harness.start_dispatch_worker(
+            procs,
+            args.out,
+            tag,
+            processes,
+            threads,
+            gevent=kind == "gevent",
+            module="async_tasks" if kind == "asyncio" else "dispatch.tasks",
+            pythonpath=(harness.HERE / "models",) if kind == "asyncio" else (),
+        )
     try:
         result = harness.slow_run(
             procs, "dispatch", args, base, harness.DISPATCH_ENV, worker.pid, receiver_pid, delay, n
