@@ -30,7 +30,8 @@ Redis (db 8 for this package, db 7 for Celery).  For every system it measures
   every result is collected.  Reported: e2e calls/s, the worker tree's RSS sampled every
   ``--slow-every`` results (2,000) plus every 0.5 s (first, last, peak, least-squares slope per
   1,000 calls), CPU per call, and the receiver's ``peak_pending`` (calls really in flight at
-  once).  This package runs with ``harness.SLOW_DISPATCH_WORKER`` (the shape ``models.py``
+  once).  This package runs with ``harness.SLOW_DISPATCH_WORKERS`` (2 x 128 threads for 100 ms,
+  2 x 512 for 1 s: the shapes ``models.py``
   chose, see PROFILE.md); Celery's pools for slow calls (``harness.CELERY_SLOW_CONFIGS``:
   threads and gevent at a few sizes) are scanned on ``--slow-scan-n`` calls against the 100 ms
   endpoint first, and the best one runs both endpoints.

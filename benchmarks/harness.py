@@ -63,8 +63,10 @@ CELERY_CONFIGS = [("prefork", 2), ("prefork", 3), ("prefork", 4), ("threads", 8)
 
 #: The slow endpoints (``/multiply?...&delay_ms=D``): a 100 ms and a 1 s one.
 SLOW_DELAYS_MS = (100, 1000)
-#: The dispatch worker for slow endpoints, as models.py chose it (PROFILE.md, "Many slow calls at once").
-SLOW_DISPATCH_WORKER: dict[str, Any] = {"processes": 2, "threads": 256}
+#: The dispatch worker for each slow endpoint (delay ms -> processes, threads), as models.py chose them
+#: (PROFILE.md, "Many slow calls at once"): a process per core, threads for the calls that must be in
+#: flight (rate x latency), no more -- idle threads cost CPU and memory.
+SLOW_DISPATCH_WORKERS: dict[int, tuple[int, int]] = {100: (2, 128), 1000: (2, 512)}
 #: Celery port shapes tried against the 100 ms endpoint; the best one runs the slow rows.
 CELERY_SLOW_CONFIGS = [("threads", 128), ("threads", 256), ("gevent", 256), ("gevent", 512)]
 
@@ -932,24 +934,21 @@ def _slow_line(result: dict[str, Any]) -> str:
 
 def run_slow(procs: Processes, args, base: str, receiver_pid: int, logs: Path) -> dict[str, Any]:
     """Slow endpoints: this package's slow-endpoint worker and the Celery port's best shape, 100 ms and 1 s."""
-    shape = SLOW_DISPATCH_WORKER
-    out: dict[str, Any] = {
-        "dispatch": {
-            "worker": f"dramatiq dispatch.tasks --processes {shape['processes']} --threads {shape['threads']}"
-        },
-        "celery": {},
-    }
+    out: dict[str, Any] = {"dispatch": {}, "celery": {}}
     for delay in SLOW_DELAYS_MS:
         n = slow_calls(args, delay)
         if not n:
             continue
+        processes, threads = SLOW_DISPATCH_WORKERS[delay]
         clean_dispatch()
-        worker = start_dispatch_worker(procs, logs, f"slow-{delay}", shape["processes"], shape["threads"])
+        worker = start_dispatch_worker(procs, logs, f"slow-{delay}", processes, threads)
+        command = f"dramatiq dispatch.tasks --processes {processes} --threads {threads}"
         try:
-            log(f"dispatch, slow endpoint ({delay} ms): {n} calls in one URL.map, then every result")
+            log(f"dispatch, slow endpoint ({delay} ms): {n} calls in one URL.map, then every result; {command}")
             result = slow_run(procs, "dispatch", args, base, DISPATCH_ENV, worker.pid, receiver_pid, delay, n)
         finally:
             procs.stop(worker)
+        result["worker"] = command
         out["dispatch"][str(delay)] = result
         log("  " + _slow_line(result))
     clean_dispatch()
@@ -997,6 +996,7 @@ def run_slow(procs: Processes, args, base: str, receiver_pid: int, logs: Path) -
         finally:
             procs.stop(worker, sig=COLD)
         clean_celery()
+        result["worker"] = out["celery"]["worker"]
         out["celery"][str(delay)] = result
         log("  " + _slow_line(result))
     return out

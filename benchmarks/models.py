@@ -15,6 +15,8 @@ and every result collected, exactly like the slow rows of ``bench.py`` (``harnes
 * ``asyncio:PxT`` -- ``dramatiq async_tasks -p P -t T``: the prototype in
   ``benchmarks/models/async_tasks.py``, an ``async def`` actor with aiohttp on dramatiq's
   event-loop thread (needs ``pip install aiohttp``);
+* ``quiet:PxT`` -- ``threads:PxT`` with the per-call INFO log line of ``dispatch.calls`` off
+  (``models/quiet_tasks.py``): what that line costs;
 * ``async-consumer:PxN`` -- ``models/async_consumer.py --processes P --prefetch N``: no dramatiq
   worker, one asyncio loop per process (aio-pika, aiohttp, redis.asyncio) with N calls in
   flight: the ceiling of an asynchronous rewrite (needs ``pip install aio-pika aiohttp``).
@@ -44,20 +46,22 @@ from harness import log
 
 DEFAULT_MODELS = [
     "threads:1x128",
-    "threads:1x256",
-    "threads:1x512",
+    "threads:2x64",
     "threads:2x128",
     "threads:2x256",
-    "gevent:1x256",
-    "gevent:1x512",
+    "threads:2x512",
+    "quiet:2x128",
+    "gevent:2x128",
     "gevent:2x256",
-    "asyncio:1x256",
-    "asyncio:1x512",
-    "async-consumer:1x512",
+    "asyncio:2x128",
+    "asyncio:2x256",
     "async-consumer:1x1024",
+    "async-consumer:2x512",
 ]
 NEEDS = {"gevent": "gevent", "asyncio": "aiohttp", "async-consumer": "aio_pika"}
-KINDS = ("threads", "gevent", "asyncio", "async-consumer")
+KINDS = ("threads", "quiet", "gevent", "asyncio", "async-consumer")
+#: The actor module each dramatiq-run model imports (the others: dispatch.tasks); they live in models/.
+MODULES = {"asyncio": "async_tasks", "quiet": "quiet_tasks"}
 
 
 def parse_model(text: str) -> tuple[str, int, int]:
@@ -71,9 +75,7 @@ def parse_model(text: str) -> tuple[str, int, int]:
 def command(kind: str, processes: int, threads: int) -> str:
     if kind == "async-consumer":
         return f"models/async_consumer.py --processes {processes} --prefetch {threads}"
-    head = {"threads": "dramatiq dispatch.tasks", "gevent": "dramatiq-gevent dispatch.tasks"}.get(
-        kind, "dramatiq async_tasks"
-    )
+    head = ("dramatiq-gevent " if kind == "gevent" else "dramatiq ") + MODULES.get(kind, "dispatch.tasks")
     return f"{head} -p {processes} -t {threads}"
 
 
@@ -97,8 +99,8 @@ def run_model(procs, args, base, receiver_pid, kind, processes, threads, delay) 
             processes,
             threads,
             gevent=kind == "gevent",
-            module="async_tasks" if kind == "asyncio" else "dispatch.tasks",
-            pythonpath=(harness.HERE / "models",) if kind == "asyncio" else (),
+            module=MODULES.get(kind, "dispatch.tasks"),
+            pythonpath=(harness.HERE / "models",) if kind in MODULES else (),
         )
     try:
         result = harness.slow_run(
@@ -153,8 +155,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", type=lambda t: [parse_model(m) for m in t.split(",")], default=None)
     parser.add_argument("--delays", type=lambda t: [int(d) for d in t.split(",")], default=list(harness.SLOW_DELAYS_MS))
-    parser.add_argument("--calls", type=int, default=5000, help="calls per model against the 100 ms endpoint")
-    parser.add_argument("--calls-1s", type=int, default=2000, help="calls per model against the 1 s endpoint")
+    parser.add_argument("--calls", type=int, default=6000, help="calls per model against the 100 ms endpoint")
+    parser.add_argument("--calls-1s", type=int, default=3000, help="calls per model against the 1 s endpoint")
     parser.add_argument("--slow-every", type=int, default=1000, help="results between two memory samples")
     parser.add_argument("--receiver", choices=["c", "node"], default="c")
     parser.add_argument("--out", type=Path, default=harness.HERE / "results")

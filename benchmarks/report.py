@@ -221,14 +221,14 @@ def slow_rows(slow: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     rows = []
     for system in ("dispatch", "celery"):
         part = slow.get(system) or {}
-        worker = part.get("worker", "")
-        label = (
-            f"dispatch ({worker.split('dispatch.tasks ')[-1]})"
-            if system == "dispatch"
-            else f"celery port ({worker.split(' worker ')[-1].split(' --')[0]})"
-        )
         for delay in ("100", "1000"):
             if delay in part:
+                worker = part[delay].get("worker", "")
+                label = (
+                    f"dispatch ({worker.split('dispatch.tasks ')[-1]})"
+                    if system == "dispatch"
+                    else f"celery port ({worker.split(' worker ')[-1].split(' --')[0]})"
+                )
                 rows.append((label, f"{int(delay):,} ms", part[delay]))
     return rows
 

@@ -29,14 +29,15 @@ import signal
 import subprocess
 import sys
 
-import aio_pika
-import aiohttp
-import redis.asyncio as aredis
-
 RESULT_TTL_MS = 600_000
 
 
 async def serve(prefetch: int) -> None:
+    # Imported here, so the parent of --processes N (which only waits) stays a bare interpreter.
+    import aio_pika
+    import aiohttp
+    import redis.asyncio as aredis
+
     queue_name = os.environ.get("DISPATCH_QUEUE", "dispatch")
     connection = await aio_pika.connect_robust(os.environ["DISPATCH_BROKER_URL"])
     channel = await connection.channel()
@@ -47,7 +48,7 @@ async def serve(prefetch: int) -> None:
     store = aredis.Redis(connection_pool=pool)
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60))
 
-    async def handle(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+    async def handle(message) -> None:
         data = json.loads(message.body)
         url, method, params, options = (*data["args"], None, None, None)[:4]
         try:
@@ -70,7 +71,7 @@ async def serve(prefetch: int) -> None:
 
     tasks: set[asyncio.Task] = set()
 
-    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+    async def on_message(message) -> None:
         task = asyncio.create_task(handle(message))  # the consumer callback returns at once
         tasks.add(task)
         task.add_done_callback(tasks.discard)
