@@ -105,7 +105,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--slow-calls", type=int, default=20000, help="calls to the 100 ms endpoint (0: skip)")
     parser.add_argument("--slow-calls-1s", type=int, default=5000, help="calls to the 1 s endpoint (0: skip)")
     parser.add_argument("--slow-every", type=int, default=2000, help="results between two RSS samples (slow)")
-    parser.add_argument("--slow-scan-n", type=int, default=3000, help="calls per Celery shape in the slow scan")
+    parser.add_argument("--slow-scan-n", type=int, default=2000, help="calls per Celery shape in the slow scan")
     parser.add_argument("--receiver", choices=["c", "node"], default="c", help="receiver implementation")
     parser.add_argument("--out", type=Path, default=report.RESULTS, help="directory for results.json and chart.png")
     parser.add_argument(
