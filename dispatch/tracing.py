@@ -37,6 +37,7 @@ middleware is not added.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Iterator, MutableMapping
 from contextlib import AbstractContextManager
@@ -57,10 +58,19 @@ except ImportError:  # the otel extra is not installed: tracing is off
 #: The message option that carries the caller's trace context (a dict of W3C headers).
 OPTION = "trace_context"
 
-_TRACER_NAME = "dispatch"
 
 # The call span of the delivery a worker thread is performing, and its attempt count.
 _current = threading.local()
+
+
+@functools.cache
+def _tracer() -> trace.Tracer:
+    """dispatch's tracer, made once (the package version is a ~0.5 ms look-up).
+
+    Made before the application sets its tracer provider, it is OpenTelemetry's
+    proxy tracer, which follows the provider set later.
+    """
+    return trace.get_tracer("dispatch", version("dispatch"))
 
 
 def enabled() -> bool:
@@ -107,8 +117,7 @@ def _attempt_span(method: str, url: str) -> Iterator[None]:
         "url.full": f"{parts.scheme}://{Call(url).host}{parts.path}",  # no credentials, no query
         "dispatch.attempt": number,
     }
-    tracer = trace.get_tracer(_TRACER_NAME, version("dispatch"))
-    with tracer.start_as_current_span(
+    with _tracer().start_as_current_span(
         method,
         kind=trace.SpanKind.CLIENT,
         attributes=attributes,
@@ -133,7 +142,7 @@ class Tracing(dramatiq.Middleware):
             return
         call = Call.from_message(message)
         parent = propagate.extract(message.options.get(OPTION) or {})
-        span = trace.get_tracer(_TRACER_NAME, version("dispatch")).start_span(
+        span = _tracer().start_span(
             f"{message.actor_name} {call.host}",
             context=parent,
             kind=trace.SpanKind.CONSUMER,
