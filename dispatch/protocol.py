@@ -10,6 +10,7 @@ Both ends of the wire live here so they can be read side by side:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -92,9 +93,10 @@ def parse_target(url: str) -> Url:
     """
     if not isinstance(url, str):
         raise ValueError(f"URL must be a string, not {type(url).__name__}")
-    for position, char in enumerate(url):
-        if char.isspace() or unicodedata.category(char) in ("Cc", "Cf") or char == "\\":
-            raise ValueError(f"URL {url!r} contains {char!r} at position {position}; percent-encode it")
+    if not (url.isascii() and url.isprintable()) or " " in url or "\\" in url:  # else no character can be unsafe
+        for position, char in enumerate(url):
+            if char.isspace() or unicodedata.category(char) in ("Cc", "Cf") or char == "\\":
+                raise ValueError(f"URL {url!r} contains {char!r} at position {position}; percent-encode it")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -107,8 +109,7 @@ def parse_target(url: str) -> Url:
     try:
         target = parse_url(url)
         # urlsplit's host, read on its own by urllib3: equal only if both split the authority alike.
-        host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-        expected = parse_url(f"{parts.scheme}://{host}/").host
+        expected = _host_alone(parts.scheme, parts.hostname)
     except (LocationParseError, UnicodeError) as exc:
         raise ValueError(f"URL {url!r} has a host that is not a valid (IDNA) host name: {exc}") from None
     if (target.scheme, target.host, target.port) != (parts.scheme.lower(), expected, port):
@@ -117,6 +118,13 @@ def parse_target(url: str) -> Url:
             f"but {parts.hostname!r} port {port} to urllib.parse; percent-encode its special characters"
         )
     return target
+
+
+@functools.lru_cache(maxsize=4096)
+def _host_alone(scheme: str, hostname: str) -> str | None:
+    """urllib3's reading of ``hostname`` alone in a URL (cached: a worker calls the same hosts again and again)."""
+    host = hostname if ":" not in hostname else f"[{hostname}]"
+    return parse_url(f"{scheme}://{host}/").host
 
 
 def check_method(method: str) -> str:
