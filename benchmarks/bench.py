@@ -79,7 +79,6 @@ import argparse
 import os
 import platform
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -142,17 +141,14 @@ def main(argv: list[str]) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     json_path, png_path = report.result_paths(args.out, args.quick)
 
-    def on_term(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_term)
+    harness.raise_on_sigterm()
     procs = harness.Processes()
     build = Path(tempfile.mkdtemp(prefix="dispatch-bench-"))
     started = time.time()
     results: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "quick": args.quick,
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "config": harness.config_of(args),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),

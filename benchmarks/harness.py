@@ -534,6 +534,20 @@ def start_receiver(procs: Processes, kind: str, build: Path, logs: Path) -> tupl
     return process, base, description
 
 
+def raise_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so a killed run still stops every process it started."""
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def config_of(args, *leave_out: str) -> dict[str, Any]:
+    """The run's options as JSON can hold them (paths as strings), for the results file."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in leave_out}
+
+
 # services ------------------------------------------------------------------------------------
 
 

@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -167,17 +166,14 @@ def main(argv: list[str]) -> int:
     args.n, args.warmup, args.latency_n, args.memory_calls, args.memory_every = 0, 0, 0, 0, 1000
     args.out.mkdir(parents=True, exist_ok=True)
 
-    def on_term(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_term)
+    harness.raise_on_sigterm()
     procs = harness.Processes()
     build = Path(tempfile.mkdtemp(prefix="dispatch-models-"))
     started = time.time()
     out: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "machine": {"cpus": os.cpu_count(), "loadavg_before": os.getloadavg()},
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "models"},
+        "config": harness.config_of(args, "models"),
         "rows": [],
         "skipped": [],
     }

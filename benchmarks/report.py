@@ -38,6 +38,19 @@ TARGETS = {
 AT_MOST = {"idle_p50_ms", "idle_p99_ms", "slow_peak_rss_mib", "slow_rss_slope_mib_per_1000_calls"}
 
 
+def aligned(rows: list[tuple[str, ...]]) -> list[str]:
+    """``rows`` as text columns: the first left-aligned, the rest right-aligned, a rule under the header row."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for j, row in enumerate(rows):
+        lines.append(
+            "  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row))
+        )
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return lines
+
+
 def versions() -> dict[str, str]:
     """The installed versions on the measured path, so two results files can be told apart."""
     from importlib.metadata import PackageNotFoundError, version
@@ -152,14 +165,7 @@ def table(report: dict[str, Any]) -> str:
                 f"{r['e2e']['cpu_ms_per_call']['total']:.2f}",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for j, row in enumerate(rows):
-        lines.append(
-            "  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row))
-        )
-        if j == 0:
-            lines.append("  ".join("-" * w for w in widths))
+    lines = aligned(rows)
     r = report["ratios"]
     lines += [
         "",
@@ -262,14 +268,7 @@ def slow_table(slow: dict[str, Any]) -> str:
                 str(r.get("receiver_peak_pending", "-")),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for j, row in enumerate(rows):
-        lines.append(
-            "  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row))
-        )
-        if j == 0:
-            lines.append("  ".join("-" * w for w in widths))
+    lines = aligned(rows)
     lines += [
         "slow endpoint: the receiver answers delay ms later; this package sends all the calls with one URL.map, Celery",
         "with delay(); then every result is collected.  RSS: the worker tree, sampled every "
