@@ -40,8 +40,7 @@ import logging
 import random
 import threading
 import time
-import typing
-from typing import Any
+from typing import Any, NamedTuple
 
 import dramatiq
 from dramatiq.middleware import SkipMessage
@@ -86,7 +85,7 @@ return 0
 """
 
 
-class Wait(typing.NamedTuple):
+class Wait(NamedTuple):
     """Why a call may not go now, and for how long it waits."""
 
     seconds: float

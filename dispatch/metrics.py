@@ -77,7 +77,7 @@ from .errors import ConfigurationError
 from .flow import BREAKER_STATES
 from .settings import Settings
 from .upstream import set_prometheus_db_path
-from .wiring import get_broker, get_transport
+from .wiring import get_broker, get_settings, get_transport
 
 if TYPE_CHECKING:
     from prometheus_client import Metric
@@ -229,7 +229,7 @@ def serve_metrics() -> None:
     from prometheus_client import CollectorRegistry, start_http_server
     from prometheus_client.multiprocess import MultiProcessCollector
 
-    settings = Settings.from_env()  # a process of its own: the environment is what it shares with the worker
+    settings = get_settings()  # a process of its own: read from the environment it shares with the worker
     host, port = settings.metrics_host, settings.metrics_port or DEFAULT_PORT
     directory = run_directory(port)
     directory.mkdir(parents=True, exist_ok=True)

@@ -170,9 +170,10 @@ class Transport:
         Headers are layered: the worker's defaults, the call's own headers,
         the URL's credentials, then the destinations file's headers for the
         host (the operator's word wins); ``traceparent`` (:mod:`dispatch.tracing`)
-        and ``Idempotency-Key`` last, as the worker owns them.  ``shape`` (a dispatcher's :meth:`prepare` hook) sees
-        the result and may change it; the signature is made after it, so it
-        covers what is really sent.  Signing happens on every attempt because
+        and ``Idempotency-Key`` last, as the worker owns them.  ``shape`` (a
+        dispatcher's :meth:`prepare` hook) sees the result and may change it;
+        the signature is made after it, so it covers what is really sent.
+        Signing happens on every attempt because
         the signature covers a timestamp: one made for the first attempt
         would be stale for a delivery scheduled hours later.
         """
