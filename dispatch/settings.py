@@ -297,6 +297,11 @@ class Settings:
         return cls(**values)
 
     @property
+    def stub_broker(self) -> bool:
+        """Whether calls go through dramatiq's in-memory StubBroker (``DISPATCH_BROKER_URL=stub://``)."""
+        return self.broker_url.startswith("stub:")
+
+    @property
     def metrics_enabled(self) -> bool:
         return self.metrics or self.metrics_port is not None
 
