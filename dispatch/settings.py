@@ -310,6 +310,11 @@ class Settings:
         return DestinationPolicy(self.deny_private, names, networks)
 
     @classmethod
+    def env(cls, name: str) -> str:
+        """The variable a setting is read from, for messages: ``Settings.env("queue")`` is ``"DISPATCH_QUEUE"``."""
+        return str(next(f for f in dataclasses.fields(cls) if f.name == name).metadata["env"])
+
+    @classmethod
     def describe(cls) -> list[tuple[str, str, str]]:
         """(variable, default, meaning) for every setting, for docs and ``--help``."""
         return [(f.metadata["env"], f.metadata["default"], f.metadata["doc"]) for f in dataclasses.fields(cls)]
