@@ -1,0 +1,113 @@
+"""Secrets out of every message: one function redacts them, everything shown passes through it.
+
+A secret can reach text in two ways: inside a URL (``http://user:pw@host``,
+``amqp://guest:pw@rabbit``, ``redis://:pw@cache``) or as a known value (a
+signing secret, a gateway token, a destination's header).  :func:`redact`
+handles both: the password part of any URL's userinfo becomes ``***``, and
+every value registered with :func:`register_secret` -- settings marked
+secret, destinations' header values, passwords found in configured URLs --
+is replaced wherever it appears.
+
+Errors, stored outcomes, attempt details, the gateway's answers, the CLI's
+output and metric labels are built from redacted text; :class:`RedactingFilter`
+is the safety net on the package's loggers (and dramatiq's), for a secret
+that arrives inside a third party's exception message.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from urllib.parse import urlsplit
+
+#: What a secret is replaced with.
+MASK = "***"
+
+#: Shorter values are not registered: replacing every "1" or "ab" in a message would make it unreadable,
+#: and a secret that short is no secret.
+MIN_SECRET_LENGTH = 6
+
+# scheme://user:password@  (the password up to the last '@' before the host; no spaces, no '/')
+_USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*:)(?P<password>[^\s/@]*)(?=@)")
+
+_lock = threading.Lock()
+_secrets: frozenset[str] = frozenset()
+
+
+def register_secret(*values: str | None) -> None:
+    """Redact these values from now on, in this process (empty and very short values are ignored)."""
+    global _secrets
+    fresh = {value for value in values if value and len(value) >= MIN_SECRET_LENGTH}
+    if fresh - _secrets:
+        with _lock:
+            _secrets = _secrets | fresh
+
+
+def register_url_password(url: str) -> None:
+    """Redact the password of ``url`` (each of several, ``;``- or ``,``-separated) wherever it appears."""
+    for part in re.split(r"[;,]", url):
+        try:
+            password = urlsplit(part.strip()).password
+        except ValueError:
+            continue
+        register_secret(password)
+
+
+def redact(text: str) -> str:
+    """``text`` with URL passwords and every registered secret replaced by ``***``."""
+    if "://" in text:
+        text = _USERINFO.sub(lambda match: match.group("head") + MASK, text)
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def redact_url(url: str) -> str:
+    """A URL fit to show: its password (and any registered secret in it) masked."""
+    return redact(url)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites a record's message, arguments merged, through :func:`redact`; drops nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        if cleaned != message or record.args:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def get_logger(name: str) -> logging.Logger:
+    """The logger ``name`` with a :class:`RedactingFilter`: how every module of the package gets its logger."""
+    install_log_redaction(name)
+    return logging.getLogger(name)
+
+
+#: Third-party loggers that may carry a call's URL or a connection URL inside an exception's message.
+REDACTED_LOGGERS = (
+    "dramatiq",
+    "dramatiq.worker.WorkerThread",
+    "dramatiq.worker.ConsumerThread",
+    "dramatiq.middleware.retries.Retries",
+    "dramatiq.broker.RabbitmqBroker",
+    "uvicorn.error",
+    "uvicorn.access",
+)
+
+
+def install_log_redaction(*names: str) -> None:
+    """Put a :class:`RedactingFilter` on each named logger (once), ``REDACTED_LOGGERS`` by default.
+
+    A filter on a logger sees only records logged through that very logger
+    (not its children's), so each logger that may carry a secret is named.
+    """
+    for name in names or REDACTED_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, RedactingFilter) for existing in logger.filters):
+            logger.addFilter(RedactingFilter())

@@ -1,0 +1,47 @@
+"""dispatch.redaction: URL passwords and registered secrets never reach text that is shown."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from dispatch.redaction import MASK, RedactingFilter, get_logger, redact, register_secret, register_url_password
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("GET http://user:hunter2@host/x failed", f"GET http://user:{MASK}@host/x failed"),
+        ("amqp://guest:pa%40ss@127.0.0.1:bad/x is invalid", f"amqp://guest:{MASK}@127.0.0.1:bad/x is invalid"),
+        ("redis://:pw@cache:6379/0", f"redis://:{MASK}@cache:6379/0"),
+        ("redis+sentinel://:pw@a:1,b:2/mymaster", f"redis+sentinel://:{MASK}@a:1,b:2/mymaster"),
+        ("http://user@host/x (no password)", "http://user@host/x (no password)"),
+        ("nothing to hide: 10:30 @ noon", "nothing to hide: 10:30 @ noon"),
+    ],
+)
+def test_url_passwords_are_masked(text: str, shown: str) -> None:
+    assert redact(text) == shown
+
+
+def test_registered_secrets_are_masked_wherever_they_appear() -> None:
+    register_secret("tok-0123456789", "ab", None)  # too short and missing values are ignored
+    assert redact("header X-Shop-Token: tok-0123456789; ab") == f"header X-Shop-Token: {MASK}; ab"
+
+
+def test_a_configured_url_password_is_masked_even_outside_a_url() -> None:
+    register_url_password("amqp://guest:rabbit-pass-77@node1/v;amqp://guest:rabbit-pass-88@node2/v")
+    assert redact("auth failed with rabbit-pass-77 / rabbit-pass-88") == f"auth failed with {MASK} / {MASK}"
+
+
+def test_the_filter_rewrites_messages_arguments_and_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+    logger = get_logger("dispatch.test-redaction")
+    assert any(isinstance(f, RedactingFilter) for f in logger.filters)
+    with caplog.at_level(logging.INFO, logger="dispatch.test-redaction"):
+        logger.info("call %s failed", "http://u:topsecret@h/")
+        try:
+            raise ValueError("http://u:topsecret@h/ refused")
+        except ValueError:
+            logger.exception("boom")
+    assert "topsecret" not in caplog.text
+    assert f"http://u:{MASK}@h/" in caplog.text
