@@ -1,0 +1,147 @@
+"""The gateway's FastAPI app: its routes, their documented answers, and ``serve`` (uvicorn).
+
+The routes are thin: each hands its checked body to :class:`~.service.Gateway` and
+shapes the answer; authentication (:mod:`.auth`) is a dependency of the whole app,
+and :class:`~.limits.BodyLimit` wraps it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import uvicorn
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from redis.exceptions import RedisError
+
+from .. import __version__
+from ..runtime import get_runtime
+from ..settings import Settings
+from .auth import authorization
+from .limits import BodyLimit
+from .models import CallStatus, Cancelled, NewCall, NewTask, Problem, Queued, Status
+from .service import Gateway
+
+
+def _responses(*codes: int, **meanings: str) -> dict[int | str, dict[str, Any]]:
+    """Documented error answers; ``_404="..."`` words one differently for a route."""
+    meaning = {
+        401: "Missing or wrong bearer token.",
+        403: "The destination policy refuses this URL (a private address); nothing was queued.",
+        404: "No call with this id: never queued here, or its outcome has expired.",
+        409: "The call cannot be cancelled: a worker already started or finished it "
+        "(or it is a task applied over /tasks, which workers do not check for cancellation).",
+        413: f"The body is larger than {Settings.env('gateway_max_body')} bytes; it was not read.",
+        503: "RabbitMQ or Redis is unavailable; nothing was queued. Try again later.",
+    }
+    for name, text in meanings.items():
+        meaning[int(name.lstrip("_"))] = text
+    return {code: {"model": Problem, "description": meaning[code]} for code in codes}
+
+
+def create_app(tokens: Sequence[str] | None = None, max_body: int | None = None) -> FastAPI:
+    """The gateway app; ``tokens`` default to ``DISPATCH_GATEWAY_TOKEN``.  ConfigurationError if there are none.
+
+    ``max_body`` defaults to ``DISPATCH_GATEWAY_MAX_BODY``: a larger request body is answered 413
+    (:class:`BodyLimit`, the outermost middleware but Starlette's error handler).
+
+    Building it reads the settings and builds the broker, so a bad ``DISPATCH_*`` variable fails here,
+    before serving.
+    """
+    authorized = authorization(get_runtime().settings.gateway_tokens if tokens is None else tokens)
+    gateway = Gateway()
+
+    app = FastAPI(
+        title="dispatch gateway",
+        version=__version__,
+        description="Queue HTTP callback calls and read their outcomes. See 'The HTTP gateway' in README.md.",
+        dependencies=[Depends(authorized)],
+    )
+    app.add_middleware(BodyLimit, max_body=gateway.settings.gateway_max_body if max_body is None else max_body)
+
+    def queued(call_id: str, request: Request, response: Response) -> Queued:
+        """202's body, its status URL also in ``Location``."""
+        status_url = request.scope.get("root_path", "") + app.url_path_for("get_call", call_id=call_id)
+        response.headers["Location"] = status_url
+        return Queued(id=call_id, status_url=status_url)
+
+    accepted_response = {
+        "headers": {"Location": {"description": "The status URL, as in the body.", "schema": {"type": "string"}}},
+        "links": {"getCall": {"operationId": "getCall", "parameters": {"call_id": "$response.body#/id"}}},
+    }
+
+    @app.post(
+        "/calls",
+        summary="Queue a call",
+        operation_id="queueCall",
+        status_code=202,
+        response_model=Queued,
+        responses={202: accepted_response, **_responses(401, 403, 413, 503)},
+    )
+    def queue_call(call: NewCall, request: Request, response: Response) -> Queued:
+        """Queue a call; a worker performs it (after `delay` seconds, if given). Poll `status_url` (also in
+        `Location`) for the outcome."""
+        return queued(gateway.submit(call), request, response)
+
+    @app.get(
+        "/calls/{call_id}",
+        summary="Read a call's state or outcome",
+        operation_id="getCall",
+        response_model=CallStatus,
+        responses=_responses(401, 404, 503),
+    )
+    def get_call(call_id: uuid.UUID) -> Status:
+        """The call's state: `scheduled`, `pending`, `started` or `cancelled`; `success` with `result`,
+        or `failure` with `error`.  Tasks applied over `/tasks` are read here too."""
+        try:
+            return gateway.status(str(call_id))
+        except RedisError as exc:
+            raise HTTPException(503, f"results store unavailable: {exc}") from None
+
+    @app.delete(
+        "/calls/{call_id}",
+        summary="Cancel a call",
+        operation_id="cancelCall",
+        response_model=Cancelled,
+        responses={200: {"description": "Cancelled: no worker will ever send it."}, **_responses(401, 404, 409, 503)},
+    )
+    def cancel_call(call_id: uuid.UUID) -> Cancelled:
+        """Cancel a call no worker has started yet (scheduled or pending): it will never be sent, and
+        `GET` answers `cancelled` from now on.  409 if a worker already started or finished it."""
+        try:
+            return gateway.cancel(str(call_id))
+        except RedisError as exc:
+            raise HTTPException(503, f"results store unavailable: {exc}") from None
+
+    actors_variable = Settings.env("gateway_actors")
+    listed = ", ".join(sorted(gateway.actors)) or f"none: {actors_variable} is empty"
+
+    @app.post(
+        "/tasks/{actor_name}",
+        summary="Apply an actor",
+        operation_id="applyTask",
+        description="Queue `actor.send(*args, **kwargs)` for one of the dramatiq actors listed in "
+        f"`{actors_variable}` (here: {listed}). Poll `status_url` (also in `Location`) for its outcome; "
+        "a task cannot be cancelled.",
+        status_code=202,
+        response_model=Queued,
+        responses={
+            202: accepted_response,
+            **_responses(
+                401, 404, 413, 503, _404=f"No such actor: the gateway applies only those in {actors_variable}."
+            ),
+        },
+    )
+    def apply_task(actor_name: str, task: NewTask, request: Request, response: Response) -> Queued:
+        return queued(gateway.submit_task(actor_name, task), request, response)
+
+    return app
+
+
+def serve(host: str, port: int) -> None:
+    """Run the gateway with uvicorn until interrupted; ConfigurationError (before listening) if misconfigured."""
+    app = create_app()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)-9s %(name)s: %(message)s")  # for "queued call" lines
+    uvicorn.run(app, host=host, port=port, log_level="info")
