@@ -134,6 +134,15 @@ class Transport:
         self.proxies: dict[str, str] = {} if self.policy.active else urllib.request.getproxies()
         self._managers: dict[tuple[str, str], urllib3.PoolManager] = {}
 
+    def size_pools(self, connections_per_host: int) -> None:
+        """Keep at least ``connections_per_host`` connections per origin; at worker boot, before any call.
+
+        A worker's thread count is known only once it boots (:class:`~dispatch.middleware.PoolSizing`);
+        pools made from then on take the size.  It never shrinks.
+        """
+        size = max(self.pools.connection_pool_kw["maxsize"], connections_per_host)
+        self.pool_options["maxsize"] = self.pools.connection_pool_kw["maxsize"] = size
+
     def deliver(self, request: Request, policy: RetryPolicy, shape: Shaper | None = None) -> Answer:
         """The endpoint's 2xx answer, after as many attempts as the policy allows.
 
