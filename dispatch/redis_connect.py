@@ -108,7 +108,9 @@ def _master_options(address: SentinelAddress, options: dict[str, Any]) -> dict[s
 
 def _sentinel_options(password: str | None, options: dict[str, Any]) -> dict[str, Any]:
     """The sentinels are asked with the same timeouts as the master, and their own password."""
-    timeouts = {name: options[name] for name in ("socket_timeout", "socket_connect_timeout") if name in options}
+    timeouts: dict[str, Any] = {
+        name: options[name] for name in ("socket_timeout", "socket_connect_timeout") if name in options
+    }
     if timeouts.get("socket_timeout") is None:  # a reader's blocking client: the sentinels still answer at once
         timeouts["socket_timeout"] = timeouts.get("socket_connect_timeout") or 10
     return {**timeouts, **({"password": password} if password else {})}

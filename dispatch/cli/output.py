@@ -36,7 +36,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 
-from .cluster import node_of, split_urls, vhost_of
+from ..cluster import node_of, split_urls, vhost_of
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

@@ -1,4 +1,5 @@
-"""What the integration tests share: the run's vhost, queue and settings, and helpers.
+"""What the integration tests share: the run's vhost, queue and settings, and helpers (the ones unit tests
+use too are in ``tests/support.py``).
 
 Only names live here -- no fixtures (those are in conftest.py) and no side
 effects at import: conftest's ``pytest_configure`` applies ``TEST_ENV`` to
@@ -13,22 +14,21 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import requests
 
-from dispatch.signing import generate_secret, sign_request
+# The helpers unit tests share, re-exported so that an integration test finds all it uses in ``.support``.
+from tests.support import ROOT, free_port, wait_for
+from tests.support import SIGNING_SECRET as SIGNING_SECRET
+from tests.support import dispatch as dispatch
+from tests.support import run_demo as run_demo
+from tests.support import send_signed as send_signed
 
-ROOT = Path(__file__).resolve().parents[2]
-
-#: The signing secret receivers under test share with the requests signed for them.
-SIGNING_SECRET = generate_secret()
 ENDPOINTS = Path(__file__).resolve().parent / "endpoints"
 
 VHOST = "dispatch-test"
@@ -46,24 +46,6 @@ TEST_ENV = {
     "DISPATCH_BACKOFF_MAX": "0.2",
     "DISPATCH_MAX_RESPONSE_BYTES": "1000000",
 }
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> object:
-    """Poll ``condition`` until it returns something truthy; fail the test naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rabbitmqctl(*args: str) -> subprocess.CompletedProcess:
@@ -217,47 +199,3 @@ def send_to(queue: str, url: str, method: str = "GET", params: dict | None = Non
 
     message = http_dispatch.message(url, method, params, options or None)
     return http_dispatch.broker.enqueue(message.copy(queue_name=queue))
-
-
-def dispatch(*args: str, env: dict[str, str] | None = None, timeout: float = 90) -> subprocess.CompletedProcess:
-    """Run ``dispatch ARGS...`` to completion; stdout and stderr are kept for assertions."""
-    return subprocess.run(
-        [sys.executable, "-m", "dispatch.cli", *args],
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
-
-
-def run_demo(**env: str) -> str:
-    """Run ``examples/demo.py`` with ``env`` added; its output, once it exited 0."""
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "demo.py")],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
-
-
-def send_signed(
-    method: str,
-    url: str,
-    params: dict,
-    secret: str = SIGNING_SECRET,
-    now: int | None = None,
-    tamper: Callable[[requests.PreparedRequest], None] | None = None,
-) -> requests.Response:
-    """Sign exactly what goes on the wire: prepare the request, then sign its URL and body."""
-    in_body = "params" if method == "GET" else "data"
-    prepared = requests.Request(method, url, **{in_body: params}).prepare()
-    msg_id = f"msg_{uuid.uuid4().hex}"
-    prepared.headers.update(sign_request(secret, msg_id, prepared.method, prepared.url, prepared.body, now=now))
-    if tamper:
-        tamper(prepared)
-    with requests.Session() as session:
-        return session.send(prepared, timeout=10)

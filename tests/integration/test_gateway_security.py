@@ -34,7 +34,7 @@ from dispatch.protocol import (
 )
 from dispatch.receiver import Receiver, RedisReplayStore
 from dispatch.signing import generate_secret, sign_request
-from tests.unit.test_receivers import serving_asgi, serving_wsgi
+from tests.support import serving_asgi, serving_wsgi
 
 from .support import QUEUE, TEST_ENV, delete_queues, queue_depth
 from .test_gateway import TOKEN, Gateway

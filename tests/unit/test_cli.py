@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 
-from tests.integration.support import ROOT, dispatch, free_port
+from tests.support import ROOT, dispatch, free_port
 
 
 def test_bad_configuration_exits_2_naming_the_variable():

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from dispatch.cli_output import Output, plain_line, result_outcome
-from tests.integration.support import dispatch, free_port
+
+from tests.support import dispatch, free_port
 
 NOWHERE = {
     "DISPATCH_BROKER_URL": f"amqp://127.0.0.1:{free_port()}/nowhere",

@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 from dispatch.cli_output import broker_location, describe, labelled, plain_line, redis_location
-from tests.integration.support import ROOT
+
+from tests.support import ROOT
 
 
 def test_an_exception_with_an_empty_message_is_described_by_its_class_and_arguments():

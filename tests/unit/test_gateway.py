@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.integration.support import free_port
+from tests.support import free_port
 
 
 @pytest.mark.parametrize(("token", "message"), [(None, "DISPATCH_GATEWAY_TOKEN is not set"), ("short", "at least 16")])

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from dispatch.settings import Settings
-from tests.integration.support import ROOT, run_demo
+from tests.support import ROOT, run_demo
 
 
 def test_demo_runs_embedded_when_no_broker_is_reachable():

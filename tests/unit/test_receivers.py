@@ -9,55 +9,18 @@ worker, are in tests/integration/test_receivers.py.
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 import requests
 
 from dispatch.receiver import Receiver, receiver
 from dispatch.signing import generate_secret
-from tests.integration.support import SIGNING_SECRET, free_port, send_signed, wait_for
+from tests.support import SIGNING_SECRET, send_signed, serving_asgi, serving_wsgi
 
 SECRET = SIGNING_SECRET
 
 
 # -- the Receiver in process: WSGI (wsgiref) and ASGI (uvicorn) over real HTTP ----------------------
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@contextmanager
-def serving_wsgi(wsgi_app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, wsgi_app, handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@contextmanager
-def serving_asgi(asgi_app) -> Iterator[str]:
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(asgi_app, host="127.0.0.1", port=port, lifespan="on", log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: server.started, 20, "uvicorn to start")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def multiply(x, y):

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from tests.integration.support import ROOT
+from tests.support import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import modgraph

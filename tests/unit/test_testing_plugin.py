@@ -13,11 +13,11 @@ import re
 import subprocess
 import sys
 from importlib.metadata import entry_points
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
+
 SUITE = ROOT / "tests" / "unit" / "user_suite"
 USER_TESTS = 6  # the number of tests in tests/unit/user_suite/check_*.py
 
