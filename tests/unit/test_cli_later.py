@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from dispatch.cli_output import Output, plain_line, result_outcome
 
+from dispatch.cli.output import Output, plain_line, result_outcome
 from tests.support import dispatch, free_port
 
 NOWHERE = {
@@ -66,7 +66,7 @@ def test_result_with_redis_unreachable_exits_1_naming_it():
 
 
 def test_result_line_fields(capsys, monkeypatch):
-    from dispatch.cli_output import print_result
+    from dispatch.cli.output import print_result
 
     monkeypatch.setenv("TTY_COMPATIBLE", "0")
     output = Output(as_json=False)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from dispatch.cli_output import broker_location, describe, labelled, plain_line, redis_location
-
+from dispatch.cli.output import broker_location, describe, labelled, plain_line, redis_location
 from tests.support import ROOT
 
 

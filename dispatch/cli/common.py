@@ -1,0 +1,78 @@
+"""What several commands share: the ``--json`` option, the settings, and reading Redis and RabbitMQ's queue.
+
+Only the standard library, Typer and the package's light modules are imported
+here; pika is imported by :func:`consumer_count` when it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Annotated
+
+import typer
+
+from ..errors import ConfigurationError
+from ..settings import Settings
+from .output import EXIT_INTERRUPTED, EXIT_USAGE, Output, explain_redis_error, is_missing_queue, is_redis_error
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout; no colours.")]
+
+
+def load_settings(output: Output) -> Settings:
+    """The environment's settings, or exit 2 naming the bad variable."""
+    try:
+        return Settings.from_env()  # not wiring's: that module loads dramatiq, which status and --help never need
+    except ConfigurationError as exc:
+        output.fail(exc, EXIT_USAGE)
+
+
+@contextmanager
+def reading_outcomes(output: Output, settings: Settings) -> Iterator[None]:
+    """Redis unreachable: exit 1 naming where it was looked for; Ctrl-C: exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        output.note("interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Exception as exc:
+        if not is_redis_error(exc):
+            raise
+        output.fail(exc, message=explain_redis_error(exc, settings.results_url))
+
+
+def no_outcome_reason(settings: Settings) -> str:
+    """Why a call still has no outcome, when it is plain: no worker consumes the queue."""
+    consumers = consumer_count(settings)
+    if consumers == 0:
+        return (
+            f"no worker is consuming queue {settings.queue!r} -- start one with "
+            "`dispatch worker` (or `dramatiq dispatch.tasks`); the call stays queued until then"
+        )
+    if consumers:
+        return f"{consumers} worker(s) consume queue {settings.queue!r}: the call is still queued or running"
+    return "the call may still be queued or running"
+
+
+def consumer_count(settings: Settings) -> int | None:
+    """How many consumers the calls queue has, asked of RabbitMQ over AMQP (no plugin needed); None if unknown."""
+    if settings.stub_broker:
+        return None
+    import pika
+
+    from ..cluster import connection_parameters
+
+    parameters = connection_parameters(settings.broker_url)
+    for node in parameters:
+        node.connection_attempts, node.socket_timeout, node.blocked_connection_timeout = 1, 5, 5
+    try:
+        connection = pika.BlockingConnection(parameters)
+    except Exception:
+        return None
+    try:
+        return connection.channel().queue_declare(settings.queue, passive=True).method.consumer_count
+    except Exception as exc:
+        return 0 if is_missing_queue(exc) else None
+    finally:
+        with suppress(Exception):
+            connection.close()

@@ -1,0 +1,183 @@
+"""Running dispatch: ``dispatch hosts`` and ``status`` (what the destinations and queues hold), ``worker``, ``gateway``.
+
+Each command imports what it needs (the runtime, the management API client,
+the gateway) when it runs, so ``dispatch --help`` loads none of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from contextlib import nullcontext, suppress
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ..cluster import vhost_of
+from ..errors import ConfigurationError
+from .common import JsonOption, load_settings, reading_outcomes
+from .output import EXIT_USAGE, Output, hosts_table, status_line, status_table
+
+if TYPE_CHECKING:
+    from rich.live import Live
+
+    from ..management import Management
+
+CORES = os.cpu_count() or 1
+
+
+def hosts(as_json: JsonOption = False) -> None:
+    """Show each destination's limits, calls in flight and breaker state, across all workers.
+
+    The hosts are those of the destinations file (DISPATCH_DESTINATIONS), and
+    any other host a worker has limited.  Breaker: closed, open (its calls
+    wait), half-open (one probe call is deciding), or off.  Piped: one line
+    per host, `host<tab>max_concurrency<tab>rate<tab>in_flight<tab>breaker<tab>failures`.
+    --json: a list of objects with those keys.
+    """
+    output = Output(as_json)
+    settings = load_settings(output)
+    if not settings.destinations:
+        output.fail("no destinations file: set DISPATCH_DESTINATIONS (docs/destinations.md)")
+    from ..runtime import get_runtime  # dramatiq and Redis: loaded by the commands that read them
+
+    flow = get_runtime().flow_control
+    if flow is None:
+        output.fail(f"{settings.destinations.path} sets no limit or breaker, so there is no state to show")
+    with reading_outcomes(output, settings):
+        states = flow.host_states()
+    if as_json:
+        output.json([dataclasses.asdict(state) for state in states])
+    elif output.tty:
+        output.out.print(hosts_table(states))
+    else:
+        for s in states:
+            output.line(s.host, s.max_concurrency, s.rate, s.in_flight, s.breaker, s.failures)
+
+
+def status(
+    watch: Annotated[bool, typer.Option("--watch", "-W", help="Refresh until Ctrl-C.")] = False,
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between refreshes with --watch.")] = 2.0,
+    iterations: Annotated[
+        int | None, typer.Option(min=1, help="With --watch, stop after this many refreshes (for scripts).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the dispatch queues: ready, unacked, delayed and dead calls, consumers, rates.
+
+    Read from RabbitMQ's management API at DISPATCH_MANAGEMENT_URL (default
+    http://guest:guest@127.0.0.1:15672), for DISPATCH_QUEUE in the vhost of
+    DISPATCH_BROKER_URL.  RabbitMQ refreshes these numbers every few seconds.
+    With --watch --json, one JSON line per refresh.
+    """
+    output = Output(as_json)
+    settings = load_settings(output)
+    if settings.stub_broker:
+        output.fail("DISPATCH_BROKER_URL is stub://: there is no RabbitMQ to ask", EXIT_USAGE)
+    from ..management import Management, ManagementError  # requests: loaded by this command only
+
+    try:
+        management = Management(settings.management_url)
+    except ManagementError as exc:
+        output.fail(exc, EXIT_USAGE)
+    vhost = vhost_of(settings.broker_url)
+    if not watch:
+        _show_status(output, management, vhost, settings.queue)
+        return
+    live = None
+    if output.tty:
+        from rich.live import Live
+
+        live = Live(console=output.out)
+    shown = 0
+    with suppress(KeyboardInterrupt), live or nullcontext():
+        while iterations is None or shown < iterations:
+            if shown:
+                time.sleep(interval)  # the refresh period asked for, not a synchronisation
+            _show_status(output, management, vhost, settings.queue, live)
+            shown += 1
+
+
+def _show_status(output: Output, management: Management, vhost: str, queue: str, live: Live | None = None) -> None:
+    """One snapshot: a table on a terminal (in ``live`` when watching), one line in a pipe, one JSON document."""
+    from ..management import ManagementError
+
+    try:
+        current = management.dispatch_status(vhost, queue)
+    except ManagementError as exc:
+        output.fail(exc)
+    if output.as_json:
+        output.json(current.summary())
+    elif output.tty and live is not None:
+        live.update(status_table(current), refresh=True)
+    elif output.tty:
+        output.out.print(status_table(current))
+    else:
+        print(status_line(current.summary()), flush=True)
+
+
+def worker(
+    ctx: typer.Context,
+    processes: Annotated[int, typer.Option(min=1, help="Worker processes (default: one per core).")] = CORES,
+    threads: Annotated[int, typer.Option(min=1, help="Threads per process, each performing one call at a time.")] = 8,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Export Prometheus metrics on this port (sets DISPATCH_METRICS_PORT)."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the command instead of running it.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a worker: `dramatiq dispatch.tasks` with these defaults.
+
+    Any other arguments are passed on to dramatiq (see `python -m dramatiq --help`),
+    e.g. `dispatch worker --processes 2 --watch .`.
+    """
+    output = Output(as_json)
+    load_settings(output)
+    env = {}
+    broker = "dispatch.tasks"
+    if metrics_port is not None:
+        from ..metrics import require_prometheus_client
+
+        try:
+            require_prometheus_client()
+        except ConfigurationError as exc:
+            output.fail(exc, EXIT_USAGE)
+        env["DISPATCH_METRICS_PORT"] = str(metrics_port)
+    argv = [sys.executable, "-m", "dramatiq", broker, *ctx.args, "--processes", str(processes)]
+    argv += ["--threads", str(threads)]
+    if dry_run:
+        if as_json:
+            output.json({"argv": argv, "env": env})
+        else:
+            print(" ".join([*(f"{k}={v}" for k, v in env.items()), *argv]))
+        return
+    if as_json:
+        output.json({"exec": argv, "env": env})
+    os.environ.update(env)
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)
+
+
+def gateway(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the HTTP gateway, which takes calls over HTTP (needs the `gateway` extra)."""
+    output = Output(as_json)
+    load_settings(output)
+    try:
+        from ..gateway import serve
+    except ImportError as exc:
+        output.fail(
+            f"the HTTP gateway is not installed ({exc}); install it with: pip install 'dispatch[gateway]'",
+        )
+    try:
+        serve(host, port)  # logs where it listens once it does
+    except ConfigurationError as exc:  # e.g. no DISPATCH_GATEWAY_TOKEN
+        output.fail(exc, EXIT_USAGE)
+    except KeyboardInterrupt:
+        pass
