@@ -1,0 +1,97 @@
+"""Replay stores: remembering accepted ``webhook-id`` values so a signed request runs once.
+
+A :class:`ReplayStore` is the Protocol; :class:`MemoryReplayStore` (one process) and
+:class:`RedisReplayStore` (shared by processes and hosts) implement it side by side.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ..errors import DispatchError
+
+
+class ReplayStoreError(DispatchError):
+    """The replay store cannot say whether an id is new (Redis unreachable, memory store full)."""
+
+
+class ReplayStore(Protocol):
+    """Remembers accepted ``webhook-id`` values for a while."""
+
+    def add(self, msg_id: str, ttl: float) -> bool:
+        """Remember ``msg_id`` for ``ttl`` seconds; False if it is already remembered.
+
+        Atomic: of two concurrent adds of one id, exactly one returns True.
+        Raises ReplayStoreError when it cannot tell.
+        """
+        ...
+
+
+class MemoryReplayStore:
+    """Accepted ids in this process's memory, each until it expires; at most ``max_entries`` at once.
+
+    Thread-safe.  When full of unexpired ids it refuses new ones (ReplayStoreError, a 503) rather
+    than forget one that could still be replayed.  Only correctly signed requests are recorded, so
+    only a sender holding the secret can fill it: size it for your peak rate times
+    ``2 * tolerance`` seconds, or use :class:`RedisReplayStore`.
+    """
+
+    def __init__(self, max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_entries = max_entries
+        self._clock = clock
+        self._expiry: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._purge(self._clock())
+            return len(self._expiry)
+
+    def _purge(self, now: float) -> None:
+        while self._heap and self._heap[0][0] <= now:
+            expiry, msg_id = heapq.heappop(self._heap)
+            if self._expiry.get(msg_id) == expiry:
+                del self._expiry[msg_id]
+
+    def add(self, msg_id: str, ttl: float) -> bool:
+        with self._lock:
+            now = self._clock()
+            self._purge(now)
+            if msg_id in self._expiry:
+                return False
+            if len(self._expiry) >= self.max_entries:
+                raise ReplayStoreError(f"the replay store is full ({self.max_entries} ids within the window)")
+            expiry = now + ttl
+            self._expiry[msg_id] = expiry
+            heapq.heappush(self._heap, (expiry, msg_id))
+            return True
+
+
+class RedisReplayStore:
+    """Accepted ids in Redis (``SET key 1 NX PX ttl``), shared by every process that uses the same keys.
+
+    ``client`` is a ``redis.Redis``; ``prefix`` namespaces the keys, so several groups of receivers
+    that must not see each other's ids can share one database.
+    """
+
+    def __init__(self, client: Any, prefix: str = "dispatch:receiver:seen:") -> None:
+        self.client = client
+        self.prefix = prefix
+
+    def add(self, msg_id: str, ttl: float) -> bool:
+        from redis.exceptions import RedisError
+
+        try:
+            return bool(self.client.set(self.prefix + msg_id, b"1", nx=True, px=max(1, int(ttl * 1000))))
+        except RedisError as exc:
+            raise ReplayStoreError(f"the replay store is unreachable: {exc}") from None
+
+
+#: The store of every Receiver built without ``replay_store``: one per process, so Receivers
+#: serving different functions of one app (Flask, Django) refuse each other's replays too.
+DEFAULT_REPLAY_STORE = MemoryReplayStore()
