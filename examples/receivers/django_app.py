@@ -8,6 +8,9 @@ In a real project, only the urls.py part is needed:
 
 With DISPATCH_SIGNING_SECRET=whsec_... in the environment, every call must be
 signed with that secret; unsigned ones get HTTP 401.
+
+The hand-written views of django_view.py are served too, at /view/multiply,
+/view/divide and /view/echo (they do not check signatures).
 """
 
 import os
@@ -18,7 +21,8 @@ from django.conf import settings
 
 settings.configure(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["127.0.0.1", "localhost"], DEBUG=False)
 
-from django.core.wsgi import get_wsgi_application  # noqa: E402 -- needs the settings above
+import django_view  # noqa: E402 -- the hand-written views beside this file; this and the imports below need the settings above
+from django.core.wsgi import get_wsgi_application  # noqa: E402
 from django.http import JsonResponse  # noqa: E402
 from django.urls import path  # noqa: E402
 
@@ -39,6 +43,7 @@ def echo(**args):
 
 secret = os.environ.get("DISPATCH_SIGNING_SECRET") or None
 urlpatterns = [path(func.__name__, Receiver(func, secret=secret).django_view()) for func in (multiply, divide, echo)]
+urlpatterns += [path(f"view/{name}", getattr(django_view, name)) for name in ("multiply", "divide", "echo")]
 urlpatterns.append(path("health", lambda request: JsonResponse({"status": "success", "retval": "ok"})))
 
 

@@ -1,35 +1,68 @@
-// A receiver in plain Node.js, no dependencies.
+// A receiver in plain Node.js (18+), no dependencies.
 //
 //     node examples/receivers/node_receiver.js [PORT]        (default 8000)
 //
-// GET or POST /multiply?x=6&y=7   ->  {"status": "success", "retval": 42}
-// GET or POST /divide?x=1&y=0     ->  {"status": "failure", "reason": "division by zero"}
-// GET or POST /echo?any=thing     ->  {"status": "success", "retval": {"any": "thing"}}
+// It takes every shape of call a worker sends: GET with the arguments in the query
+// string; POST, PUT, PATCH and DELETE with them in the body, form-encoded or JSON
+// (JSON values keep their types; form and query values are strings).
 //
-// With DISPATCH_SIGNING_SECRET=whsec_... in the environment, every call must
-// carry a valid Standard Webhooks signature (README.md, "Signed calls"): of the query
-// string for GET, of the body for POST.  Unsigned calls get HTTP 401.
+// /multiply?x=6&y=7   ->  {"status": "success", "retval": 42}
+// /divide?x=1&y=0     ->  {"status": "failure", "reason": "division by zero"}
+// /multiply?x=6       ->  {"status": "failure", "reason": "missing argument: y"}
+// /multiply?x=six&y=7 ->  {"status": "failure", "reason": "x must be an integer, not \"six\""}
+// /echo?a=1&a=2&b=3   ->  {"status": "success", "retval": {"a": ["1", "2"], "b": "3"}}
+//
+// With DISPATCH_SIGNING_SECRET=whsec_... in the environment, every call must carry a
+// valid Standard Webhooks signature (docs/protocol.md, "Signatures on the wire"): of the
+// query string for GET, of the body for the other methods.  Unsigned calls get HTTP 401.
+// node_standardwebhooks.js is this receiver with the standardwebhooks package checking
+// signatures instead of verify() below; it reuses createReceiver() from this file.
 
 "use strict";
 
 const crypto = require("node:crypto");
 const http = require("node:http");
 
+const METHODS = new Set(["GET", "POST", "PUT", "PATCH", "DELETE"]);
+const FORM = "application/x-www-form-urlencoded";
+const JSON_TYPE = "application/json";
+const MAX_BODY_BYTES = 1024 * 1024;
+const TOLERANCE_SECONDS = 300;
+
+// A request the protocol does not allow: answered with this HTTP status and a failure body.
+class Refused extends Error {
+  constructor(status, reason) {
+    super(reason);
+    this.status = status;
+  }
+}
+
+// An integer argument: a JSON integer, or a string of digits (a form or query value).
+function integer(args, name) {
+  if (!Object.hasOwn(args, name)) throw new Error(`missing argument: ${name}`);
+  const value = args[name];
+  if (typeof value === "number" && Number.isSafeInteger(value)) return value;
+  if (typeof value === "string" && /^\s*[+-]?\d+\s*$/.test(value) && Number.isSafeInteger(Number(value))) {
+    return Number(value);
+  }
+  throw new Error(`${name} must be an integer, not ${JSON.stringify(value)}`);
+}
+
 const TASKS = {
-  "/multiply": ({ x, y }) => Number.parseInt(x, 10) * Number.parseInt(y, 10),
-  "/divide": ({ x, y }) => {
-    if (Number.parseInt(y, 10) === 0) throw new Error("division by zero");
-    return Number.parseInt(x, 10) / Number.parseInt(y, 10);
+  "/multiply": (args) => integer(args, "x") * integer(args, "y"),
+  "/divide": (args) => {
+    const x = integer(args, "x");
+    const y = integer(args, "y");
+    if (y === 0) throw new Error("division by zero");
+    return x / y;
   },
   "/echo": (args) => args,
 };
 
-const SECRET = process.env.DISPATCH_SIGNING_SECRET || "";
-const TOLERANCE_SECONDS = 300;
-
 // Form-encoded arguments: one value -> a string, a repeated key -> an array.
-function parseArgs(encoded) {
-  const args = {};
+// A prototype-less object, so a key such as "__proto__" or "toString" is just a key.
+function formArgs(encoded) {
+  const args = Object.create(null);
   for (const [key, value] of new URLSearchParams(encoded)) {
     if (!(key in args)) args[key] = value;
     else if (Array.isArray(args[key])) args[key].push(value);
@@ -38,8 +71,28 @@ function parseArgs(encoded) {
   return args;
 }
 
-// Throws unless the request is signed with SECRET (https://www.standardwebhooks.com/).
-function verify(headers, payload) {
+// GET: the query string.  Other methods: the body only, as that is what a signature covers.
+function readArgs(method, contentType, query, body) {
+  if (method === "GET") return formArgs(query);
+  const type = (contentType || "").split(";")[0].trim().toLowerCase();
+  if (type === JSON_TYPE) {
+    let args;
+    try {
+      args = JSON.parse(body.toString("utf8"));
+    } catch (err) {
+      throw new Refused(400, `the body is not JSON: ${err.message}`);
+    }
+    if (args === null || typeof args !== "object" || Array.isArray(args)) {
+      throw new Refused(400, "the JSON body must be an object of arguments");
+    }
+    return args;
+  }
+  if (type === "" || type === FORM) return formArgs(body.toString("utf8"));
+  throw new Refused(415, `the body must be ${FORM} or ${JSON_TYPE}, not ${type}`);
+}
+
+// Throws unless the request is signed with `secret` (https://www.standardwebhooks.com/).
+function verify(secret, payload, headers) {
   const id = headers["webhook-id"];
   const timestamp = headers["webhook-timestamp"];
   const signatures = headers["webhook-signature"];
@@ -48,7 +101,7 @@ function verify(headers, payload) {
   if (Math.abs(Date.now() / 1000 - Number(timestamp)) > TOLERANCE_SECONDS) {
     throw new Error("webhook-timestamp is too far from now (a replay?)");
   }
-  const key = Buffer.from(SECRET.replace(/^whsec_/, ""), "base64");
+  const key = Buffer.from(secret.replace(/^whsec_/, ""), "base64");
   const signed = Buffer.concat([Buffer.from(`${id}.${timestamp}.`), payload]);
   const expected = crypto.createHmac("sha256", key).update(signed).digest();
   for (const item of signatures.split(" ")) {
@@ -63,40 +116,61 @@ function verify(headers, payload) {
 
 function answer(res, code, payload) {
   const body = JSON.stringify(payload);
-  res.writeHead(code, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) });
+  res.writeHead(code, { "Content-Type": JSON_TYPE, "Content-Length": Buffer.byteLength(body) });
   res.end(body);
 }
 
-const server = http.createServer((req, res) => {
-  const chunks = [];
-  req.on("data", (chunk) => chunks.push(chunk));
-  req.on("end", () => {
-    const body = Buffer.concat(chunks);
-    const mark = req.url.indexOf("?");
-    const path = mark < 0 ? req.url : req.url.slice(0, mark);
-    const query = mark < 0 ? "" : req.url.slice(mark + 1);
-    if (path === "/health") return answer(res, 200, { status: "success", retval: "ok" });
-
-    if (SECRET) {
-      // What is signed: the exact query string for GET, the exact body for POST.
-      const payload = req.method === "GET" ? Buffer.from(query) : body;
+// An http.Server answering the callback protocol.  `check(payload, headers)` throws on a bad
+// signature (null: calls are not signed); the payload is the exact bytes a signature covers.
+function createReceiver(check) {
+  return http.createServer((req, res) => {
+    const chunks = [];
+    let size = 0;
+    req.on("data", (chunk) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        answer(res, 413, { status: "failure", reason: `the body is larger than ${MAX_BODY_BYTES} bytes` });
+        req.destroy();
+      } else chunks.push(chunk);
+    });
+    req.on("end", () => {
+      const body = Buffer.concat(chunks);
+      const mark = req.url.indexOf("?");
+      const path = mark < 0 ? req.url : req.url.slice(0, mark);
+      const query = mark < 0 ? "" : req.url.slice(mark + 1);
+      if (path === "/health") return answer(res, 200, { status: "success", retval: "ok" });
+      let args;
       try {
-        verify(req.headers, payload);
+        if (check) {
+          try {
+            check(req.method === "GET" ? Buffer.from(query) : body, req.headers);
+          } catch (err) {
+            throw new Refused(401, `signature check failed: ${err.message}`);
+          }
+        }
+        if (!Object.hasOwn(TASKS, path)) throw new Refused(404, `no function at ${path}`);
+        if (!METHODS.has(req.method)) throw new Refused(405, `method ${req.method} is not allowed`);
+        args = readArgs(req.method, req.headers["content-type"], query, body);
       } catch (err) {
-        return answer(res, 401, { status: "failure", reason: `signature check failed: ${err.message}` });
+        return answer(res, err.status, { status: "failure", reason: err.message });
       }
-    }
-
-    const task = TASKS[path];
-    if (!task) return answer(res, 404, { status: "failure", reason: `no function at ${path}` });
-    try {
-      const args = parseArgs(req.method === "POST" ? body.toString("utf8") : query);
-      answer(res, 200, { status: "success", retval: task(args) });
-    } catch (err) {
-      answer(res, 200, { status: "failure", reason: err.message });
-    }
+      try {
+        answer(res, 200, { status: "success", retval: TASKS[path](args) });
+      } catch (err) {
+        answer(res, 200, { status: "failure", reason: err.message });
+      }
+    });
   });
-});
+}
 
-const port = Number(process.argv[2] || 8000);
-server.listen(port, "127.0.0.1", () => console.log(`receiver listening on http://127.0.0.1:${port}`));
+function listen(server) {
+  const port = Number(process.argv[2] || 8000);
+  server.listen(port, "127.0.0.1", () => console.log(`receiver listening on http://127.0.0.1:${port}`));
+}
+
+module.exports = { createReceiver, listen };
+
+if (require.main === module) {
+  const secret = process.env.DISPATCH_SIGNING_SECRET || "";
+  listen(createReceiver(secret ? (payload, headers) => verify(secret, payload, headers) : null));
+}
