@@ -25,15 +25,15 @@ import pytest
 import redis
 import requests
 
-from dispatch.protocol import (
+from dispatch.receiver import Receiver, RedisReplayStore
+from dispatch.signing import generate_secret, sign_request
+from dispatch.validation import (
     MAX_ATTEMPTS,
     MAX_SCHEDULE_DELAY,
     MAX_SCHEDULE_ENTRIES,
     MAX_SCHEDULE_SPAN,
     MAX_TIMEOUT,
 )
-from dispatch.receiver import Receiver, RedisReplayStore
-from dispatch.signing import generate_secret, sign_request
 from tests.support import serving_asgi, serving_wsgi
 
 from .support import QUEUE, TEST_ENV, delete_queues, queue_depth

@@ -45,8 +45,12 @@ def test_a_single_function_is_served_at_any_path():
 @pytest.mark.parametrize(
     ("request_kwargs", "status", "reason"),
     [
-        ({"method": "PUT"}, 405, "method PUT is not allowed; use GET or POST"),
-        ({"method": "POST", "json": {"x": 1, "y": 2}}, 415, "must be application/x-www-form-urlencoded"),
+        ({"method": "OPTIONS"}, 405, "method OPTIONS is not allowed; use one of GET, POST, PUT, PATCH, DELETE"),
+        (
+            {"method": "POST", "data": "x=1", "headers": {"Content-Type": "text/plain"}},
+            415,
+            "must be application/x-www-form-urlencoded or application/json, not text/plain",
+        ),
         ({"method": "POST", "data": {"x": "9" * 100, "y": 1}}, 413, "larger than 64 bytes"),
     ],
 )
@@ -56,7 +60,7 @@ def test_requests_outside_the_protocol_are_refused_with_a_failure_body(request_k
     assert answer.status_code == status
     assert answer.json()["status"] == "failure" and reason in answer.json()["reason"]
     if status == 405:
-        assert answer.headers["Allow"] == "GET, POST"
+        assert answer.headers["Allow"] == "GET, POST, PUT, PATCH, DELETE"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,133 @@
+"""What unit and integration tests (and the benchmarks) share: the checkout's root, free ports, waiting for a
+condition, the ``dispatch`` command and the demo run as a user runs them, signed requests, in-process servers.
+
+Only names live here -- no fixtures and no side effects at import.  What needs RabbitMQ, Redis or the run's
+vhost and queue is in ``tests/integration/support.py``; what unit tests alone serve (the recording HTTP
+server) is in ``tests/unit/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import requests
+
+from dispatch.signing import generate_secret, sign_request
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: The signing secret receivers under test share with the requests signed for them.
+SIGNING_SECRET = generate_secret()
+
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
+    """Poll ``condition`` until it returns something truthy, and return that; fail the test naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def dispatch(*args: str, env: dict[str, str] | None = None, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """Run ``dispatch ARGS...`` to completion; stdout and stderr are kept for assertions."""
+    return subprocess.run(
+        [sys.executable, "-m", "dispatch.cli", *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def run_demo(**env: str) -> str:
+    """Run ``examples/demo.py`` with ``env`` added; its output, once it exited 0."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "demo.py")],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def send_signed(
+    method: str,
+    url: str,
+    params: dict[str, Any],
+    secret: str = SIGNING_SECRET,
+    now: int | None = None,
+    tamper: Callable[[requests.PreparedRequest], None] | None = None,
+) -> requests.Response:
+    """Sign exactly what goes on the wire: prepare the request, then sign its URL and body."""
+    in_body = "params" if method == "GET" else "data"
+    prepared = requests.Request(method, url, **{in_body: params}).prepare()
+    msg_id = f"msg_{uuid.uuid4().hex}"
+    assert prepared.method is not None and prepared.url is not None
+    prepared.headers.update(sign_request(secret, msg_id, prepared.method, prepared.url, prepared.body, now=now))
+    if tamper:
+        tamper(prepared)
+    with requests.Session() as session:
+        return session.send(prepared, timeout=10)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def serving_wsgi(wsgi_app: Any) -> Iterator[str]:
+    """Serve ``wsgi_app`` with wsgiref in a thread; yields its base URL."""
+    server = make_server("127.0.0.1", 0, wsgi_app, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def serving_asgi(asgi_app: Any) -> Iterator[str]:
+    """Serve ``asgi_app`` with uvicorn in a thread, lifespan on; yields its base URL once it has started."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(asgi_app, host="127.0.0.1", port=port, lifespan="on", log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, 20, "uvicorn to start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
