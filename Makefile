@@ -6,9 +6,10 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: venv services demo test unit lint format graph worker bench up down clean
 
-$(STAMP): pyproject.toml
+# The package with its extras and the project's own tools (requirements/dev.txt: pytest, ruff, mypy, ...).
+$(STAMP): pyproject.toml requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e ".[dev,gateway,metrics,otel]"
+	$(PY) -m pip install -q -r requirements/dev.txt
 	touch $@
 
 venv: $(STAMP)
@@ -42,7 +43,7 @@ format: venv
 
 ## throughput and latency beside Celery and the raw HTTP clients; writes benchmarks/results/
 bench: venv services
-	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) -m pip install -q -r requirements/bench.txt
 	$(PY) benchmarks/bench.py
 
 ## a worker on the configured broker (see DISPATCH_* in docs/configuration.md)
