@@ -131,6 +131,12 @@ def _actor_paths(text: str) -> tuple[str, ...]:
     return paths
 
 
+def _database_url(text: str) -> str:
+    if text and "://" not in text:
+        raise ValueError("must be a database URL, e.g. postgresql://app@db/app or sqlite:///outbox.db")
+    return text
+
+
 def _setting(env: str, default: str, parse: Callable[[str], Any], doc: str, secret: bool = False) -> Any:
     return dataclasses.field(metadata={"env": env, "default": default, "parse": parse, "doc": doc}, repr=not secret)
 
@@ -280,6 +286,13 @@ class Settings:
         "",
         _actor_paths,
         "dramatiq actors the gateway applies (POST /tasks/{actor_name}), comma-separated module:actor paths",
+    )
+    outbox_url: str = _setting(
+        "DISPATCH_OUTBOX_URL",
+        "",
+        _database_url,
+        "the database whose outbox table dispatch relay publishes (SQLAlchemy URL; docs/outbox.md)",
+        secret=True,
     )
 
     @classmethod

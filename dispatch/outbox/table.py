@@ -1,0 +1,106 @@
+"""The outbox table: its layout, the row a call becomes, and what the relay asks of it.
+
+One row per call waiting to be published, deleted once RabbitMQ confirmed it::
+
+    id          bigint, increasing (identity)   the order rows are relayed in
+    message_id  varchar(64), unique             the call's id: CallResult.message_id, Idempotency-Key
+    queue_name  varchar(255)                    where it goes (``<queue>.DQ`` for a call sent for later)
+    message     bytes                           the encoded dramatiq message, exactly as it is published
+    created_at  timestamp with time zone        when the sending transaction wrote it (its start time)
+
+The Django app's migration (:mod:`dispatch.contrib.django`) creates the same
+layout, and both writers set ``created_at`` themselves, so a table made by
+either serves the other.  On PostgreSQL a sender also sends a ``NOTIFY`` on
+the table's channel in the same transaction: PostgreSQL delivers it at
+commit, and only then, which is what wakes a listening relay.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+#: The table's name unless told otherwise (``Outbox(url, table=...)``).
+DEFAULT_TABLE = "dispatch_outbox"
+
+
+def outbox_table(name: str = DEFAULT_TABLE) -> sa.Table:
+    """The table ``name`` (``schema.table`` for one outside the search path), in a metadata of its own."""
+    schema, _, table = name.rpartition(".")
+    return sa.Table(
+        table,
+        sa.MetaData(),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), sa.Identity(), primary_key=True),
+        sa.Column("message_id", sa.String(64), nullable=False, unique=True),
+        sa.Column("queue_name", sa.String(255), nullable=False),
+        sa.Column("message", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        schema=schema or None,
+    )
+
+
+def channel(table: sa.Table) -> str:
+    """The ``LISTEN``/``NOTIFY`` channel of ``table``: its full name (PostgreSQL keeps 63 bytes of it)."""
+    return table.fullname[:63]
+
+
+def insert(connection: sa.Connection, table: sa.Table, message_id: str, queue_name: str, message: bytes) -> None:
+    """Write one call's row in ``connection``'s transaction, and on PostgreSQL the NOTIFY its commit delivers."""
+    connection.execute(
+        table.insert().values(message_id=message_id, queue_name=queue_name, message=message, created_at=sa.func.now())
+    )
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.select(sa.func.pg_notify(channel(table), "")))
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """A claimed row: its id, its call's id and the message as stored."""
+
+    id: int
+    message_id: str
+    message: bytes
+
+
+def claim(connection: sa.Connection, table: sa.Table, limit: int) -> list[Row]:
+    """Lock and return up to ``limit`` rows, lowest id first, skipping those another relay holds.
+
+    The locks last until ``connection``'s transaction ends (``FOR UPDATE SKIP
+    LOCKED``; SQLite has no row locks and ignores the clause, so one relay at
+    a time there).
+    """
+    query = (
+        sa.select(table.c.id, table.c.message_id, table.c.message)
+        .order_by(table.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [Row(row.id, row.message_id, bytes(row.message)) for row in connection.execute(query)]
+
+
+def delete(connection: sa.Connection, table: sa.Table, ids: Sequence[int]) -> None:
+    if ids:
+        connection.execute(table.delete().where(table.c.id.in_(ids)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Backlog:
+    """Calls committed and not yet published, and how long the oldest has waited (None when there are none)."""
+
+    calls: int
+    oldest_age: float | None
+
+
+def backlog(connection: sa.Connection, table: sa.Table) -> Backlog:
+    """The table's backlog, read with the database's own clock (rows claimed by a relay count too)."""
+    calls, oldest, now = connection.execute(
+        sa.select(sa.func.count(), sa.func.min(table.c.created_at), sa.func.now())
+    ).one()
+    if oldest is None:
+        return Backlog(calls, None)
+    if oldest.tzinfo is None:  # SQLite keeps naive UTC times
+        oldest, now = oldest.replace(tzinfo=datetime.timezone.utc), now.replace(tzinfo=datetime.timezone.utc)
+    return Backlog(calls, max(0.0, (now - oldest).total_seconds()))

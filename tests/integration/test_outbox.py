@@ -1,0 +1,155 @@
+"""The outbox against the real PostgreSQL, RabbitMQ, Redis, a real worker and a real endpoint.
+
+Each test has an outbox table of its own, dropped afterwards.  Relays run as
+processes of their own (outbox_relay.py), so a test can kill one with
+SIGKILL at the moment it wants: after the claim and before the publish, or
+after RabbitMQ confirmed the publish and before the rows were deleted.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from dispatch import URL
+from dispatch.outbox import Outbox
+
+from .outbox_relay import POSTGRES_URL, RelayProcess
+from .support import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def outbox() -> Iterator[Outbox]:
+    box = Outbox(POSTGRES_URL, table=f"dispatch_outbox_{uuid.uuid4().hex[:8]}")
+    box.create_table()
+    yield box
+    box.table.drop(box.engine, checkfirst=True)
+    box.engine.dispose()
+
+
+@pytest.fixture
+def start_relay(outbox: Outbox, tmp_path) -> Iterator[Callable[..., RelayProcess]]:
+    """``start_relay(pause=None)``: a relay process on the test's table, ready (listening); stopped after."""
+    started: list[RelayProcess] = []
+
+    def start(pause: str | None = None) -> RelayProcess:
+        relay = RelayProcess(tmp_path / f"relay-{len(started)}.log", POSTGRES_URL, outbox.table.name, pause)
+        started.append(relay)
+        relay.wait_for("relaying")
+        return relay
+
+    yield start
+    for relay in started:
+        relay.stop()
+
+
+def rows(outbox: Outbox) -> list[str]:
+    with outbox.engine.connect() as conn:
+        return list(conn.execute(sa.select(outbox.table.c.message_id).order_by(outbox.table.c.id)).scalars())
+
+
+def test_a_rolled_back_call_is_never_sent_and_a_committed_one_is_published_within_a_second(
+    worker, python_endpoint, outbox, start_relay
+):
+    start_relay()
+    key = uuid.uuid4().hex
+    with outbox.engine.connect() as conn, conn.begin() as transaction:
+        rolled_back = outbox.send(conn, URL(python_endpoint.url("/multiply")), x=1, y=1, key=key)
+        transaction.rollback()
+
+    published, performed = [], []
+    for i in range(20):
+        with outbox.engine.begin() as conn:
+            conn.execute(sa.text("SELECT 1"))  # the application's own writes would go here
+            res = outbox.send(conn, URL(python_endpoint.url("/multiply")), x=i, y=3)
+        committed = time.monotonic()
+        wait_for(lambda: not rows(outbox), 5, "the relay to publish the call", interval=0.002)
+        published.append(time.monotonic() - committed)
+        assert res.get(timeout=10) == 3 * i
+        performed.append(time.monotonic() - committed)
+
+    print(
+        f"\noutbox commit -> published (confirmed, row deleted): median {statistics.median(published) * 1000:.1f} ms, "
+        f"max {max(published) * 1000:.1f} ms; commit -> outcome read back: "
+        f"median {statistics.median(performed) * 1000:.1f} ms, max {max(performed) * 1000:.1f} ms (20 calls)"
+    )
+    assert max(published) < 1.0
+    assert python_endpoint.hits(key) == 0
+    assert rolled_back.state() == "pending"  # nobody knows it: it never existed
+
+
+def test_a_call_for_later_waits_from_its_send_and_can_be_cancelled_before_and_after_the_relay(
+    worker, python_endpoint, outbox, start_relay
+):
+    url = URL(python_endpoint.url("/multiply"))
+    kept_key, cancelled_key, early_key = (uuid.uuid4().hex for _ in range(3))
+    sent = time.monotonic()
+    with outbox.engine.begin() as conn:
+        kept = outbox.send_in(conn, url, 3, x=2, y=5, key=kept_key)
+        cancelled = outbox.send_in(conn, url, 3, x=1, y=1, key=cancelled_key)
+        cancelled_early = outbox.send_in(conn, url, 3, x=1, y=1, key=early_key)
+        time.sleep(1)  # a slow transaction: the delay still counts from the send
+    assert cancelled_early.cancel() is True  # before any relay published it
+    start_relay()
+    wait_for(lambda: not rows(outbox), 5, "the relay to publish the calls")
+    assert kept.state() == "scheduled"
+    assert cancelled.cancel() is True
+    assert kept.get(timeout=15) == 10
+    assert 3.0 <= time.monotonic() - sent < 5.0
+    time.sleep(0.5)
+    assert python_endpoint.hits(cancelled_key) == python_endpoint.hits(early_key) == 0
+
+
+@pytest.mark.parametrize("moment", ["before-publish", "after-publish"])
+def test_a_relay_killed_at_any_moment_loses_nothing_and_republishes_with_the_same_id(
+    worker, python_endpoint, outbox, start_relay, moment
+):
+    key = uuid.uuid4().hex
+    with outbox.engine.begin() as conn:
+        res = outbox.send(conn, URL(python_endpoint.url("/multiply")), x=6, y=7, key=key)
+    doomed = start_relay(pause=moment)
+    doomed.wait_for(f"paused {moment}")
+    if moment == "after-publish":  # RabbitMQ has it: the worker performs it while the relay hangs
+        wait_for(lambda: python_endpoint.hits(key) == 1, 10, "the first copy to be performed")
+    doomed.kill()
+    assert rows(outbox) == [res.message_id]  # the claim died with its connection, the row did not
+
+    start_relay()
+    performed = 1 if moment == "before-publish" else 2
+    wait_for(lambda: python_endpoint.hits(key) == performed, 10, f"{performed} performance(s) of the call")
+    assert res.get(timeout=10) == 42
+    assert rows(outbox) == []
+    ids = python_endpoint.url(f"/call_ids/{key}")
+    assert URL(ids).send().get(timeout=10) == [res.message_id] * performed  # the same Idempotency-Key
+
+
+@pytest.mark.timeout(180)
+def test_two_relays_share_the_calls_and_perform_each_once(worker, python_endpoint, outbox, start_relay):
+    start_relay(), start_relay()
+    url = URL(python_endpoint.url("/multiply"))
+    keys = [uuid.uuid4().hex for _ in range(200)]
+    started = time.monotonic()
+    handles = []
+    for first in range(0, 200, 10):
+        with outbox.engine.begin() as conn:
+            handles += [outbox.send(conn, url, x=i, y=2, key=keys[i]) for i in range(first, first + 10)]
+    assert [res.get(timeout=60) for res in handles] == [2 * i for i in range(200)]
+    print(f"\n200 calls in 20 transactions, two relays: performed {time.monotonic() - started:.2f}s after the first")
+    assert rows(outbox) == []
+    assert [python_endpoint.hits(key) for key in keys] == [1] * 200
+
+
+def test_backlog_counts_committed_calls_and_the_age_of_the_oldest(python_endpoint, outbox):
+    assert outbox.backlog().calls == 0 and outbox.backlog().oldest_age is None
+    with outbox.engine.begin() as conn:
+        outbox.send(conn, python_endpoint.url("/multiply"), x=1, y=1)
+    time.sleep(0.3)
+    backlog = outbox.backlog()
+    assert backlog.calls == 1 and 0.3 <= backlog.oldest_age < 5
