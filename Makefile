@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv services demo test unit lint format graph worker bench up down clean
+.PHONY: venv services demo test unit lint typecheck format graph worker bench up down clean
 
 # The package with its extras and the project's own tools (requirements/dev.txt: pytest, ruff, mypy, ...).
 $(STAMP): pyproject.toml requirements/dev.txt
@@ -22,9 +22,12 @@ demo: venv
 	-bash scripts/ensure-services.sh
 	$(PY) examples/demo.py
 
-## the whole suite: lint, unit tests, integration tests against real RabbitMQ/Redis/worker/endpoints
+## the whole suite: lint, unit tests, integration tests against real RabbitMQ/Redis/worker/endpoints;
+## then the test process's coverage of dispatch/ (no gate; worker processes are not measured). coverage starts
+## before pytest, as the pytest plugin (dispatch.testing) imports the package before pytest-cov could start
 test: venv services lint
-	$(PY) -m pytest
+	$(PY) -m coverage run -m pytest
+	$(PY) -m coverage report
 
 unit: venv
 	$(PY) -m pytest tests/unit
@@ -32,6 +35,10 @@ unit: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+## mypy over dispatch/ ([tool.mypy] in pyproject.toml: the public API strictly)
+typecheck: venv
+	$(VENV)/bin/mypy
 
 ## the package's import graph, one line per module; fails on a cycle
 graph: venv
@@ -61,4 +68,4 @@ down:
 	docker compose -f docker/compose.yaml down
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache .mypy_cache .coverage
