@@ -5,8 +5,8 @@ Convention for fenced blocks in README.md, docs/*.md, CONTRIBUTING.md and benchm
 * ```python blocks are compiled, and run for real, in order, page by page, under
   ``dispatch.testing.stub_worker()`` (in-process StubBroker worker, real HTTP).
   ``http://example.com`` is replaced by a local :class:`dispatch.receiver.Receiver`
-  serving ``/multiply`` and ``/divide``; ``DISPATCH_SIGNING_SECRET`` is set to a fresh secret,
-  and ``http://127.0.0.1:8000`` is the same receiver requiring calls signed with it.
+  serving ``/multiply`` and ``/divide``, and ``http://127.0.0.1:8000`` by the receiver the README
+  starts there, examples/receivers/plain_python.py; ``DISPATCH_SIGNING_SECRET`` is set to a fresh secret.
   A block that serves with ``make_server(host, port, app).serve_forever()`` is served on a
   free port in a thread, and later blocks on the page reach it through ``http://host:port``.
 * An HTML comment on the line before a block changes that:
@@ -21,6 +21,7 @@ The configuration table in docs/configuration.md is generated from
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -182,6 +183,14 @@ def _serve(app, servers: list) -> str:
 _real_make_server = wsgiref.simple_server.make_server
 
 
+def _readme_receiver():
+    """The WSGI app of examples/receivers/plain_python.py, which the README starts on 127.0.0.1:8000."""
+    spec = importlib.util.spec_from_file_location("plain_python", ROOT / "examples" / "receivers" / "plain_python.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.app
+
+
 @pytest.fixture(scope="module")
 def doc_world() -> Iterator[dict]:
     """A stub worker, a local receiver standing in for example.com, and the secret the pages read."""
@@ -200,17 +209,17 @@ def doc_world() -> Iterator[dict]:
     functions = {"/multiply": multiply, "/divide": divide}
     secret = generate_secret()
     base = _serve(Receiver(functions), servers)
-    signed = _serve(Receiver(functions, secret=secret), servers)
+    readme = _serve(_readme_receiver(), servers)
     with stub_worker():
         assert URL(f"{base}/multiply").send(x=6, y=7).get(timeout=10) == 42  # everything is built
-        yield {"base": base, "signed": signed, "servers": servers, "secret": secret}
+        yield {"base": base, "readme": readme, "servers": servers, "secret": secret}
     for server in servers:
         server.shutdown()
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if any(b[0] == "python" for b in blocks(p))], ids=lambda p: p.name)
 def test_python_blocks_run(page, doc_world, monkeypatch, tmp_path):
-    hosts = {"http://example.com": doc_world["base"], "http://127.0.0.1:8000": doc_world["signed"]}
+    hosts = {"http://example.com": doc_world["base"], "http://127.0.0.1:8000": doc_world["readme"]}
 
     def make_server(host, port, app, **kwargs):
         """The page's server, on a free port; serve_forever() returns at once."""
