@@ -4,11 +4,16 @@ Each test has an outbox table of its own, dropped afterwards.  Relays run as
 processes of their own (outbox_relay.py), so a test can kill one with
 SIGKILL at the moment it wants: after the claim and before the publish, or
 after RabbitMQ confirmed the publish and before the rows were deleted.
+The last test restarts the machine's PostgreSQL cluster (``pg_ctlcluster``;
+started again in a ``finally`` even if the test fails): only these tests
+use PostgreSQL.
 """
 
 from __future__ import annotations
 
+import shutil
 import statistics
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -153,3 +158,55 @@ def test_backlog_counts_committed_calls_and_the_age_of_the_oldest(python_endpoin
     time.sleep(0.3)
     backlog = outbox.backlog()
     assert backlog.calls == 1 and 0.3 <= backlog.oldest_age < 5
+
+
+def _cluster() -> list[str]:
+    """``VERSION NAME`` of the cluster on port 5432, from ``pg_lsclusters``."""
+    if not shutil.which("pg_lsclusters"):
+        pytest.skip("no pg_lsclusters: PostgreSQL is not a Debian cluster here")
+    for line in subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True, check=True).stdout.splitlines():
+        version, name, port = line.split()[:3]
+        if port == "5432":
+            return [version, name]
+    pytest.skip("no PostgreSQL cluster on port 5432")
+
+
+def pg_ctlcluster(action: str, cluster: list[str]) -> None:
+    command = ["pg_ctlcluster", *cluster, action, "-m", "fast"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.timeout(180)
+def test_the_relay_carries_on_after_the_database_restarts(worker, python_endpoint, outbox, start_relay):
+    cluster = _cluster()
+    relay: RelayProcess = start_relay()
+    url = URL(python_endpoint.url("/multiply"))
+    with outbox.engine.begin() as conn:
+        before = outbox.send(conn, url, x=2, y=2)
+    assert before.get(timeout=10) == 4
+
+    try:
+        pg_ctlcluster("stop", cluster)
+        time.sleep(2)  # the relay's passes fail meanwhile, and its LISTEN connection is gone
+        pg_ctlcluster("start", cluster)
+    finally:
+        subprocess.run(["pg_ctlcluster", *cluster, "start"], capture_output=True, timeout=120)  # a no-op when up
+
+    keys = [uuid.uuid4().hex for _ in range(5)]
+    committed = time.monotonic()
+    with outbox.engine.begin() as conn:  # pool_pre_ping: the test's own stale connections are replaced
+        after = [outbox.send(conn, url, x=i, y=3, key=key) for i, key in enumerate(keys)]
+    assert [res.get(timeout=30) for res in after] == [0, 3, 6, 9, 12], relay.log()
+    print(f"\nafter the database restart: commit -> outcome in {time.monotonic() - committed:.2f}s")
+    wait_for(lambda: not rows(outbox), 10, "the outbox to empty")
+    assert [python_endpoint.hits(key) for key in keys] == [1] * 5
+    assert "relay pass failed" in relay.log() or "LISTEN connection" in relay.log()
+
+    time.sleep(1.5)  # the LISTEN connection is back: a commit now is published in well under the poll interval
+    with outbox.engine.begin() as conn:
+        quick = outbox.send(conn, url, x=7, y=7)
+    committed = time.monotonic()
+    wait_for(lambda: not rows(outbox), 5, "the relay to publish", interval=0.002)
+    assert time.monotonic() - committed < 0.5, relay.log()
+    assert quick.get(timeout=10) == 49
