@@ -14,9 +14,12 @@ anything runs.  :class:`Receiver` does those once::
     app = Receiver(multiply)                                   # a WSGI app
     app = Receiver({"/multiply": multiply, "/divide": divide}, secret="whsec_...")
 
-Arguments arrive as strings (a repeated key as a list of strings), from the
-query string for GET and from the form-encoded body for POST -- the URL's
-own query is not read on POST, because only the body is signed there.
+Every method a call may use is answered (GET, POST, PUT, PATCH, DELETE).
+Arguments come from the query string for GET and from the body otherwise --
+the URL's own query is not read then, because only the body is signed.  A
+form value arrives as a string (a repeated key as a list of strings); a JSON
+body (``Content-Type: application/json``) is one object whose members arrive
+with their JSON types.
 
 One core (:meth:`Receiver.handle`, in ``_core``) and thin adapters (one module each): the object itself is a
 WSGI app; :meth:`~Receiver.as_asgi` (FastAPI/Starlette ``mount``),
@@ -40,9 +43,10 @@ receiver answer ``503`` with ``Retry-After``: it fails closed, and the
 dispatch worker retries a 503.  A sender that retries after losing an answer
 sends the same id again and gets the 409: the function ran once.
 
-Layout: ``_core`` (the Receiver), ``_replay`` (the stores), ``_exchange`` (the
-request and reply every adapter translates to and from), and one module per
-adapter: ``_wsgi``, ``_asgi``, ``_flask``, ``_django``.
+Layout: ``_core`` (the Receiver), ``_arguments`` (reading and checking a
+request's arguments), ``_replay`` (the stores), ``_exchange`` (the request and
+reply every adapter translates to and from), and one module per adapter:
+``_wsgi``, ``_asgi``, ``_flask``, ``_django``.
 """
 
 from ._core import Receiver, receiver

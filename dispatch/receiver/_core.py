@@ -14,11 +14,11 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import parse_qs
 
 from ..signing import DEFAULT_TOLERANCE, SignatureError, check_secret, signed_payload, verify
+from ._arguments import check_arguments, read_arguments
 from ._asgi import ASGIApp, asgi_app
-from ._exchange import FORM, METHODS, Incoming, Reply
+from ._exchange import METHODS, Incoming, Reply
 from ._replay import DEFAULT_REPLAY_STORE, MemoryReplayStore, ReplayStore, ReplayStoreError
 from ._wsgi import serve_wsgi
 
@@ -74,7 +74,8 @@ class Receiver:
         """The function to call and its arguments, or the Reply refusing the request."""
         method = incoming.method.upper()
         if method not in METHODS:
-            return Reply.failure(405, f"method {method} is not allowed; use GET or POST", (("Allow", "GET, POST"),))
+            allowed = ", ".join(METHODS)
+            return Reply.failure(405, f"method {method} is not allowed; use one of {allowed}", (("Allow", allowed),))
         if len(incoming.body) > self.max_body_bytes:
             return Reply.failure(413, f"the body is larger than {self.max_body_bytes} bytes")
         if self.secrets:
@@ -98,21 +99,10 @@ class Receiver:
         if func is None:
             return Reply.failure(404, f"no function at {incoming.path}; known: {', '.join(self.routes)}")
 
-        if method == "GET":
-            encoded = incoming.query
-        elif incoming.content_type.split(";")[0].strip().lower() in ("", FORM):
-            encoded = incoming.body
-        else:
-            return Reply.failure(415, f"the body must be {FORM}, not {incoming.content_type}")
-        args = _parse_args(encoded)
-
-        try:
-            inspect.signature(func).bind(**args)
-        except TypeError as exc:
-            return Reply.failure(200, f"bad arguments for {getattr(func, '__name__', 'the function')}(): {exc}")
-        except ValueError:
-            pass  # no introspectable signature (some builtins): let the call itself decide
-        return func, args
+        args = read_arguments(incoming)
+        if isinstance(args, Reply):
+            return args
+        return check_arguments(func, args) or (func, args)
 
     def handle(self, incoming: Incoming) -> Reply:
         """Answer one request (the WSGI, Flask and Django adapters call this)."""
@@ -167,7 +157,7 @@ class Receiver:
     def flask_view(self) -> Callable[..., Any]:
         """A Flask view: ``app.add_url_rule("/multiply", view_func=Receiver(multiply).flask_view())``.
 
-        It accepts GET and POST; its endpoint name is the function's name.
+        It accepts every method in :data:`METHODS`; its endpoint name is the function's name.
         """
         from ._flask import flask_view
 
@@ -207,12 +197,6 @@ def receiver(
 def _route_key(path: str) -> str:
     """``/multiply``, ``multiply`` and ``/multiply/`` name the same route."""
     return "/" + path.strip("/")
-
-
-def _parse_args(encoded: bytes) -> dict[str, Any]:
-    """Form-encoded arguments: one value -> a string, a repeated key -> a list of strings."""
-    parsed = parse_qs(encoded.decode("utf-8", "replace"), keep_blank_values=True, errors="replace")
-    return {name: values[0] if len(values) == 1 else values for name, values in parsed.items()}
 
 
 def _failed(func: Callable[..., Any], exc: Exception) -> Reply:

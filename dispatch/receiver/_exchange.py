@@ -13,8 +13,9 @@ from typing import Any, Protocol
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
-#: The methods a receiver answers; any other is a 405.
-METHODS = ("GET", "POST")
+#: The methods a receiver answers (any other is a 405): every method a call may use, dispatch.protocol.METHODS,
+#: which is not imported here because it loads urllib3 (a web app importing the receiver needs none of it).
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 Headers = tuple[tuple[str, str], ...]
 
