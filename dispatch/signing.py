@@ -22,7 +22,7 @@ request target, without the ``?``).  :func:`signed_payload` encodes that rule
 and both sides use it.  The path is *not* signed, for either method, exactly
 as Standard Webhooks leaves the URL unsigned: proxies and framework mounts
 rewrite paths (``/hooks/multiply`` becomes ``/multiply``), while every server
-hands the query string over untouched.  See "Signed calls" in README.md.
+hands the query string over untouched.  See docs/protocol.md, "Signatures on the wire".
 
 **What a signature covers.**  The message id (``webhook-id``), the
 timestamp (``webhook-timestamp``) and the payload above, byte for byte:

@@ -56,7 +56,7 @@ def create_app(tokens: Sequence[str] | None = None, max_body: int | None = None)
     app = FastAPI(
         title="dispatch gateway",
         version=__version__,
-        description="Queue HTTP callback calls and read their outcomes. See 'The HTTP gateway' in README.md.",
+        description="Queue HTTP callback calls and read their outcomes. See docs/gateway.md.",
         dependencies=[Depends(authorized)],
     )
     app.add_middleware(BodyLimit, max_body=gateway.settings.gateway_max_body if max_body is None else max_body)

@@ -3,7 +3,7 @@
     python examples/receivers/flask_app.py [PORT]          (default 8000)
 
 With DISPATCH_SIGNING_SECRET=whsec_... in the environment, every call must be
-signed with that secret (see "Signed calls" in README.md); unsigned ones get HTTP 401.
+signed with that secret (docs/security.md, "Signed calls"); unsigned ones get HTTP 401.
 
 GET or POST /multiply?x=6&y=7   ->  {"status": "success", "retval": 42}
 GET or POST /divide?x=1&y=0     ->  {"status": "failure", "reason": "division by zero"}
