@@ -1,0 +1,1 @@
+"""Integrations with web frameworks: :mod:`dispatch.contrib.django` (the outbox as a Django app)."""

@@ -1,0 +1,1 @@
+"""The test project's own app: orders, each of which sends a call through the outbox."""
