@@ -30,9 +30,9 @@ Redis (db 8 for this package, db 7 for Celery).  For every system it measures
   every result is collected.  Reported: e2e calls/s, the worker tree's RSS sampled every
   ``--slow-every`` results (2,000) plus every 0.5 s (first, last, peak, least-squares slope per
   1,000 calls), CPU per call, and the receiver's ``peak_pending`` (calls really in flight at
-  once).  This package runs with ``harness.SLOW_DISPATCH_WORKERS`` (2 x 128 threads for 100 ms,
+  once).  This package runs with ``config.SLOW_DISPATCH_WORKERS`` (2 x 128 threads for 100 ms,
   2 x 512 for 1 s: the shapes ``models.py``
-  chose, see PROFILE.md); Celery's pools for slow calls (``harness.CELERY_SLOW_CONFIGS``:
+  chose, see PROFILE.md); Celery's pools for slow calls (``config.CELERY_SLOW_CONFIGS``:
   threads and gevent at a few sizes) are scanned on ``--slow-scan-n`` calls against the 100 ms
   endpoint first, and the best one runs both endpoints.
 
@@ -48,8 +48,8 @@ picks another directory, e.g. a patched copy to A/B a change), so edits made to 
 tree during a run do not mix versions.  ``--only dispatch|celery|no_queue|slow`` measures one
 system; ``--worker-env NAME=VALUE`` passes settings to the dispatch worker.  The receiver is
 ``receiver/receiver.c`` (compiled with ``cc`` at each run), or ``receiver/receiver.js`` with
-``--receiver node`` or when there is no C compiler.  Needs the ``bench`` extra: celery[redis],
-psutil, matplotlib (and py-spy, for ``profile_dispatch.py``).
+``--receiver node`` or when there is no C compiler.  Needs ``requirements/bench.txt``:
+celery[redis], psutil, matplotlib (and py-spy, for ``profile_dispatch.py``).
 
 ``--quick`` is a smoke test of the whole pipeline, not a measurement: N at most 500, 50 round
 trips after 20 warm-up calls, two Celery configurations of 300 calls, a memory run of at most
@@ -62,15 +62,19 @@ The code is split by concern; this file only parses the options and runs the ste
 * ``client.py`` -- what is measured: how one call is made with this package (``URL.send``,
   ``URL.map``), the Celery port (``get_async``) and the no-queue loops (requests, urllib3).
   Each measurement runs ``client.py`` in a process of its own;
-* ``harness.py`` -- how it is measured: the timed phases and the CPU/memory meters, RabbitMQ
-  and Redis set-up, the receiver, the workers, every started process, one routine per system;
+* how it is measured, one job a module: ``config.py`` (the vhost, Redis databases, environments
+  and worker shapes), ``phases.py`` and ``meters.py`` (the timed phases and the CPU/memory meters,
+  in the client process), ``launch.py`` (the receiver, the workers, the client processes, the
+  snapshot of the package; every started process), ``services.py`` (RabbitMQ and Redis set-up
+  and clean-up) and ``runs.py`` (one routine per system);
 * ``report.py`` -- ratios, targets, the table, the chart and the files in ``results/``;
 * ``celery_port.py`` -- the Celery side itself (the worker runs it);
 * ``models.py`` -- not part of this run: the comparison of worker concurrency models (threads,
   gevent, an asyncio prototype in ``models/``) against the slow endpoints.
 
-bench.py imports harness and report; client.py imports harness (and celery_port); harness.py and
-report.py import neither each other nor anything else here, so the import graph has no cycle.
+The imports go one way: bench.py -> runs -> services -> launch -> config; client.py -> phases ->
+meters; report.py imports nothing here.  launch.py takes a free port and waiting for the receiver
+from the test suite's shared helpers (``tests/support.py``).
 """
 
 from __future__ import annotations
@@ -85,9 +89,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import harness
+import config
+import launch
 import report
-from harness import log
+import runs
+import services
+from launch import log
 
 
 def main(argv: list[str]) -> int:
@@ -112,8 +119,8 @@ def main(argv: list[str]) -> int:
         choices=["dispatch", "celery", "no_queue", "slow"],
         help="measure one system only (for experiments); writes results/only-NAME.json.tmp, no table or chart",
     )
-    parser.add_argument("--dispatch-processes", type=int, default=harness.DISPATCH_PROCESSES, help=argparse.SUPPRESS)
-    parser.add_argument("--dispatch-threads", type=int, default=harness.DISPATCH_THREADS, help=argparse.SUPPRESS)
+    parser.add_argument("--dispatch-processes", type=int, default=config.DISPATCH_PROCESSES, help=argparse.SUPPRESS)
+    parser.add_argument("--dispatch-threads", type=int, default=config.DISPATCH_THREADS, help=argparse.SUPPRESS)
     parser.add_argument(
         "--worker-env",
         action="append",
@@ -124,7 +131,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--dispatch-src",
         type=Path,
-        default=harness.ROOT,
+        default=config.ROOT,
         help="directory holding the dispatch package to measure (default: this repository); copied at start",
     )
     args = parser.parse_args(argv)
@@ -133,7 +140,7 @@ def main(argv: list[str]) -> int:
         args.memory_calls, args.memory_every = min(args.memory_calls, 2000), 500
         args.slow_calls, args.slow_calls_1s = min(args.slow_calls, 2000), min(args.slow_calls_1s, 500)
         args.slow_every, args.slow_scan_n = 500, 1000
-    harness.DISPATCH_WORKER.update(
+    config.DISPATCH_WORKER.update(
         processes=args.dispatch_processes,
         threads=args.dispatch_threads,
         env=dict(item.split("=", 1) for item in args.worker_env),
@@ -141,14 +148,14 @@ def main(argv: list[str]) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     json_path, png_path = report.result_paths(args.out, args.quick)
 
-    harness.raise_on_sigterm()
-    procs = harness.Processes()
+    launch.raise_on_sigterm()
+    procs = launch.Processes()
     build = Path(tempfile.mkdtemp(prefix="dispatch-bench-"))
     started = time.time()
     results: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "quick": args.quick,
-        "config": harness.config_of(args),
+        "config": runs.config_of(args),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
@@ -157,36 +164,34 @@ def main(argv: list[str]) -> int:
         "versions": report.versions(),
     }
     try:
-        results["package"] = harness.snapshot_package(args.dispatch_src.resolve(), build)
+        results["package"] = launch.snapshot_package(args.dispatch_src.resolve(), build)
         log(
             f"measuring dispatch from {results['package']['source']} at {results['package']['commit'][:10]}"
             + (" (with uncommitted changes)" if results["package"]["dirty"] else "")
         )
-        harness.ensure_vhost()
-        receiver, base, description = harness.start_receiver(procs, args.receiver, build, args.out)
+        services.ensure_vhost()
+        receiver, base, description = launch.start_receiver(procs, args.receiver, build, args.out)
         results["receiver"] = description
         log(f"receiver: {description} at {base}")
         if args.only:
-            run = {"dispatch": harness.run_dispatch, "celery": harness.run_celery, "slow": harness.run_slow}.get(
-                args.only
-            )
+            run = {"dispatch": runs.run_dispatch, "celery": runs.run_celery, "slow": runs.run_slow}.get(args.only)
             results[args.only] = (
                 run(procs, args, base, receiver.pid, args.out)
                 if run
-                else harness.run_no_queue(procs, args, base, receiver.pid)
+                else runs.run_no_queue(procs, args, base, receiver.pid)
             )
             path = report.write_only(results, args.only, args.out)
             log(f"wrote {path}")
             return 0
-        results["no_queue"] = harness.run_no_queue(procs, args, base, receiver.pid)
-        results["dispatch"] = harness.run_dispatch(procs, args, base, receiver.pid, args.out)
-        results["celery"] = harness.run_celery(procs, args, base, receiver.pid, args.out)
+        results["no_queue"] = runs.run_no_queue(procs, args, base, receiver.pid)
+        results["dispatch"] = runs.run_dispatch(procs, args, base, receiver.pid, args.out)
+        results["celery"] = runs.run_celery(procs, args, base, receiver.pid, args.out)
         if args.slow_calls or args.slow_calls_1s:
-            results["slow"] = harness.run_slow(procs, args, base, receiver.pid, args.out)
+            results["slow"] = runs.run_slow(procs, args, base, receiver.pid, args.out)
         results["machine"]["loadavg_after"] = os.getloadavg()
         results["seconds"] = time.time() - started
         report.write(results, json_path, png_path)
-        root = harness.ROOT
+        root = config.ROOT
         log(
             f"wrote {json_path.relative_to(root) if json_path.is_relative_to(root) else json_path} and "
             f"{png_path.name} in {results['seconds']:.0f}s"
@@ -197,7 +202,7 @@ def main(argv: list[str]) -> int:
         return 130
     finally:
         procs.stop_all()
-        for clean in (harness.clean_dispatch, harness.clean_celery):
+        for clean in (services.clean_dispatch, services.clean_celery):
             try:
                 clean()
             except Exception as exc:

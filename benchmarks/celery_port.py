@@ -14,7 +14,7 @@ The protocol is unchanged: ``{"status": "success", "retval": ...}`` is the resul
 ``{"status": "failure", "reason": ...}`` raises ``RemoteExecuteError``, any other status
 ``UnknownStatusError``, an empty or non-JSON body ``InvalidResponseError``.
 
-Configuration (environment, read at import; the benchmark sets them, ``harness.CELERY_ENV``):
+Configuration (environment, read at import; the benchmark sets them, ``config.CELERY_ENV``):
 
 ``CELERY_PORT_BROKER``   RabbitMQ URL (default ``amqp://guest:guest@127.0.0.1:5672/dispatch-bench``)
 ``CELERY_PORT_BACKEND``  Redis result backend (default ``redis://127.0.0.1:6379/7``)

@@ -3,13 +3,13 @@
 
     python benchmarks/client.py SYSTEM PHASE... --base http://127.0.0.1:PORT [--n 3000 ...]
 
-``bench.py`` (through ``harness.Processes.run_client``) starts this script for every
+``bench.py`` (through ``launch.Processes.run_client``) starts this script for every
 measurement, runs the named phases in order and reads one line, ``RESULT {json}``, with a dict
-per phase.  A system here is only *how one call is made*, so the stopwatch (``harness.PHASES``)
+per phase.  A system here is only *how one call is made*, so the stopwatch (``phases.PHASES``)
 is the same for all of them:
 
 * ``dispatch`` -- this package: ``URL(u).send(x=i, y=2)``, and ``URL(u).map(...)`` for the bulk
-  phases; the environment (``harness.DISPATCH_ENV``) points it at the bench vhost and the
+  phases; the environment (``config.DISPATCH_ENV``) points it at the bench vhost and the
   snapshot of the package;
 * ``celery`` -- the Celery 5 port of Celery 3's HTTP task: ``celery_port.URL(u).get_async(...)``;
 * ``requests`` / ``urllib3`` -- no queue at all: the request itself, in the calling loop,
@@ -29,7 +29,7 @@ import os
 import sys
 from typing import Any
 
-import harness
+import phases
 
 
 class Client:
@@ -97,7 +97,7 @@ def main(argv: list[str]) -> None:
     """Run the phases named on the command line against one system and print ``RESULT {json}``."""
     parser = argparse.ArgumentParser(prog="client.py")
     parser.add_argument("system")
-    parser.add_argument("phases", nargs="+", choices=list(harness.PHASES))
+    parser.add_argument("phases", nargs="+", choices=list(phases.PHASES))
     parser.add_argument("--base", required=True)
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=50)
@@ -112,7 +112,7 @@ def main(argv: list[str]) -> None:
     client = Client(args.system, args.base, args.delay_ms)
     out = {}
     for phase in args.phases:
-        out[phase] = harness.PHASES[phase](client, args)
+        out[phase] = phases.PHASES[phase](client, args)
     print("RESULT " + json.dumps(out), flush=True)
     # A Celery client keeps a result consumer thread; don't wait for it.
     sys.stdout.flush()

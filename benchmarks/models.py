@@ -6,7 +6,7 @@
 
 Each model is a worker of this package's ``http_dispatch`` actor, started fresh for each
 endpoint, fed ``--calls`` calls (``--calls-1s`` for the 1 s endpoint) sent with one ``URL.map``,
-and every result collected, exactly like the slow rows of ``bench.py`` (``harness.slow``):
+and every result collected, exactly like the slow rows of ``bench.py`` (``phases.slow``):
 
 * ``threads:PxT`` -- ``dramatiq dispatch.tasks -p P -t T``: the package as it is (urllib3 on
   worker threads);
@@ -40,8 +40,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import harness
-from harness import log
+import config
+import launch
+import runs
+import services
+from launch import log
 
 DEFAULT_MODELS = [
     "threads:1x128",
@@ -80,18 +83,18 @@ def command(kind: str, processes: int, threads: int) -> str:
 
 def run_model(procs, args, base, receiver_pid, kind, processes, threads, delay) -> dict[str, Any]:
     n = args.calls if delay < 1000 else args.calls_1s
-    harness.clean_dispatch()
+    services.clean_dispatch()
     tag = f"model-{kind}-{processes}x{threads}-{delay}"
     if kind == "async-consumer":
-        script = harness.HERE / "models" / "async_consumer.py"
+        script = config.HERE / "models" / "async_consumer.py"
         worker = procs.start(
             f"dispatch worker {tag}",
             [sys.executable, str(script), "--processes", str(processes), "--prefetch", str(threads)],
-            env=harness.DISPATCH_ENV,
+            env=config.DISPATCH_ENV,
             log_path=args.out / f"dispatch-worker-{tag}.log.tmp",
         )
     else:
-        worker = harness.start_dispatch_worker(
+        worker = launch.start_dispatch_worker(
             procs,
             args.out,
             tag,
@@ -99,15 +102,13 @@ def run_model(procs, args, base, receiver_pid, kind, processes, threads, delay) 
             threads,
             gevent=kind == "gevent",
             module=MODULES.get(kind, "dispatch.tasks"),
-            pythonpath=(harness.HERE / "models",) if kind in MODULES else (),
+            pythonpath=(config.HERE / "models",) if kind in MODULES else (),
         )
     try:
-        result = harness.slow_run(
-            procs, "dispatch", args, base, harness.DISPATCH_ENV, worker.pid, receiver_pid, delay, n
-        )
+        result = runs.slow_run(procs, "dispatch", args, base, config.DISPATCH_ENV, worker.pid, receiver_pid, delay, n)
     finally:
         procs.stop(worker)
-        harness.clean_dispatch()
+        services.clean_dispatch()
     cpu = result["cpu_ms_per_call"]
     return {
         "model": kind,
@@ -153,40 +154,40 @@ def table(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", type=lambda t: [parse_model(m) for m in t.split(",")], default=None)
-    parser.add_argument("--delays", type=lambda t: [int(d) for d in t.split(",")], default=list(harness.SLOW_DELAYS_MS))
+    parser.add_argument("--delays", type=lambda t: [int(d) for d in t.split(",")], default=list(config.SLOW_DELAYS_MS))
     parser.add_argument("--calls", type=int, default=6000, help="calls per model against the 100 ms endpoint")
     parser.add_argument("--calls-1s", type=int, default=3000, help="calls per model against the 1 s endpoint")
     parser.add_argument("--slow-every", type=int, default=1000, help="results between two memory samples")
     parser.add_argument("--receiver", choices=["c", "node"], default="c")
-    parser.add_argument("--out", type=Path, default=harness.HERE / "results")
-    parser.add_argument("--dispatch-src", type=Path, default=harness.ROOT)
+    parser.add_argument("--out", type=Path, default=config.HERE / "results")
+    parser.add_argument("--dispatch-src", type=Path, default=config.ROOT)
     args = parser.parse_args(argv)
     models = args.models or [parse_model(m) for m in DEFAULT_MODELS]
-    # what harness.client_args reads
+    # what runs.client_args reads
     args.n, args.warmup, args.latency_n, args.memory_calls, args.memory_every = 0, 0, 0, 0, 1000
     args.out.mkdir(parents=True, exist_ok=True)
 
-    harness.raise_on_sigterm()
-    procs = harness.Processes()
+    launch.raise_on_sigterm()
+    procs = launch.Processes()
     build = Path(tempfile.mkdtemp(prefix="dispatch-models-"))
     started = time.time()
     out: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "machine": {"cpus": os.cpu_count(), "loadavg_before": os.getloadavg()},
-        "config": harness.config_of(args, "models"),
+        "config": runs.config_of(args, "models"),
         "rows": [],
         "skipped": [],
     }
     try:
-        out["package"] = harness.snapshot_package(args.dispatch_src.resolve(), build)
+        out["package"] = launch.snapshot_package(args.dispatch_src.resolve(), build)
         log(f"measuring dispatch from {out['package']['source']} at {out['package']['commit'][:10]}")
-        harness.ensure_vhost()
-        receiver, base, description = harness.start_receiver(procs, args.receiver, build, args.out)
+        services.ensure_vhost()
+        receiver, base, description = launch.start_receiver(procs, args.receiver, build, args.out)
         out["receiver"] = description
         for delay in args.delays:
             for kind, processes, threads in models:
                 need = NEEDS.get(kind)
-                if need and not harness._importable(need):
+                if need and not runs.importable(need):
                     out["skipped"].append(f"{kind}: pip install {need}")
                     log(f"{kind}: {need} is not installed, skipped (pip install {need})")
                     continue
@@ -216,7 +217,7 @@ def main(argv: list[str]) -> int:
     finally:
         procs.stop_all()
         try:
-            harness.clean_dispatch()
+            services.clean_dispatch()
         except Exception as exc:
             log(f"cleanup: {exc}")
         shutil.rmtree(build, ignore_errors=True)

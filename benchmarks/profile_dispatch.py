@@ -33,8 +33,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import harness
+import config
+import launch
 import report
+import runs
+import services
 
 #: Leaf-frame file path fragments -> the library a sample is charged to, first match wins.
 LIBRARIES = [
@@ -127,9 +130,9 @@ def profile_worker(procs, args, base, worker_pid, results: Path, gil: bool) -> s
     spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         time.sleep(1.0)  # let py-spy attach to every process
-        harness.log(f"worker profile ({tag}): {args.n} calls under py-spy")
-        result = procs.run_client("dispatch", ["e2e"], harness.client_args(args, base), harness.DISPATCH_ENV)["e2e"]
-        harness.log(f"  {result['calls_per_s']:.0f} calls/s while sampled")
+        launch.log(f"worker profile ({tag}): {args.n} calls under py-spy")
+        result = procs.run_client("dispatch", ["e2e"], runs.client_args(args, base), config.DISPATCH_ENV)["e2e"]
+        launch.log(f"  {result['calls_per_s']:.0f} calls/s while sampled")
     finally:
         spy.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
         try:
@@ -145,8 +148,8 @@ def profile_worker(procs, args, base, worker_pid, results: Path, gil: bool) -> s
 
 def profile_client(args, base: str, results: Path) -> str:
     """cProfile of the send loop and the get loop, in this process (the worker is running)."""
-    os.environ.update(harness.DISPATCH_ENV)
-    sys.path.insert(0, harness.DISPATCH_ENV["PYTHONPATH"])
+    os.environ.update(config.DISPATCH_ENV)
+    sys.path.insert(0, config.DISPATCH_ENV["PYTHONPATH"])
     from dispatch import URL
 
     u = base + "/multiply"
@@ -172,7 +175,7 @@ def profile_client(args, base: str, results: Path) -> str:
             stats.sort_stats(order).print_stats(args.top)
             text = stream.getvalue()
             text = text.replace(str(Path(sys.executable).parent.parent / "lib/python3.11/site-packages") + "/", "")
-            text = text.replace(harness.DISPATCH_ENV["PYTHONPATH"] + "/", "")
+            text = text.replace(config.DISPATCH_ENV["PYTHONPATH"] + "/", "")
             out.append(
                 f"== client {name}: {args.n} calls in {seconds:.2f}s under cProfile "
                 f"({args.n / seconds:.0f}/s), sorted by {order} ==\n{text}"
@@ -185,23 +188,23 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=30)
-    parser.add_argument("--dispatch-src", type=Path, default=harness.ROOT)
+    parser.add_argument("--dispatch-src", type=Path, default=config.ROOT)
     parser.add_argument("--out", type=Path, default=report.RESULTS)
     parser.add_argument("--only", choices=["worker", "client"], default=None)
     args = parser.parse_args()
     args.warmup, args.latency_n, args.memory_calls, args.memory_every = 50, 200, 0, 1000
     args.out.mkdir(parents=True, exist_ok=True)
 
-    procs = harness.Processes()
+    procs = launch.Processes()
     build = Path(tempfile.mkdtemp(prefix="dispatch-profile-"))
     try:
-        package = harness.snapshot_package(args.dispatch_src.resolve(), build)
-        harness.log(f"profiling dispatch from {package['source']} at {package['commit'][:10]}")
-        harness.ensure_vhost()
-        _receiver, base, description = harness.start_receiver(procs, "c", build, args.out)
-        harness.clean_dispatch()
-        worker = harness.start_dispatch_worker(procs, args.out, "profile")
-        procs.run_client("dispatch", ["ready", "latency"], harness.client_args(args, base), harness.DISPATCH_ENV)
+        package = launch.snapshot_package(args.dispatch_src.resolve(), build)
+        launch.log(f"profiling dispatch from {package['source']} at {package['commit'][:10]}")
+        services.ensure_vhost()
+        _receiver, base, description = launch.start_receiver(procs, "c", build, args.out)
+        services.clean_dispatch()
+        worker = launch.start_dispatch_worker(procs, args.out, "profile")
+        procs.run_client("dispatch", ["ready", "latency"], runs.client_args(args, base), config.DISPATCH_ENV)
         header = f"dispatch {package['commit'][:10]}{' (dirty)' if package['dirty'] else ''}, receiver {description}\n"
         if args.only in (None, "worker"):
             text = header + "\n".join(
@@ -217,9 +220,9 @@ def main() -> int:
     finally:
         procs.stop_all()
         try:
-            harness.clean_dispatch()
+            services.clean_dispatch()
         except Exception as exc:
-            harness.log(f"cleanup: {exc}")
+            launch.log(f"cleanup: {exc}")
         shutil.rmtree(build, ignore_errors=True)
 
 

@@ -1,6 +1,6 @@
 """The report of a benchmark run: the ratios and targets derived from it, the table, the chart, the files.
 
-Everything here is a pure function of the ``report`` dict the harness filled in (or, for
+Everything here is a pure function of the ``report`` dict the runs filled in (or, for
 ``versions()``, of the environment), so a table or chart can be redrawn from a saved
 ``results.json`` without measuring anything again (from ``benchmarks/``)::
 

@@ -1,13 +1,15 @@
 """What unit and integration tests (and the benchmarks) share: the checkout's root, free ports, waiting for a
 condition, the ``dispatch`` command and the demo run as a user runs them, signed requests, in-process servers.
 
-Only names live here -- no fixtures and no side effects at import.  What needs RabbitMQ, Redis or the run's
+Only names live here -- no fixtures, no side effects at import, and no import of ``dispatch`` until a
+helper needs it.  What needs RabbitMQ, Redis or the run's
 vhost and queue is in ``tests/integration/support.py``; what unit tests alone serve (the recording HTTP
 server) is in ``tests/unit/conftest.py``.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import subprocess
@@ -23,14 +25,25 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import requests
 
-from dispatch.signing import generate_secret, sign_request
-
 ROOT = Path(__file__).resolve().parents[1]
 
-#: The signing secret receivers under test share with the requests signed for them.
-SIGNING_SECRET = generate_secret()
-
 T = TypeVar("T")
+
+
+@functools.cache
+def _signing_secret() -> str:
+    from dispatch.signing import generate_secret
+
+    return generate_secret()
+
+
+def __getattr__(name: str) -> str:
+    # SIGNING_SECRET, the secret receivers under test share with the requests signed for them, is made on
+    # first use: the benchmark imports this module and must not import dispatch from the checkout (its
+    # clients import a snapshot of it).
+    if name == "SIGNING_SECRET":
+        return _signing_secret()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
@@ -82,16 +95,19 @@ def send_signed(
     method: str,
     url: str,
     params: dict[str, Any],
-    secret: str = SIGNING_SECRET,
+    secret: str | None = None,
     now: int | None = None,
     tamper: Callable[[requests.PreparedRequest], None] | None = None,
 ) -> requests.Response:
-    """Sign exactly what goes on the wire: prepare the request, then sign its URL and body."""
+    """Sign exactly what goes on the wire: prepare the request, then sign its URL and body (with ``secret``,
+    ``SIGNING_SECRET`` unless told)."""
+    from dispatch.signing import sign_request
+
     in_body = "params" if method == "GET" else "data"
     prepared = requests.Request(method, url, **{in_body: params}).prepare()
     msg_id = f"msg_{uuid.uuid4().hex}"
-    assert prepared.method is not None and prepared.url is not None
-    prepared.headers.update(sign_request(secret, msg_id, prepared.method, prepared.url, prepared.body, now=now))
+    key = _signing_secret() if secret is None else secret
+    prepared.headers.update(sign_request(key, msg_id, prepared.method, prepared.url, prepared.body, now=now))
     if tamper:
         tamper(prepared)
     with requests.Session() as session:
