@@ -59,12 +59,14 @@ How it fits together, and why:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,19 +77,21 @@ from dramatiq.middleware import prometheus as dramatiq_prometheus
 from .call import Call, is_call
 from .errors import ConfigurationError
 from .flow import BREAKER_STATES
+from .runtime import get_runtime
 from .settings import Settings
+from .transport import Observation
 from .upstream import set_prometheus_db_path
-from .wiring import get_broker, get_settings, get_transport
 
 if TYPE_CHECKING:
     from prometheus_client import Metric
 
     from .flow import FlowControl
-    from .transport import Request
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_PORT = 9191
+
+_UNHEARD = Observation()  # the statuses an attempt got are not counted
 
 
 def attach_metrics(broker: dramatiq.Broker, settings: Settings) -> None:
@@ -123,8 +127,8 @@ class Metrics(dramatiq_prometheus.Prometheus):
         super().__init__()
         self.host = settings.metrics_host
         self.port = settings.metrics_port or DEFAULT_PORT
-        # Which attempt of its call a worker thread is making: hooks and
-        # transport listeners for one message run in the same worker thread.
+        # Which attempt of its call a worker thread is making: hooks and the
+        # transport's observers for one message run in the same worker thread.
         self._local = threading.local()
 
     @property
@@ -157,18 +161,28 @@ class Metrics(dramatiq_prometheus.Prometheus):
         self.flow_waits = prom.Counter(
             "dispatch_flow_waits", "Calls made to wait for their host.", ["host", "reason"], registry=registry
         )
-        transport = get_transport()
-        if self.observe_attempt not in transport.listeners:
-            transport.listeners.append(self.observe_attempt)
+        transport = get_runtime().transport
+        if self not in transport.observers:
+            transport.observers.append(self)
 
     def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
         super().before_process_message(broker, message)
         # A scheduled redelivery's first attempt is a retry too.
         self._local.attempts_before = 1 if message.options.get("retries", 0) else 0
 
-    def observe_attempt(self, request: Request, seconds: float, outcome: str) -> None:
-        """The transport's listener: called in the worker thread after every HTTP attempt."""
-        host = Call(request.url).host
+    @contextlib.contextmanager
+    def observe(self, method: str, url: str) -> Iterator[Observation]:
+        """The transport's attempt observer: counts and times every HTTP attempt, in the worker thread making it."""
+        started, outcome = time.perf_counter(), "ok"
+        try:
+            yield _UNHEARD
+        except Exception as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            self._count_attempt(Call(url).host, time.perf_counter() - started, outcome)
+
+    def _count_attempt(self, host: str, seconds: float, outcome: str) -> None:
         self.attempts.labels(host, outcome).inc()
         self.attempt_seconds.labels(host).observe(seconds)
         attempts_before = getattr(self._local, "attempts_before", 0)
@@ -229,14 +243,15 @@ def serve_metrics() -> None:
     from prometheus_client import CollectorRegistry, start_http_server
     from prometheus_client.multiprocess import MultiProcessCollector
 
-    settings = get_settings()  # a process of its own: read from the environment it shares with the worker
+    runtime = get_runtime()  # a process of its own: read from the environment it shares with the worker
+    settings = runtime.settings
     host, port = settings.metrics_host, settings.metrics_port or DEFAULT_PORT
     directory = run_directory(port)
     directory.mkdir(parents=True, exist_ok=True)
     _remove_ended_runs(port, directory)
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(directory))
-    flow = get_broker().flow_control  # None without limits in the destinations file
+    flow = runtime.flow_control  # None without limits in the destinations file
     if flow is not None:
         registry.register(HostsCollector(flow))
     try:

@@ -12,7 +12,7 @@ and each redirect goes through the same check.
 ``DISPATCH_ALLOWED_HOSTS`` lists hosts (``hooks.internal``), addresses or
 networks (``10.1.0.0/16``) that are allowed even though they are private.
 
-The URL is parsed once, by urllib3 (:func:`dispatch.protocol.parse_target`),
+The URL is parsed once, by urllib3 (:func:`dispatch.urlsafety.parse_target`),
 and that one parse is both checked here and connected to: a URL two
 parsers would read differently cannot show the check one host and the
 connection another.  An IPv6 address that embeds an IPv4 address (mapped,
@@ -33,7 +33,7 @@ import urllib3
 from urllib3.util import Url
 
 from .errors import DestinationRefused
-from .protocol import parse_target, port_of
+from .urlsafety import parse_target, port_of
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -13,8 +13,8 @@ opentelemetry-api), a call belongs to the trace of the code that sent it:
    made, and its outcome.  A call that waits for its host (flow control) or
    was cancelled ends its span with that outcome.
 3. **Each attempt** is a client span under the call span
-   (:func:`attempt_span`): method, host, port, URL without its query, the
-   answer's status, and the error it ended with.
+   (:class:`AttemptSpans`, the transport's attempt observer): method, host,
+   port, URL without its query, the answer's status, and the error it ended with.
 4. **The endpoint** receives ``traceparent`` naming the attempt's span, so
    its own spans join the same trace.
 
@@ -40,7 +40,6 @@ import contextlib
 import functools
 import threading
 from collections.abc import Iterator, MutableMapping
-from contextlib import AbstractContextManager
 from importlib.metadata import version
 from typing import Any
 from urllib.parse import urlsplit
@@ -93,43 +92,54 @@ def inject(headers: MutableMapping[str, str]) -> None:
         propagate.inject(headers)
 
 
-def attempt_span(method: str, url: str) -> AbstractContextManager[None]:
-    """A client span around one HTTP attempt, current while it runs (nothing when tracing is off)."""
-    if trace is None:
-        return contextlib.nullcontext()
-    return _attempt_span(method, url)
+class AttemptSpans:
+    """The transport's attempt observer (:class:`~dispatch.transport.AttemptObserver`): a client span per attempt.
+
+    The span is current while the attempt runs, so the ``traceparent`` the
+    request carries names it; it records the answer's status and the error
+    the attempt ended with.
+    """
+
+    @contextlib.contextmanager
+    def observe(self, method: str, url: str) -> Iterator[_SpanStatus]:
+        parts = urlsplit(url)
+        number = getattr(_current, "attempts", 0) + 1
+        _current.attempts = number
+        attributes = {
+            "http.request.method": method,
+            "server.address": parts.hostname or "",
+            "url.full": f"{parts.scheme}://{Call(url).host}{parts.path}",  # no credentials, no query
+            "dispatch.attempt": number,
+        }
+        with _tracer().start_as_current_span(
+            method,
+            kind=trace.SpanKind.CLIENT,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                yield _SpanStatus(span)
+            except Exception as error:
+                span.set_attribute("error.type", type(error).__name__)
+                span.set_status(trace.StatusCode.ERROR, str(error))
+                raise
 
 
-def record_status(status: int) -> None:
-    """Note the HTTP status an attempt got (the last one, after redirects) on the attempt's span."""
-    if trace is not None:
-        trace.get_current_span().set_attribute("http.response.status_code", status)
+class _SpanStatus:
+    """Notes the HTTP status an attempt got (the last one, after redirects) on the attempt's span."""
+
+    __slots__ = ("span",)
+
+    def __init__(self, span: trace.Span) -> None:
+        self.span = span
+
+    def answered(self, status: int) -> None:
+        self.span.set_attribute("http.response.status_code", status)
 
 
-@contextlib.contextmanager
-def _attempt_span(method: str, url: str) -> Iterator[None]:
-    parts = urlsplit(url)
-    number = getattr(_current, "attempts", 0) + 1
-    _current.attempts = number
-    attributes = {
-        "http.request.method": method,
-        "server.address": parts.hostname or "",
-        "url.full": f"{parts.scheme}://{Call(url).host}{parts.path}",  # no credentials, no query
-        "dispatch.attempt": number,
-    }
-    with _tracer().start_as_current_span(
-        method,
-        kind=trace.SpanKind.CLIENT,
-        attributes=attributes,
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as span:
-        try:
-            yield
-        except Exception as error:
-            span.set_attribute("error.type", type(error).__name__)
-            span.set_status(trace.StatusCode.ERROR, str(error))
-            raise
+#: The one attempt observer a transport adds when tracing is on (:func:`enabled`).
+ATTEMPT_SPANS = AttemptSpans()
 
 
 class Tracing(dramatiq.Middleware):

@@ -14,8 +14,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .actor import HttpDispatch, default_dispatcher
-from .protocol import check_method, check_options, check_url, shape_options
 from .result import CallResult
+from .urlsafety import check_url
+from .validation import check_method, check_options, shape_options
 
 #: The longest delay ``send_in``/``send_at`` accept, in seconds (30 days).
 MAX_DELAY = 30 * 24 * 3600

@@ -7,7 +7,7 @@
 * ``check_url`` raises only ValueError, and a URL it accepts has the same
   scheme, host and port for ``urllib.parse`` and urllib3.
 * An IPv6 address embedding a private IPv4 address is refused.
-* Per-call options are bounded (``protocol.OPTIONS``).
+* Per-call options are bounded (``validation.OPTIONS``).
 """
 
 from __future__ import annotations
@@ -26,17 +26,17 @@ from urllib3.util import parse_url
 
 from dispatch.errors import InvalidResponseError, RemoteExecuteError, UnknownStatusError
 from dispatch.policy import address_rule
-from dispatch.protocol import (
+from dispatch.protocol import parse_answer
+from dispatch.retries import MAX_RETRY_AFTER, DeliveryFailed, RetrySchedule, parse_retry_after
+from dispatch.urlsafety import check_url
+from dispatch.validation import (
     MAX_ATTEMPTS,
     MAX_SCHEDULE_DELAY,
     MAX_SCHEDULE_ENTRIES,
     MAX_SCHEDULE_SPAN,
     MAX_TIMEOUT,
     check_options,
-    check_url,
-    parse_answer,
 )
-from dispatch.retries import MAX_RETRY_AFTER, DeliveryFailed, RetrySchedule, parse_retry_after
 
 SETTINGS = settings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 

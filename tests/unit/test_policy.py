@@ -126,5 +126,5 @@ def test_https_keeps_certificate_verification_on_the_host_name(monkeypatch):
 
 def test_proxies_from_the_environment_are_ignored_when_the_policy_is_active(monkeypatch):
     monkeypatch.setenv("http_proxy", "http://proxy.internal:3128")
-    assert Transport(DestinationPolicy(deny_private=True)).proxies == {}
-    assert Transport().proxies["http"] == "http://proxy.internal:3128"
+    assert Transport(DestinationPolicy(deny_private=True)).connections.proxies == {}
+    assert Transport().connections.proxies["http"] == "http://proxy.internal:3128"

@@ -50,7 +50,7 @@ def test_unknown_status_raises_unknown_status_error():
 
 @pytest.mark.parametrize("options", [[None, None], "ab", [["timeout", 1]]])
 def test_options_must_be_a_mapping(options):
-    from dispatch.protocol import check_options
+    from dispatch.validation import check_options
 
     with pytest.raises(ValueError, match="options must be a mapping"):
         check_options(options)

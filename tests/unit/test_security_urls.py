@@ -22,9 +22,9 @@ import pytest
 
 from dispatch.errors import DestinationRefused
 from dispatch.policy import DestinationPolicy, address_rule, embedded_ipv4, parse_allowed
-from dispatch.protocol import check_url
 from dispatch.signing import generate_secret
 from dispatch.transport import Request, Transport
+from dispatch.urlsafety import check_url
 
 # -- one parse ----------------------------------------------------------------------------------
 
