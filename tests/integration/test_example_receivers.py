@@ -219,7 +219,8 @@ def test_the_npm_library_receiver_refuses_unsigned_and_tampered_calls(node_stand
     assert unsigned.json() == {"status": "failure", "reason": "signature check failed: Missing required headers"}
 
     def change_y(prepared: requests.PreparedRequest) -> None:
-        prepared.url = prepared.url.replace("y=7", "y=8")
+        assert isinstance(prepared.url, str) and isinstance(prepared.body, (str, type(None)))
+        prepared.url = prepared.url.replace("y=7", "y=8")  # GET: the query; POST: the body (same length)
         prepared.body = prepared.body and prepared.body.replace("y=7", "y=8")
 
     tampered = send_signed(method, url, {"x": 6, "y": 7}, tamper=change_y)
@@ -229,8 +230,9 @@ def test_the_npm_library_receiver_refuses_unsigned_and_tampered_calls(node_stand
 
 def test_the_npm_library_parses_json_by_default_and_throws_after_a_valid_signature():
     """Why node_standardwebhooks.js passes { jsonParse: false }: the default fails a form body it just verified."""
-    if _missing("node_standardwebhooks"):
-        pytest.skip(_missing("node_standardwebhooks"))
+    reason = _missing("node_standardwebhooks")
+    if reason:
+        pytest.skip(reason)
     script = """
         const { Webhook } = require("standardwebhooks");
         const webhook = new Webhook(process.env.SECRET);
