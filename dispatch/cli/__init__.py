@@ -36,9 +36,10 @@ from typing import Annotated
 
 import typer
 
-from . import dead
+from . import dead, outbox
 from .calls import call
 from .operations import gateway, hosts, status, worker
+from .outbox import relay
 from .outcomes import cancel, result
 
 __all__ = ["app", "main"]
@@ -62,7 +63,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+        bool, flag("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
 ) -> None:
     """Call any language over HTTP, reliably and asynchronously (Dramatiq + RabbitMQ + Redis)."""
@@ -75,7 +76,9 @@ app.command()(hosts)
 app.command()(status)
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(worker)
 app.command()(gateway)
+app.command()(relay)
 app.add_typer(dead.app, name="dead", no_args_is_help=True)
+app.add_typer(outbox.app, name="outbox", no_args_is_help=True)
 
 
 def main() -> None:

@@ -99,7 +99,7 @@ class Relay:
                     pause = min(max(pause * 2, 0.25), MAX_PAUSE)
                     expected = isinstance(error, (sa.exc.SQLAlchemyError, DispatchError))
                     logger.warning(
-                        "relay pass failed, next in %.2gs: %s", pause, _describe(error), exc_info=not expected
+                        "relay pass failed, next in %.2gs: %s", pause, describe_failure(error), exc_info=not expected
                     )
                     stop.wait(pause)
                     continue
@@ -148,7 +148,7 @@ def _decoded(row: _table.Row) -> dramatiq.Message | None:
         return None
 
 
-def _describe(error: BaseException) -> str:
+def describe_failure(error: BaseException) -> str:
     """One line for the log: SQLAlchemy's own messages run to a dozen lines with the SQL and a link."""
     if isinstance(error, sa.exc.DBAPIError) and error.orig is not None:
         return f"{type(error.orig).__name__}: {str(error.orig).strip().splitlines()[0]}"

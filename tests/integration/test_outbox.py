@@ -11,6 +11,7 @@ use PostgreSQL.
 
 from __future__ import annotations
 
+import json
 import shutil
 import statistics
 import subprocess
@@ -25,7 +26,7 @@ from dispatch import URL
 from dispatch.outbox import Outbox
 
 from .outbox_relay import POSTGRES_URL, RelayProcess
-from .support import wait_for
+from .support import dispatch, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -149,6 +150,27 @@ def test_two_relays_share_the_calls_and_perform_each_once(worker, python_endpoin
     print(f"\n200 calls in 20 transactions, two relays: performed {time.monotonic() - started:.2f}s after the first")
     assert rows(outbox) == []
     assert [python_endpoint.hits(key) for key in keys] == [1] * 200
+
+
+def test_the_cli_creates_the_table_and_relays_once(worker, python_endpoint):
+    table = f"dispatch_outbox_{uuid.uuid4().hex[:8]}"
+    env = {"DISPATCH_OUTBOX_URL": POSTGRES_URL}
+    outbox = Outbox(POSTGRES_URL, table=table)
+    try:
+        assert dispatch("outbox", "init", "--table", table, env=env).returncode == 0
+        assert dispatch("outbox", "init", "--table", table, env=env).returncode == 0  # again: nothing to do
+        with outbox.engine.begin() as conn:
+            res = outbox.send(conn, URL(python_endpoint.url("/multiply")), x=4, y=5)
+        backlog = dispatch("outbox", "backlog", "--table", table, "--json", env=env)
+        assert json.loads(backlog.stdout)["calls"] == 1, backlog.stderr
+        done = dispatch("relay", "--once", "--table", table, "--json", env=env)
+        assert json.loads(done.stdout) == {"relayed": 1}, done.stderr
+        assert res.get(timeout=10) == 20
+    finally:
+        outbox.table.drop(outbox.engine, checkfirst=True)
+        outbox.engine.dispose()
+    missing = dispatch("relay", "--once", env={"DISPATCH_OUTBOX_URL": ""})
+    assert missing.returncode == 2 and "DISPATCH_OUTBOX_URL" in missing.stderr
 
 
 def test_backlog_counts_committed_calls_and_the_age_of_the_oldest(python_endpoint, outbox):
