@@ -29,12 +29,14 @@ from dramatiq.middleware import CurrentMessage
 from . import tracing
 from .call import ACTOR_NAME
 from .errors import DispatchError
-from .protocol import MAX_ATTEMPTS, check_call, parse_answer
-from .publisher import publish, publish_many
+from .options import CallOptions
+from .protocol import parse_answer
+from .publisher import check_message_size, publish, publish_many
 from .result import CallResult
-from .retries import DeliveryFailed, RetrySchedule, retry_policy
-from .transport import Answer, Request, WireRequest
-from .wiring import get_broker, get_settings, get_transport
+from .retries import DeliveryFailed
+from .runtime import get_runtime
+from .transport import Answer, WireRequest
+from .validation import check_call
 
 
 def _scheduled_redelivery(retries: int, exception: BaseException) -> bool:
@@ -42,7 +44,7 @@ def _scheduled_redelivery(retries: int, exception: BaseException) -> bool:
     return isinstance(exception, dramatiq.Retry)
 
 
-class HttpDispatch(dramatiq.Actor):
+class HttpDispatch(dramatiq.Actor[..., Any]):
     """An actor whose messages are HTTP calls, validated in the caller and sent as :class:`CallResult` handles.
 
     Validation sits in ``message_with_options`` because every way of sending
@@ -54,15 +56,15 @@ class HttpDispatch(dramatiq.Actor):
     performs_calls = True
 
     #: A subclass's own queue (with its ``.DQ``/``.XQ``); ``None``: ``DISPATCH_QUEUE``.
-    queue_name: str | None = None
+    queue_name: str | None = None  # type: ignore[assignment]  # a class default; an actor's own is always a str
 
     def __init__(self, *, actor_name: str | None = None, queue_name: str | None = None) -> None:
-        settings = get_settings()
+        runtime = get_runtime()
         super().__init__(
             self.perform,
-            broker=get_broker(),
+            broker=runtime.broker,
             actor_name=actor_name or type(self).__name__,
-            queue_name=queue_name or type(self).queue_name or settings.queue,
+            queue_name=queue_name or type(self).queue_name or runtime.settings.queue,
             priority=0,
             options={
                 "store_results": True,
@@ -77,7 +79,9 @@ class HttpDispatch(dramatiq.Actor):
 
     # -- the caller's side -------------------------------------------------------------------
 
-    def message_with_options(self, *, args: tuple = (), kwargs: dict | None = None, **options: Any) -> CallResult:
+    def message_with_options(
+        self, *, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None, **options: Any
+    ) -> CallResult:
         try:
             bound = self.signature.bind(*args, **(kwargs or {}))
         except TypeError as exc:
@@ -86,29 +90,32 @@ class HttpDispatch(dramatiq.Actor):
         checked = check_call(**bound.arguments)
         options = tracing.with_caller_context(options)  # the caller's trace, joined by the worker's spans
         message = CallResult(**super().message_with_options(args=checked, kwargs={}, **options).asdict())
-        size = len(message.encode())  # encoded once: CallResult keeps the bytes it is published as
-        limit = get_settings().max_message_bytes
-        if size > limit:
-            raise ValueError(
-                f"call to {checked[0]} encodes to {size} bytes, over the {limit}-byte "
-                "limit for one message (DISPATCH_MAX_MESSAGE_BYTES); send a reference to the data instead"
-            )
+        check_message_size(message, get_runtime().settings, f"call to {checked[0]}")  # CallResult keeps the bytes
         return message
 
+    def send(self, *args: Any, **kwargs: Any) -> CallResult:
+        return self.send_with_options(args=args, kwargs=kwargs)
+
     def send_with_options(
-        self, *, args: tuple = (), kwargs: dict | None = None, delay: timedelta | int | None = None, **options: Any
+        self,
+        *,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        delay: timedelta | int | None = None,
+        **options: Any,
     ) -> CallResult:
         if isinstance(delay, timedelta):
             delay = int(delay.total_seconds() * 1000)
+        runtime = get_runtime()
         message = self.message_with_options(args=args, kwargs=kwargs, **options)
         if delay:  # recorded first, so a scheduled call is never seen as unknown, and can be cancelled
             try:
-                self.broker.call_states.schedule(message.message_id)
+                runtime.call_states.schedule(message.message_id)
             except Exception as error:
                 raise DispatchError(
                     f"cannot record the scheduled call in the results store, it was not sent: {error}"
                 ) from None
-        return publish(self.broker, message, delay, get_settings().send_timeout)
+        return publish(self.broker, message, delay, runtime.settings.send_timeout)
 
     def send_many(self, calls: Iterable[Sequence[Any]]) -> list[CallResult]:
         """Queue many calls, each given as the actor's arguments; one handle per call, in order.
@@ -118,7 +125,7 @@ class HttpDispatch(dramatiq.Actor):
         pipelined publisher confirms and returned once every one is confirmed.
         """
         messages = [self.message_with_options(args=tuple(call)) for call in calls]
-        return publish_many(self.broker, messages, get_settings().send_timeout)
+        return publish_many(self.broker, messages, get_runtime().settings.send_timeout)
 
     # -- the worker's side -------------------------------------------------------------------
 
@@ -137,36 +144,14 @@ class HttpDispatch(dramatiq.Actor):
         of the package's errors: its URL is judged again by the transport (``DestinationRefused``),
         its timeout clamped, and an unreadable ``max_attempts`` fails as a ``DispatchError``.
         """
-        settings, options = get_settings(), options or {}
+        runtime = get_runtime()
+        resolved = CallOptions.resolve(options, runtime.settings)
         message = CurrentMessage.get_current_message()
-        request = Request(
-            url=url,
-            method=method,
-            params=params or {},
-            timeout=options.get("timeout", settings.timeout),
-            max_response_bytes=settings.max_response_bytes,
-            call_id=message.message_id if message else None,
-            headers=options.get("headers") or {},
-            body_format=options.get("body", "form"),
-        )
+        request = resolved.request(url, method, params, message.message_id if message else None)
         try:
-            max_attempts = min(int(options.get("max_attempts", settings.max_attempts)), MAX_ATTEMPTS)
-        except (TypeError, ValueError, OverflowError):
-            raise DispatchError(f"malformed call option max_attempts={options['max_attempts']!r}, not sent") from None
-        policy = retry_policy(
-            max_attempts,
-            settings.backoff_initial,
-            settings.backoff_max,
-            settings.retry_after_max,
-        )
-        try:
-            answer = get_transport().deliver(request, policy, self.prepare)
+            answer = runtime.transport.deliver(request, resolved.policy, self.prepare)
         except DeliveryFailed as failure:
-            schedule = RetrySchedule(
-                options.get("retry_schedule", settings.retry_schedule),
-                settings.retry_after_max,
-                settings.scheduled_retry_after_max,
-            )
+            schedule = resolved.schedule
             deliveries_so_far = message.options.get("retries", 0) if message else len(schedule.delays)
             delay = schedule.next_delay(deliveries_so_far, failure)
             if delay is not None:

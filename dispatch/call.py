@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import dramatiq
+from dramatiq.broker import MessageProxy
 
 #: The name of the built-in actor, as the queue's messages carry it.
 ACTOR_NAME = "http_dispatch"
@@ -29,7 +30,7 @@ class Call:
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def from_message(cls, message: dramatiq.Message) -> Call:
+    def from_message(cls, message: dramatiq.Message[Any] | MessageProxy) -> Call:
         """The call a message carries (arguments the actor's signature leaves out take their defaults)."""
         url, method, params, options = (*message.args, *(None,) * (4 - len(message.args)))[:4]
         return cls(url or "", method or "GET", params or {}, options or {})
@@ -44,7 +45,7 @@ class Call:
         return urlsplit(self.url).netloc.rpartition("@")[2].lower() or "unknown"
 
 
-def is_call(broker: dramatiq.Broker, message: dramatiq.Message) -> bool:
+def is_call(broker: dramatiq.Broker, message: dramatiq.Message[Any] | MessageProxy) -> bool:
     """Whether ``message`` is a call, i.e. its actor is an HTTP dispatcher (``HttpDispatch.performs_calls``)."""
     actor = broker.actors.get(message.actor_name)
     return getattr(actor, "performs_calls", False)

@@ -28,7 +28,7 @@ from .call import Call
 from .cluster import connection_parameters
 from .publisher import publish
 from .result import CallResult
-from .wiring import get_broker, get_settings
+from .runtime import get_runtime
 
 #: Options dramatiq's middleware adds while a message is processed; a replay starts afresh.
 _DELIVERY_OPTIONS = ("retries", "traceback", "requeue_timestamp", "eta")
@@ -55,7 +55,7 @@ def _dead_letter_channel() -> Iterator[tuple[pika.adapters.blocking_connection.B
     Messages fetched and not acknowledged return to the queue when it
     closes -- which is how listing leaves the queue as it was.
     """
-    settings = get_settings()
+    settings = get_runtime().settings
     connection = pika.BlockingConnection(connection_parameters(settings.broker_url))  # any node of a cluster
     try:
         channel = connection.channel()
@@ -105,8 +105,7 @@ def list_dead(limit: int | None = None) -> list[DeadLetter]:
 
 def replay(message_ids: Collection[str] | None = None) -> list[str]:
     """Send dead calls again under their own ids (``None``: all of them); returns the ids replayed."""
-    broker = get_broker()
-    backend = broker.get_results_backend()
+    runtime = get_runtime()
     replayed = []
     with _dead_letter_channel() as (channel, queue):
         for tag, message, _ in _fetch_all(channel, queue):
@@ -114,8 +113,8 @@ def replay(message_ids: Collection[str] | None = None) -> list[str]:
                 continue
             options = {k: v for k, v in message.options.items() if k not in _DELIVERY_OPTIONS}
             fresh = dataclasses.replace(message, queue_name=q_name(message.queue_name), options=options)
-            backend.client.delete(backend.build_message_key(fresh))
-            publish(broker, fresh, None, get_settings().send_timeout)
+            runtime.results.forget(fresh)
+            publish(runtime.broker, fresh, None, runtime.settings.send_timeout)
             channel.basic_ack(tag)
             replayed.append(message.message_id)
     return replayed

@@ -41,8 +41,8 @@ from typing import Any
 
 import tomllib
 
-from .protocol import check_headers
 from .signing import check_secret
+from .validation import check_headers
 
 #: The keys a host's table (or ``[defaults]``) may have.
 KEYS = ("headers", "signing_secret", "max_concurrency", "rate", "breaker")
@@ -68,7 +68,7 @@ class Rate:
 
 
 @dataclasses.dataclass(frozen=True)
-class Breaker:
+class BreakerConfig:
     """Open after ``failures`` consecutive transport failures; probe again after ``cooldown`` seconds."""
 
     failures: int
@@ -84,7 +84,7 @@ class Destination:
     signing_secrets: tuple[str, ...] | None = dataclasses.field(default=None, repr=False)  # None: the worker's
     max_concurrency: int | None = None
     rate: Rate | None = None
-    breaker: Breaker | None = None
+    breaker: BreakerConfig | None = None
 
     @property
     def limited(self) -> bool:
@@ -218,7 +218,7 @@ def _rate(value: Any) -> Rate:
     return Rate(int(match[1]), _PER[match[2]])
 
 
-def _breaker(value: Any) -> Breaker:
+def _breaker(value: Any) -> BreakerConfig:
     if not isinstance(value, dict) or set(value) != {"failures", "cooldown"}:
         raise ValueError(f"must be {{ failures = N, cooldown = SECONDS }}, not {value!r}")
     failures, cooldown = value["failures"], value["cooldown"]
@@ -226,7 +226,7 @@ def _breaker(value: Any) -> Breaker:
         raise ValueError(f"failures must be an integer from 1 to 1000, not {failures!r}")
     if isinstance(cooldown, bool) or not isinstance(cooldown, (int, float)) or not 0 < cooldown <= 86400:
         raise ValueError(f"cooldown must be a number of seconds above 0, at most 86400, not {cooldown!r}")
-    return Breaker(failures, float(cooldown))
+    return BreakerConfig(failures, float(cooldown))
 
 
 class _Lines:

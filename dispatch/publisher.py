@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any, TypeVar, cast
 
 import dramatiq
 import pika
@@ -45,7 +46,8 @@ from dramatiq.errors import BrokerConnectionError, ConnectionClosed
 
 from .cluster import describe_nodes
 from .errors import BrokerUnavailable, PublishRefused
-from .upstream import async_channel
+from .settings import Settings
+from .upstream import async_channel, declare_again, publish_properties, reset_connection
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +69,21 @@ _FLUSH_EVERY = 32
 #: length-limit refusal until the send timeout would make every back-pressure signal 10 s late.
 NACK_PATIENCE = 1.0
 
+#: A message's own class: a CallResult stays one (dramatiq copies messages with ``dataclasses.replace``).
+M = TypeVar("M", bound=dramatiq.Message[Any])
 
-def publish(broker: dramatiq.Broker, message: dramatiq.Message, delay: int | None, patience: float):
+
+def check_message_size(message: dramatiq.Message, settings: Settings, what: str) -> None:
+    """Raise ValueError if ``message`` encodes larger than ``DISPATCH_MAX_MESSAGE_BYTES``; ``what`` names it."""
+    size, limit = len(message.encode()), settings.max_message_bytes
+    if size > limit:
+        raise ValueError(
+            f"{what} encodes to {size} bytes, over the {limit}-byte limit for one message "
+            f"({Settings.env('max_message_bytes')}); send a reference to the data instead"
+        )
+
+
+def publish(broker: dramatiq.Broker, message: M, delay: int | None, patience: float) -> M:
     """Enqueue ``message`` and return it once RabbitMQ confirmed it.
 
     While the broker is unreachable (restarting, failing over to another
@@ -78,7 +93,7 @@ def publish(broker: dramatiq.Broker, message: dramatiq.Message, delay: int | Non
     error, never a handle for a call that was not stored.
     """
     try:
-        return broker.enqueue(message, delay=delay)  # the usual case, without building a retry loop
+        return cast(M, broker.enqueue(message, delay=delay))  # the usual case, without building a retry loop
     except BrokerConnectionError as exc:
         error = exc
     started, pause = time.monotonic(), 0.05
@@ -96,14 +111,14 @@ def publish(broker: dramatiq.Broker, message: dramatiq.Message, delay: int | Non
         time.sleep(min(pause, left))
         pause = min(pause * 2, 1.0)
         try:
-            return broker.enqueue(message, delay=delay)
+            return cast(M, broker.enqueue(message, delay=delay))
         except BrokerConnectionError as exc:
             error = exc
 
 
 def publish_many(
-    broker: dramatiq.Broker, messages: Sequence[dramatiq.Message], patience: float, window: int = CONFIRM_WINDOW
-) -> list[dramatiq.Message]:
+    broker: dramatiq.Broker, messages: Sequence[M], patience: float, window: int = CONFIRM_WINDOW
+) -> list[M]:
     """Enqueue all ``messages`` with up to ``window`` unconfirmed at a time; return them once all are confirmed.
 
     Raises PublishRefused (naming what was and was not sent) if RabbitMQ
@@ -162,7 +177,8 @@ class _ConfirmedBatch:
                 self._nacked.clear()
                 self._publish_round(list(self.unconfirmed.values()))
                 nacked = [message_id for message_id in self.unconfirmed if message_id in self._nacked]
-                if nacked and time.monotonic() - self._first_nack_at < min(self.patience, NACK_PATIENCE):
+                nacked_for = time.monotonic() - (self._first_nack_at or 0.0)  # set by the first nack
+                if nacked and nacked_for < min(self.patience, NACK_PATIENCE):
                     time.sleep(pause)  # a quorum queue electing its leader: a moment later it takes them
                     pause = min(pause * 2, 0.4)
                     continue
@@ -179,7 +195,7 @@ class _ConfirmedBatch:
                 len(self.unconfirmed),
                 exc,
             )
-            del self.broker.connection  # dramatiq's way to start over on a fresh connection
+            reset_connection(self.broker)
             raise ConnectionClosed(exc) from None
 
     def _publish_round(self, messages: list[dramatiq.Message]) -> None:
@@ -201,7 +217,7 @@ class _ConfirmedBatch:
                 exchange="",
                 routing_key=message.queue_name,
                 body=message.encode(),
-                properties=pika.BasicProperties(delivery_mode=2, priority=message.options.get("broker_priority")),
+                properties=publish_properties(message),
                 mandatory=True,
             )
             self._in_flight[tag] = message
@@ -230,7 +246,7 @@ class _ConfirmedBatch:
                 if self._first_nack_at is None:
                     self._first_nack_at = time.monotonic()
             elif message.message_id in self._returned:
-                self.broker.queues_pending.add(message.queue_name)  # the queue vanished: declare it again
+                declare_again(self.broker, message.queue_name)  # the queue vanished
             else:
                 del self.unconfirmed[message.message_id]
                 self.broker.emit_after("enqueue", message, None)

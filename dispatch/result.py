@@ -15,17 +15,17 @@ import asyncio
 import dataclasses
 import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 from dramatiq import Message
 from dramatiq.results import ResultBackend, ResultFailure, ResultMissing
 from dramatiq.results import ResultTimeout as DramatiqResultTimeout
-from dramatiq.results.backends import RedisBackend
 
 from .call import ACTOR_NAME, Call
 from .errors import CallCancelled, ResultTimeout, error_from_result
-from .states import CANCELLED, SCHEDULED, STARTED
-from .wiring import get_broker, get_settings
+from .results import CANCELLED, SCHEDULED, STARTED, CallResultsBackend
+from .runtime import get_runtime
 
 #: The longest single blocking wait on the results store; ``get()`` with no
 #: timeout waits in slices of this length so an interrupt is never far away.
@@ -42,7 +42,7 @@ class Snapshot:
     error_message: str | None = None
 
 
-class CallResult(Message):
+class CallResult(Message[Any]):
     """A call in flight: wait for its outcome with :meth:`get`."""
 
     @functools.cached_property
@@ -58,7 +58,9 @@ class CallResult(Message):
         """A handle for the call with this id, sent by this process or any other: ``get()``, ``cancel()`` work."""
         if not isinstance(message_id, str) or not message_id.strip():
             raise ValueError(f"a call id is a non-empty string, not {message_id!r}")
-        return cls(get_settings().queue, ACTOR_NAME, args=(), kwargs={}, options={}, message_id=message_id.strip())
+        return cls(
+            get_runtime().settings.queue, ACTOR_NAME, args=(), kwargs={}, options={}, message_id=message_id.strip()
+        )
 
     def get(self, timeout: float | None = None) -> Any:
         """The endpoint's ``retval``; waits up to ``timeout`` seconds (None: as long as it takes).
@@ -81,14 +83,15 @@ class CallResult(Message):
 
     async def aget(self, timeout: float | None = None) -> Any:
         """:meth:`get` for asyncio code: waits on Redis with redis-py's asyncio client, holding no thread."""
-        backend = get_broker().get_results_backend()
-        if not isinstance(backend, RedisBackend):  # the in-memory store of dispatch.testing
+        runtime = get_runtime()
+        backend = runtime.results
+        if not isinstance(backend, CallResultsBackend):  # the in-memory store of dispatch.testing
             return await asyncio.to_thread(self.get, timeout)
         import redis.asyncio
 
         remaining = self._wait_budget(timeout)
         key = backend.build_message_key(self)
-        client = redis.asyncio.Redis.from_url(get_settings().results_url, socket_timeout=None)
+        client = redis.asyncio.Redis.from_url(runtime.settings.results_url, socket_timeout=None)
         try:
             while True:
                 wait = min(remaining, _WAIT_SLICE_SECONDS)
@@ -106,11 +109,11 @@ class CallResult(Message):
 
         ``get()`` on a cancelled call raises ``CallCancelled``.
         """
-        broker = get_broker()
-        if not broker.call_states.cancel(self.message_id):
+        runtime = get_runtime()
+        if not runtime.call_states.cancel(self.message_id):
             return False
-        broker.get_results_backend().store_exception(
-            self, CallCancelled(f"call {self.message_id} was cancelled"), int(get_settings().result_ttl * 1000)
+        runtime.results.store_exception(
+            self, CallCancelled(f"call {self.message_id} was cancelled"), int(runtime.settings.result_ttl * 1000)
         )
         return True
 
@@ -128,7 +131,7 @@ class CallResult(Message):
         try:
             result = self.get_result(block=False)
         except ResultMissing:
-            state = get_broker().call_states.state(self.message_id)
+            state = get_runtime().call_states.state(self.message_id)
             return Snapshot(state if state in (SCHEDULED, STARTED, CANCELLED) else "pending")
         except ResultFailure as failure:
             state = CANCELLED if failure.orig_exc_type == CallCancelled.__name__ else "failure"
@@ -145,21 +148,23 @@ class CallResult(Message):
         return ResultTimeout(f"no outcome for call {self.message_id} after {timeout:g} seconds")
 
     @staticmethod
-    def _unwrapped(read: Any, **kwargs: Any) -> Any:
+    def _unwrapped(read: Callable[..., Any], **kwargs: Any) -> Any:
         """``read(**kwargs)``, with a stored failure raised as the package's own error class."""
         try:
             return read(**kwargs)
         except ResultFailure as failure:
             raise error_from_result(failure.orig_exc_type, failure.orig_exc_msg) from None
 
-    def get_result(self, *, backend: ResultBackend | None = None, block: bool = False, timeout: int | None = None):
+    def get_result(
+        self, *, backend: ResultBackend | None = None, block: bool = False, timeout: int | None = None
+    ) -> Any:
         """dramatiq's own API (timeout in ms), defaulting to the backend the actor stores into.
 
         dramatiq would look the backend up on its global broker, which in a
         process that never built dispatch's broker is not ours.
         """
         if backend is None:
-            backend = get_broker().get_results_backend()
+            backend = get_runtime().results
         return super().get_result(backend=backend, block=block, timeout=timeout)
 
     def __repr__(self) -> str:

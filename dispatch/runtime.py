@@ -1,45 +1,86 @@
 """The process's runtime: settings, broker, results store, call states, flow control and transport, as one object.
 
-Interim shape (issue 18): it reads what :mod:`dispatch.wiring` builds; the
-core restructuring makes it the one place that builds them.  Code asks
-``get_runtime()`` instead of reading attributes off dramatiq's broker.
+This is dramatiq's ``get_broker()`` / ``set_broker()`` for the whole of
+dispatch: nothing is read from the environment and nothing connects at
+import time.  The first ``URL(...).send()``, the first worker import of
+:mod:`dispatch.tasks`, the gateway or a CLI command calls
+:func:`get_runtime`, which builds everything once, and the same objects
+serve every later call in the process.  Code asks the runtime for these
+parts; nothing dispatch-specific is set on dramatiq's broker.
+
+The order is fixed -- settings, then the results store, the call states
+and flow control beside it in Redis, the HTTP transport, the middleware,
+and the broker -- and a bad ``DISPATCH_*`` variable raises
+``ConfigurationError`` at the first of them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import threading
 
 import dramatiq
 
-from . import wiring
+from .brokers import build_broker
+from .flow import FlowControl
+from .middleware import default_middleware
+from .results import NAMESPACE, CallResultsBackend, CallStates, MemoryCallStates, RedisCallStates, ResultsBackend
+from .results import results_backend as build_results_backend
 from .settings import Settings
+from .transport import Transport
 
 
 @dataclasses.dataclass(frozen=True)
 class Runtime:
-    """Everything a process of dispatch's shares, built once on first use."""
+    """Everything a process of dispatch's shares, built once on first use (:func:`get_runtime`)."""
 
     settings: Settings
     broker: dramatiq.Broker
+    results: ResultsBackend
+    call_states: CallStates
+    flow_control: FlowControl | None  # None: the destinations file sets no limit, or outcomes are kept in memory
+    transport: Transport
 
-    @property
-    def results(self) -> Any:
-        return self.broker.get_results_backend()
 
-    @property
-    def call_states(self) -> Any:
-        return self.broker.call_states
+def build_runtime(settings: Settings, transport: Transport | None = None) -> Runtime:
+    """A runtime for ``settings`` (with ``transport``, or one built from the settings); connects to nothing."""
+    results = build_results_backend(settings)
+    redis = results.write_client if isinstance(results, CallResultsBackend) else None
+    call_states: CallStates = (
+        RedisCallStates(redis, int(settings.result_ttl * 1000), NAMESPACE) if redis is not None else MemoryCallStates()
+    )
+    flow_control = FlowControl.build(settings.destinations, redis, NAMESPACE)
+    if transport is None:
+        transport = Transport(settings.destination_policy(), settings.signing_secrets, settings.destinations)
+    broker = build_broker(settings, default_middleware(settings, results, call_states, flow_control, transport))
+    return Runtime(settings, broker, results, call_states, flow_control, transport)
 
-    @property
-    def flow_control(self) -> Any:
-        return self.broker.flow_control
 
-    @property
-    def transport(self) -> Any:
-        return wiring.get_transport()
+_lock = threading.Lock()
+_runtime: Runtime | None = None
 
 
 def get_runtime() -> Runtime:
-    """The process's runtime, built on first use."""
-    return Runtime(wiring.get_settings(), wiring.get_broker())
+    """The process's runtime, built from the environment the first time; its broker is dramatiq's global one."""
+    global _runtime
+    runtime = _runtime  # read once: set_runtime() may swap it meanwhile; no lock once built
+    if runtime is not None:
+        return runtime
+    with _lock:
+        if _runtime is None:
+            _runtime = build_runtime(Settings.from_env())
+            dramatiq.set_broker(_runtime.broker)
+        return _runtime
+
+
+def set_runtime(runtime: Runtime | None) -> Runtime | None:
+    """Use ``runtime`` from now on (``None``: build afresh on next use); returns the one it replaces.
+
+    For :mod:`dispatch.testing`, which swaps in a StubBroker runtime for a while.
+    """
+    global _runtime
+    with _lock:
+        previous, _runtime = _runtime, runtime
+        if runtime is not None:
+            dramatiq.set_broker(runtime.broker)
+        return previous

@@ -13,14 +13,15 @@ says so -- the Prometheus middleware; and dramatiq's worker is tuned
 from __future__ import annotations
 
 from .actor import default_dispatcher
+from .runtime import get_runtime
 from .upstream import tune_worker
-from .wiring import get_broker, get_settings
 
 tune_worker()
-broker = get_broker()
+runtime = get_runtime()
+broker = runtime.broker
 http_dispatch = default_dispatcher()
 
-if get_settings().metrics_enabled:
+if runtime.settings.metrics_enabled:
     from .metrics import attach_metrics  # the metrics extra, only when asked for
 
-    attach_metrics(broker, get_settings())
+    attach_metrics(broker, runtime.settings)

@@ -24,29 +24,33 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.errors import QueueJoinTimeout
 
-from . import wiring
 from .actor import default_dispatcher
-from .broker import build_broker
 from .call import Call, is_call
+from .runtime import build_runtime, get_runtime, set_runtime
 
 
 @contextmanager
 def stub_worker(worker_threads: int = 4) -> Iterator[StubBroker]:
     """Within this block, calls go through an in-memory broker and an in-process worker."""
     dispatcher = default_dispatcher()  # declared on the configured broker first: building it connects to nothing
-    stub = build_broker(dataclasses.replace(wiring.get_settings(), broker_url="stub://", results_url="stub://"))
-    previous = wiring.set_broker(stub)
-    stub.declare_actor(dispatcher)
-    dispatcher.broker = stub
-    worker = dramatiq.Worker(stub, worker_timeout=50, worker_threads=worker_threads)
+    previous = get_runtime()
+    stub = build_runtime(
+        dataclasses.replace(previous.settings, broker_url="stub://", results_url="stub://"), previous.transport
+    )
+    broker = stub.broker
+    assert isinstance(broker, StubBroker)
+    set_runtime(stub)
+    broker.declare_actor(dispatcher)
+    dispatcher.broker = broker
+    worker = dramatiq.Worker(broker, worker_timeout=50, worker_threads=worker_threads)
     worker.start()
     try:
-        yield stub
+        yield broker
     finally:
         worker.stop()
-        stub.close()
-        dispatcher.broker = previous
-        wiring.set_broker(previous)
+        broker.close()
+        dispatcher.broker = previous.broker
+        set_runtime(previous)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +77,7 @@ class DispatchStub:
 
     @property
     def queue_name(self) -> str:
-        return default_dispatcher().queue_name
+        return str(default_dispatcher().queue_name)
 
     def join(self, timeout: float = 10) -> None:
         """Wait until every call sent so far has finished (succeeded or failed).
@@ -94,7 +98,7 @@ class _Recorder(dramatiq.Middleware):
     def __init__(self, sent: list[SentCall]) -> None:
         self.sent = sent
 
-    def after_enqueue(self, broker: Any, message: Any, delay: Any) -> None:
+    def after_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None) -> None:
         # Redeliveries the worker schedules (options["retries"]) are not new calls.
         if is_call(broker, message) and not message.options.get("retries"):
             call = Call.from_message(message)
@@ -104,7 +108,7 @@ class _Recorder(dramatiq.Middleware):
 try:
     import pytest
 except ImportError:  # stub_worker() is usable without pytest (the embedded demo)
-    pytest = None
+    pytest = None  # type: ignore[assignment]
 
 if pytest is not None:
 

@@ -1,13 +1,32 @@
 """Every reach into dramatiq's and pika's private parts, in one place.
 
-dispatch leans on a few things its dependencies do not promise to keep:
-a private consumer class, pika's asynchronous channel under the blocking
-one, two private hooks of the RabbitMQ broker, the Redis backend's store
-step, and the Prometheus middleware's database path.  Each is here, named,
-with the reason it is worth the risk; ``tests/unit/test_upstream.py``
-checks that every symbol still exists, and ``pyproject.toml`` pins dramatiq
-and pika to the minor versions these were written against.  When an
-upgrade breaks one, this file is the whole of what to read.
+dispatch leans on a few things its dependencies do not promise to keep.
+Each is here, named, with the reason it is worth the risk; the rest of the
+package uses the public names this module gives them.
+``tests/unit/test_upstream.py`` checks that every upstream name used here
+still exists, and ``pyproject.toml`` pins dramatiq (``>=2.2,<2.3``) and pika
+(``>=1.3.2,<1.5``) to the minor versions these were written against: a
+minor release is where a private name may move.  When an upgrade breaks
+one, this file and that test are the whole of what to read.
+
+The reaches:
+
+* pika's asynchronous channel under the blocking one (``BlockingChannel._impl``);
+* dramatiq's RabbitMQ consumer class (``_RabbitmqConsumer``) and its
+  message's delivery tag (``_RabbitmqMessage._tag``), for cheap acks and
+  for parking long delays;
+* the RabbitMQ broker's queue-declaring steps (``_build_queue_arguments``,
+  ``_declare_queue``, ``_declare_dq_queue``, ``_declare_xq_queue``,
+  ``DEAD_MESSAGE_TTL``), turned into the hooks of :class:`HookedRabbitmqBroker`;
+* how the broker starts over on a fresh connection or channel (``del
+  broker.connection`` / ``del broker.channel``), marks a vanished queue for
+  declaring again (``queues_pending``), and the properties its ``enqueue``
+  publishes with -- for the publishers that do not go through ``enqueue``;
+* the Results middleware's option lookup (``Results._lookup_options``) and
+  the Redis backend's store step (``RedisBackend._store``);
+* the worker module's globals (``has_results_middleware``,
+  ``CONSUMER_RESTART_DELAY_SECS``, ``POST_PROCESS_MESSAGE_RETRY_DELAY_SECS``)
+  and the Prometheus middleware's ``DB_PATH``.
 """
 
 from __future__ import annotations
@@ -17,16 +36,21 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+import dramatiq
+import pika
 import pika.exceptions
 from dramatiq import worker as dramatiq_worker
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL, RabbitmqBroker, _RabbitmqConsumer, _RabbitmqMessage
-from dramatiq.common import dq_name, xq_name
+from dramatiq.common import dq_name, q_name, xq_name
 from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import prometheus as dramatiq_prometheus
 from dramatiq.results import Results
 from dramatiq.results.backends import RedisBackend
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.channel import Channel
+
+# -- pika -------------------------------------------------------------------------------------
 
 
 def async_channel(channel: BlockingChannel) -> Channel:
@@ -39,8 +63,30 @@ def async_channel(channel: BlockingChannel) -> Channel:
     return channel._impl
 
 
+# -- the RabbitMQ broker ----------------------------------------------------------------------
+
+
+def reset_connection(broker: RabbitmqBroker) -> None:
+    """Drop this thread's connection (and channel): the next use opens fresh ones.
+
+    dramatiq's own ``enqueue`` does this after a connection or channel error;
+    dispatch's publishers that bypass ``enqueue`` must do the same.
+    """
+    del broker.connection
+
+
+def publish_properties(message: dramatiq.Message) -> pika.BasicProperties:
+    """The properties ``RabbitmqBroker.enqueue`` publishes a message with: persistent, its priority."""
+    return pika.BasicProperties(delivery_mode=2, priority=message.options.get("broker_priority"))
+
+
+def declare_again(broker: RabbitmqBroker, queue_name: str) -> None:
+    """Have the broker declare ``queue_name`` again before its next publish (a message came back unroutable)."""
+    broker.queues_pending.add(q_name(queue_name))
+
+
 class QuickAckConsumer(_RabbitmqConsumer):
-    """dramatiq's consumer, acking without a synchronous flush.
+    """dramatiq's consumer, acking without a synchronous flush, and asking its broker to park long delays.
 
     dramatiq hands each ack to the consumer thread, which then calls the
     *blocking* channel's ``basic_ack``: that runs a whole turn of pika's I/O
@@ -51,28 +97,23 @@ class QuickAckConsumer(_RabbitmqConsumer):
     redelivery either way, so nothing about delivery changes.
     """
 
-    def __next__(self) -> _RabbitmqMessage | None:
-        """The next message, except a delayed one with a long wait left: that is parked, acked, and skipped.
+    broker: HookedRabbitmqBroker
 
-        Parking (:mod:`dispatch.delays`) happens here, before dramatiq's
-        worker puts the message on its in-memory delay queue, because from
-        there dramatiq would hold it unacked until its time.  ``None`` is
-        what the consumer returns when nothing arrived, so the worker just
-        asks again.
+    def __next__(self) -> _RabbitmqMessage | None:
+        """The next message, except one the broker parked (:meth:`HookedRabbitmqBroker.park`): acked, skipped.
+
+        Parking happens here, before dramatiq's worker puts the message on
+        its in-memory delay queue, because from there dramatiq would hold it
+        unacked until its time.  ``None`` is what the consumer returns when
+        nothing arrived, so the worker just asks again.
         """
         message = super().__next__()
-        parking = self.broker.delay_parking
-        if (
-            message is not None
-            and parking is not None
-            and parking.should_park(message)
-            and parking.park(self.broker, message)
-        ):
+        if message is not None and self.broker.park(message):
             self.ack(message)
             return None
         return message
 
-    def ack(self, message: _RabbitmqMessage) -> None:
+    def ack(self, message: _RabbitmqMessage) -> None:  # type: ignore[override]  # dramatiq types it MessageProxy
         try:
             self.known_tags.remove(message._tag)
         except KeyError:
@@ -84,92 +125,66 @@ class QuickAckConsumer(_RabbitmqConsumer):
             raise ConnectionClosed(exc) from None
 
 
-class QuickAckRabbitmqBroker(RabbitmqBroker):
-    """dramatiq's RabbitMQ broker with :class:`QuickAckConsumer`.
+class HookedRabbitmqBroker(RabbitmqBroker):
+    """dramatiq's RabbitMQ broker with :class:`QuickAckConsumer` and its private steps as public hooks.
 
-    ``delay_parking`` (a :class:`dispatch.delays.DelayParking`, set by
-    :func:`dispatch.broker.build_broker`) makes its consumers park long delays.
+    dramatiq builds and declares queues in private methods; a subclass
+    (:mod:`dispatch.brokers.rabbitmq`) overrides the hooks instead:
+
+    * :meth:`queue_arguments` -- added to dramatiq's arguments of a queue and its ``.DQ``;
+    * :meth:`dead_letter_arguments` -- added to those of its ``.XQ``;
+    * :meth:`declare_or_keep` -- wraps each declare of a queue and its ``.DQ``;
+    * :meth:`park` -- asked by the consumer about every message it receives.
     """
-
-    delay_parking: Any = None
 
     @property
     def consumer_class(self) -> type[_RabbitmqConsumer]:
         return QuickAckConsumer
 
+    def queue_arguments(self, queue_name: str) -> dict[str, Any]:
+        return {}
 
-class QuorumRabbitmqBroker(QuickAckRabbitmqBroker):
-    """Declares the queue and its ``.DQ``/``.XQ`` companions as quorum queues.
+    def dead_letter_arguments(self, queue_name: str) -> dict[str, Any]:
+        return {}
 
-    Quorum queues are replicated across a RabbitMQ cluster (Raft), so a
-    node's loss loses no call.  They are always durable and keep
-    dead-lettering and per-queue message TTL (RabbitMQ >= 3.10).  On top of
-    dramatiq's arguments the calls queue and ``.DQ`` get:
+    def declare_or_keep(self, name: str, declare: Callable[[], Any]) -> Any:
+        return declare()
 
-    * ``x-delivery-limit`` (``DISPATCH_DELIVERY_LIMIT``, RabbitMQ >= 3.8): a
-      call redelivered that many times -- a worker crashing on it again and
-      again -- is dead-lettered to ``.XQ`` instead of coming back forever;
-    * ``x-dead-letter-strategy: at-least-once`` (RabbitMQ >= 3.10): the move
-      to ``.XQ`` is confirmed by the target, so a dead letter survives a
-      node's loss (RabbitMQ's default for quorum queues is at-most-once);
-      it requires ``x-overflow: reject-publish``, which only matters under a
-      length limit and is what dispatch reports as ``PublishRefused``.
+    def park(self, message: dramatiq.Message) -> bool:
+        """Whether ``message`` was taken care of elsewhere (the consumer then acks and skips it)."""
+        return False
 
-    An existing queue cannot change its arguments (nor its type): one
-    declared before these arguments is used as it is, with a warning naming
-    the policy that gives it the same behaviour.  dramatiq builds queue
-    arguments in two private methods, which is why this class lives here.
-    """
-
-    def __init__(self, *, delivery_limit: int = 20, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.delivery_limit = delivery_limit
+    def reset_channel(self) -> None:
+        """Drop this thread's channel (a refused declare closed it): the next use opens a fresh one."""
+        del self.channel
 
     def _build_queue_arguments(self, queue_name: str) -> dict[str, Any]:
-        return {**super()._build_queue_arguments(queue_name), **quorum_arguments(self.delivery_limit)}
+        return {**super()._build_queue_arguments(queue_name), **self.queue_arguments(queue_name)}
 
     def _declare_queue(self, queue_name: str) -> Any:
-        return self._declare_or_keep(queue_name, partial(super()._declare_queue, queue_name))
+        return self.declare_or_keep(queue_name, partial(super()._declare_queue, queue_name))
 
     def _declare_dq_queue(self, queue_name: str) -> Any:
-        return self._declare_or_keep(dq_name(queue_name), partial(super()._declare_dq_queue, queue_name))
+        return self.declare_or_keep(dq_name(queue_name), partial(super()._declare_dq_queue, queue_name))
 
     def _declare_xq_queue(self, queue_name: str) -> Any:
+        extra = self.dead_letter_arguments(queue_name)
+        if not extra:
+            return super()._declare_xq_queue(queue_name)
         return self.channel.queue_declare(
-            queue=xq_name(queue_name),
-            durable=True,
-            arguments={"x-message-ttl": DEAD_MESSAGE_TTL, "x-queue-type": "quorum"},
+            queue=xq_name(queue_name), durable=True, arguments={"x-message-ttl": DEAD_MESSAGE_TTL, **extra}
         )
 
-    def _declare_or_keep(self, name: str, declare: Callable[[], Any]) -> Any:
-        """Declare ``name`` with our arguments; a queue that exists with older ones is kept as it is."""
-        try:
-            return declare()
-        except pika.exceptions.ChannelClosedByBroker as exc:
-            if exc.reply_code != 406 or "inequivalent arg" not in str(exc.reply_text):
-                raise
-        del self.channel  # a refused declare closes the channel
-        self.logger.warning(
-            "queue %r exists with arguments other than dispatch's (%s) and keeps its own. To change, delete it "
-            "when empty or apply a policy: rabbitmqctl set_policy <name> '^%s$' "
-            '\'{"delivery-limit": %d, "dead-letter-strategy": "at-least-once", "overflow": "reject-publish"}\' '
-            "--apply-to queues",
-            name,
-            ", ".join(quorum_arguments(self.delivery_limit)),
-            name.replace(".", "\\."),
-            self.delivery_limit,
-        )
-        return self.channel.queue_declare(queue=name, passive=True)
+
+# -- results ----------------------------------------------------------------------------------
 
 
-def quorum_arguments(delivery_limit: int) -> dict[str, Any]:
-    """The arguments dispatch adds to a quorum calls queue (and its ``.DQ``)."""
-    return {
-        "x-queue-type": "quorum",
-        "x-delivery-limit": delivery_limit,
-        "x-dead-letter-strategy": "at-least-once",
-        "x-overflow": "reject-publish",
-    }
+def result_options(
+    results: Results, broker: dramatiq.Broker, message: dramatiq.Message[Any] | MessageProxy
+) -> tuple[bool, int]:
+    """``(store_results, result_ttl)`` for ``message``, as dramatiq's Results middleware decides them."""
+    store_results, result_ttl = results._lookup_options(broker, message)
+    return bool(store_results), int(result_ttl)
 
 
 class PipelinedRedisBackend(RedisBackend):
@@ -186,7 +201,7 @@ class PipelinedRedisBackend(RedisBackend):
         super().__init__(**kwargs)
         self.write_client = write_client
 
-    def _store(self, message_key: str, result: bytes, ttl: int) -> None:
+    def _store(self, message_key: str, result: Any, ttl: int) -> None:
         with self.write_client.pipeline(transaction=False) as pipe:
             pipe.delete(message_key)
             pipe.lpush(message_key, self.encoder.encode(result))
@@ -194,11 +209,14 @@ class PipelinedRedisBackend(RedisBackend):
             pipe.execute()
 
 
+# -- the worker -------------------------------------------------------------------------------
+
+
 def tune_worker() -> None:
     """Make dramatiq's worker (in this process) fit dispatch; called by :mod:`dispatch.tasks`, the worker's entry.
 
     * It recognises only dramatiq's own ``Results`` class, so with
-      :class:`~dispatch.durability.DurableResults` it would log "returned a
+      :class:`~dispatch.results.DurableResults` it would log "returned a
       value ... you haven't added the Results middleware" for every call:
       subclasses count too.
     * It waits 3 s before restarting a consumer and 5 s before retrying an
@@ -208,9 +226,11 @@ def tune_worker() -> None:
       a call postponed by flow control (:mod:`dispatch.flow`) is skipped each
       time it waits, which is routine, so that line is dropped for those.
     """
-    dramatiq_worker.has_results_middleware = lambda broker: any(isinstance(m, Results) for m in broker.middleware)
+    dramatiq_worker.has_results_middleware = lambda broker: any(  # type: ignore[assignment]
+        isinstance(m, Results) for m in broker.middleware
+    )
     dramatiq_worker.CONSUMER_RESTART_DELAY_SECS = 1.0
-    dramatiq_worker.POST_PROCESS_MESSAGE_RETRY_DELAY_SECS = 1.0
+    dramatiq_worker.POST_PROCESS_MESSAGE_RETRY_DELAY_SECS = 1.0  # type: ignore[assignment]  # an int upstream; any number works
     skip_log = logging.getLogger("dramatiq.worker.WorkerThread")
     if not any(isinstance(f, _PostponedSkips) for f in skip_log.filters):
         skip_log.addFilter(_PostponedSkips())

@@ -29,8 +29,11 @@ import time
 from typing import Any
 
 import dramatiq
-import pika
+import pika.exceptions
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.common import dq_name, q_name
+
+from ..upstream import publish_properties, reset_connection
 
 logger = logging.getLogger("dispatch.delays")
 
@@ -48,25 +51,25 @@ def wait_queue_name(queue_name: str, tier: int) -> str:
     return f"{q_name(queue_name)}.wait.{tier}"
 
 
-def wait_queue_arguments(queue_name: str, tier: int, quorum: bool) -> dict[str, Any]:
-    """A queue whose messages expire after ``tier`` seconds into ``<queue>.DQ``."""
-    arguments: dict[str, Any] = {
+def wait_queue_arguments(queue_name: str, tier: int, queue_arguments: dict[str, Any]) -> dict[str, Any]:
+    """A queue whose messages expire after ``tier`` seconds into ``<queue>.DQ``, plus ``queue_arguments``."""
+    return {
         "x-message-ttl": tier * 1000,
         "x-dead-letter-exchange": "",
         "x-dead-letter-routing-key": dq_name(q_name(queue_name)),
+        **queue_arguments,
     }
-    if quorum:  # message TTL on quorum queues: RabbitMQ >= 3.10; at-least-once so a node loss drops nothing
-        arguments.update({"x-queue-type": "quorum", "x-dead-letter-strategy": "at-least-once"})
-        arguments["x-overflow"] = "reject-publish"
-    return arguments
 
 
 @dataclasses.dataclass
 class DelayParking:
-    """Parks delayed messages with more than ``hold_max`` seconds to go in the wait queues."""
+    """Parks delayed messages with more than ``hold_max`` seconds to go in the wait queues.
+
+    ``queue_arguments`` are the broker flavour's own (quorum queues: message TTL needs RabbitMQ >= 3.10).
+    """
 
     hold_max: float
-    quorum: bool = False
+    queue_arguments: dict[str, Any] = dataclasses.field(default_factory=dict)
     declared: set[str] = dataclasses.field(default_factory=set)
 
     def should_park(self, message: dramatiq.Message) -> bool:
@@ -77,7 +80,7 @@ class DelayParking:
             and (eta / 1000 - time.time() > self.hold_max)
         )
 
-    def park(self, broker: Any, message: dramatiq.Message) -> bool:
+    def park(self, broker: RabbitmqBroker, message: dramatiq.Message) -> bool:
         """Publish ``message`` to its wait queue with a confirm; False (the caller keeps it) if that failed."""
         remaining = message.options["eta"] / 1000 - time.time()
         tier = tier_for(remaining)
@@ -86,18 +89,18 @@ class DelayParking:
             channel = broker.channel  # this thread's channel, with publisher confirms
             if name not in self.declared:
                 channel.queue_declare(
-                    name, durable=True, arguments=wait_queue_arguments(message.queue_name, tier, self.quorum)
+                    name, durable=True, arguments=wait_queue_arguments(message.queue_name, tier, self.queue_arguments)
                 )
                 self.declared.add(name)
             channel.basic_publish(
                 exchange="",
                 routing_key=name,
                 body=message.encode(),
-                properties=pika.BasicProperties(delivery_mode=2),
+                properties=publish_properties(message),
                 mandatory=True,
             )
         except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError) as error:
-            del broker.connection  # dramatiq's way to start over on a fresh connection
+            reset_connection(broker)
             self.declared.discard(name)
             logger.warning("call %s: could not park it in %s (%s); holding it instead", message.message_id, name, error)
             return False

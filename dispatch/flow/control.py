@@ -16,97 +16,31 @@ lost call.  Waits are short and jittered (a slot, a rate window, the rest
 of a cooldown), so calls waiting for a host take their turns at random
 rather than in a fixed order that could starve one.
 
-**The limiters are dramatiq's own**: ``ConcurrentRateLimiter`` for
-``max_concurrency`` and ``WindowRateLimiter`` for ``rate``, on dramatiq's
-Redis rate-limiter backend.  A worker killed while it holds a slot does not
-give it back; the slot's key expires :data:`SLOT_TTL_SECONDS` after the
-host's last call, which frees it.
-
-**The breaker counts deliveries.**  A delivery whose quick attempts all
-failed at the transport level (refused, reset, timed out, 429/502/503/504)
-is a failure; any answer the endpoint meant to give, success or not, shows
-the host is up and closes the count.  After ``failures`` consecutive
-failures the breaker opens for ``cooldown`` seconds: calls to the host wait.
-Then the first call to come takes the probe: it alone is performed; a
-success closes the breaker, a failure opens it again for another cooldown.
-The counting and the transitions are Lua scripts, so every worker sees one
-state, and the worker that makes a transition is the one that logs it.
+The pieces: :mod:`~dispatch.flow.limits` (concurrency and rate, dramatiq's
+limiters), :mod:`~dispatch.flow.breaker` (the shared breaker and its Lua),
+:mod:`~dispatch.flow.report` (each host's state, for ``dispatch hosts``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import random
 import threading
-import time
-from typing import Any, NamedTuple
+from typing import Any
 
 import dramatiq
+from dramatiq.broker import MessageProxy
 from dramatiq.middleware import SkipMessage
-from dramatiq.rate_limits import ConcurrentRateLimiter, WindowRateLimiter
-from dramatiq.rate_limits.backends import RedisBackend as RateLimiterBackend
 
-from .call import Call, is_call
-from .destinations import UNLISTED, Destination, Destinations
-from .errors import TransportError
-from .protocol import parse_target, port_of
+from ..call import Call, is_call
+from ..destinations import UNLISTED, Destination, Destinations
+from ..errors import TransportError
+from ..urlsafety import parse_target, port_of
+from .breaker import Breaker
+from .limits import Limits, Slot, Wait
+from .report import HostState, host_states
 
 logger = logging.getLogger("dispatch.flow")
-
-#: How long an unused concurrency slot lives: a killed worker's slot is freed this long after the host's last call.
-SLOT_TTL_SECONDS = 15 * 60
-
-#: The wait for a free concurrency slot, before jitter.
-SLOT_WAIT_SECONDS = 0.5
-
-# KEYS: failures, open.  ARGV: threshold, cooldown ms, ttl ms.  Returns 1 when this failure opened the breaker.
-_FAILED = """
-local failures = redis.call('INCR', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-if failures >= tonumber(ARGV[1]) and redis.call('EXISTS', KEYS[2]) == 0 then
-    redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
-    return 1
-end
-return 0
-"""
-
-# KEYS: failures, probe.  ARGV: threshold.  Returns 1 when this success closed an opened breaker.
-_SUCCEEDED = """
-local failures = tonumber(redis.call('GET', KEYS[1]) or '0')
-if failures == 0 then
-    return 0
-end
-redis.call('DEL', KEYS[1], KEYS[2])
-if failures >= tonumber(ARGV[1]) then
-    return 1
-end
-return 0
-"""
-
-
-class Wait(NamedTuple):
-    """Why a call may not go now, and for how long it waits."""
-
-    seconds: float
-    reason: str  # "breaker", "concurrency" or "rate": the label of dispatch_flow_waits_total
-    detail: str  # for the log line
-
-
-#: What a host's breaker can be (``dispatch hosts`` also says "off" for a host without one).
-BREAKER_STATES = ("closed", "open", "half-open")
-
-
-@dataclasses.dataclass(frozen=True)
-class HostState:
-    """What ``dispatch hosts`` shows for one host."""
-
-    host: str
-    max_concurrency: int | None
-    rate: str | None
-    in_flight: int
-    breaker: str  # "closed", "open", "half-open" (waiting for its probe), or "off"
-    failures: int
 
 
 class FlowControl(dramatiq.Middleware):
@@ -116,18 +50,21 @@ class FlowControl(dramatiq.Middleware):
         self.destinations = destinations
         self.client = client
         self.namespace = namespace
-        self.limiter_backend = RateLimiterBackend(client=client)
-        self._failed = client.register_script(_FAILED)
-        self._succeeded = client.register_script(_SUCCEEDED)
+        self.limits = Limits(client, namespace)
+        self.breaker = Breaker(client, namespace)
         # Per worker thread, for the call it performs: its (host, destination) and the slot it holds.
         self._held = threading.local()
 
-    # -- keys -------------------------------------------------------------------------------
+    @classmethod
+    def build(cls, destinations: Destinations, client: Any | None, namespace: str) -> FlowControl | None:
+        """Flow control for ``destinations`` through Redis ``client``, shared by every worker.
 
-    def key(self, host: str, what: str) -> str:
-        return f"{self.namespace}:flow:{host}:{what}"
+        None when the destinations file sets no limit, or there is no Redis (outcomes kept in memory).
+        """
+        limited = destinations.defaults.limited or any(d.limited for d in destinations.hosts.values())
+        return cls(destinations, client, namespace) if limited and client is not None else None
 
-    def destination_of(self, message: dramatiq.Message) -> tuple[str, Destination]:
+    def destination_of(self, message: dramatiq.Message | MessageProxy) -> tuple[str, Destination]:
         """The name a call's limits are counted under, and its destinations entry.
 
         A listed host counts under its name in the file (``api.example.com``
@@ -142,9 +79,13 @@ class FlowControl(dramatiq.Middleware):
         listed = destination is not self.destinations.defaults
         return destination.name if listed else f"{target.host}:{port}", destination
 
+    def host_states(self) -> list[HostState]:
+        """Every listed host's limits and live state, and each other host that has live state."""
+        return host_states(self.destinations, self.client, self.namespace)
+
     # -- the hooks --------------------------------------------------------------------------
 
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         self._held.slot = self._held.destination = None
         if not is_call(broker, message):
             return
@@ -160,7 +101,7 @@ class FlowControl(dramatiq.Middleware):
             self._postpone(broker, message, host, wait)
 
     def after_process_message(
-        self, broker: dramatiq.Broker, message: dramatiq.Message, *, result: Any = None, exception: Any = None
+        self, broker: dramatiq.Broker, message: MessageProxy, *, result: Any = None, exception: Any = None
     ) -> None:
         self._release()
         held, self._held.destination = getattr(self._held, "destination", None), None
@@ -171,89 +112,35 @@ class FlowControl(dramatiq.Middleware):
             return
         failed = isinstance(exception, (dramatiq.Retry, TransportError))
         try:
-            self._record(host, destination, failed)
+            self.breaker.record(host, destination.breaker, failed)
         except Exception as error:
             logger.warning("cannot record the outcome of a call to %s for its breaker: %s", host, error)
 
-    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         self._release()  # admitted, then skipped as cancelled: the slot goes back
         self._held.destination = None
 
     # -- admission --------------------------------------------------------------------------
 
     def _admit(self, host: str, destination: Destination) -> Wait | None:
-        """None when the call may go now, else how long it waits, and why."""
+        """None when the call may go now (holding its slot), else how long it waits, and why."""
         if destination.breaker is not None:
-            wait = self._breaker_wait(host, destination)
+            wait = self.breaker.wait(host, destination.breaker)
             if wait is not None:
                 return wait
-        slot = None
-        if destination.max_concurrency is not None:
-            limiter = ConcurrentRateLimiter(
-                self.limiter_backend,
-                self.key(host, "in-flight"),
-                limit=destination.max_concurrency,
-                ttl=SLOT_TTL_SECONDS * 1000,
-            )
-            slot = limiter.acquire(raise_on_failure=False)
-            if not slot.__enter__():
-                return Wait(SLOT_WAIT_SECONDS, "concurrency", f"{destination.max_concurrency} calls in flight")
-        if destination.rate is not None:
-            window = WindowRateLimiter(
-                self.limiter_backend,
-                self.key(host, "rate"),
-                limit=destination.rate.calls,
-                window=int(destination.rate.per),
-            )
-            with window.acquire(raise_on_failure=False) as acquired:
-                if not acquired:
-                    if slot is not None:
-                        slot.__exit__(None, None, None)
-                    seconds = 1.0 if destination.rate.per == 1 else 60 - time.time() % 60
-                    return Wait(seconds, "rate", f"rate {destination.rate}")
-        self._held.slot = slot
+        admitted = self.limits.admit(host, destination)
+        if isinstance(admitted, Wait):
+            return admitted
+        self._held.slot = admitted
         return None
 
-    def _breaker_wait(self, host: str, destination: Destination) -> Wait | None:
-        failures, open_ms = (
-            self.client.pipeline(transaction=False)
-            .get(self.key(host, "failures"))
-            .pttl(self.key(host, "open"))
-            .execute()
-        )
-        if int(failures or 0) < destination.breaker.failures:
-            return None  # closed
-        if open_ms and open_ms > 0:
-            return Wait(open_ms / 1000, "breaker", "breaker open")
-        probe_ms = int(destination.breaker.cooldown * 1000)
-        if self.client.set(self.key(host, "probe"), "1", nx=True, px=probe_ms):
-            logger.info("breaker for %s: cooldown over, sending one probe call", host)
-            return None  # this call is the probe
-        probe_left_ms = max(self.client.pttl(self.key(host, "probe")), 100)
-        return Wait(probe_left_ms / 1000, "breaker", "breaker half-open, probe in flight")
-
-    def _record(self, host: str, destination: Destination, failed: bool) -> None:
-        breaker = destination.breaker
-        keys = self.key(host, "failures"), self.key(host, "open"), self.key(host, "probe")
-        if failed:
-            ttl_ms = int((breaker.cooldown + SLOT_TTL_SECONDS) * 1000)
-            if self._failed(keys=keys[:2], args=[breaker.failures, int(breaker.cooldown * 1000), ttl_ms]):
-                logger.warning(
-                    "breaker for %s opened after %d consecutive transport failures; calls wait %gs",
-                    host,
-                    breaker.failures,
-                    breaker.cooldown,
-                )
-        elif self._succeeded(keys=[keys[0], keys[2]], args=[breaker.failures]):
-            logger.warning("breaker for %s closed: a call succeeded", host)
-
     def _release(self) -> None:
-        slot = getattr(self._held, "slot", None)
+        slot: Slot | None = getattr(self._held, "slot", None)
         self._held.slot = None
         if slot is not None:
-            slot.__exit__(None, None, None)
+            slot.release()
 
-    def _postpone(self, broker: dramatiq.Broker, message: dramatiq.Message, host: str, wait: Wait) -> None:
+    def _postpone(self, broker: dramatiq.Broker, message: MessageProxy, host: str, wait: Wait) -> None:
         waits = message.options.get("flow_waits", 0) + 1
         delay_ms = int(wait.seconds * 1000 * random.uniform(1.0, 1.5)) + 1  # jitter: waiting calls take turns at random
         try:
@@ -267,35 +154,3 @@ class FlowControl(dramatiq.Middleware):
         logger.debug("call %s to %s waits %dms (%s), wait %d", message.message_id, host, delay_ms, wait.detail, waits)
         message.options["postponed"] = wait.reason  # no outcome to store, no skip warning; a metrics label
         raise SkipMessage(f"call {message.message_id} waits for {host}: {wait.detail}")
-
-    # -- for dispatch hosts -----------------------------------------------------------------
-
-    def host_states(self) -> list[HostState]:
-        """Every listed host's limits and live state, and each other host that has live state."""
-        hosts = dict(self.destinations.hosts)
-        for key in self.client.scan_iter(f"{self.namespace}:flow:*", count=1000):
-            host = key.decode().split(":flow:", 1)[1].rsplit(":", 1)[0]
-            hostname, _, port = host.rpartition(":")
-            hosts.setdefault(host, self.destinations.for_host(hostname, int(port) if port.isdigit() else None))
-        return [self._state(host, destination) for host, destination in sorted(hosts.items())]
-
-    def _state(self, host: str, destination: Destination) -> HostState:
-        keys = [self.key(host, what) for what in ("in-flight", "failures", "open")]
-        in_flight, failures, opened = self.client.mget(keys)
-        failures = int(failures or 0)
-        if destination.breaker is None:
-            breaker = "off"
-        elif failures < destination.breaker.failures:
-            breaker = "closed"
-        elif opened:
-            breaker = "open"
-        else:
-            breaker = "half-open"
-        return HostState(
-            host,
-            destination.max_concurrency,
-            str(destination.rate) if destination.rate else None,
-            int(in_flight or 0),
-            breaker,
-            failures,
-        )

@@ -1,57 +1,61 @@
-"""Where outcomes are kept: the results backend named by ``DISPATCH_RESULTS_URL``.
+"""Where outcomes are kept: the results backend named by ``DISPATCH_RESULTS_URL``, in Redis or in memory.
 
 A worker stores each call's outcome here and any process holding the
 call's id reads it back (:class:`~dispatch.result.CallResult`), so clients
-and workers must build the same store from the same settings.
-
-``stub://`` swaps in dramatiq's in-memory StubBackend: that is what the
-embedded demo and :mod:`dispatch.testing` use, never an integration test.
+and workers must build the same store from the same settings.  dramatiq's
+``ResultBackend`` is the interface; the two implementations sit side by
+side: :class:`CallResultsBackend` (Redis) and :class:`MemoryResultsBackend`
+(``stub://``: the embedded demo and :mod:`dispatch.testing`, never an
+integration test).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import dramatiq
 import redis
-from dramatiq.results.backends import RedisBackend, StubBackend
+from dramatiq.results.backends import StubBackend
 
-from .flow import FlowControl
-from .settings import Settings
-from .states import MemoryCallStates, RedisCallStates
-from .upstream import PipelinedRedisBackend
+from ..settings import Settings
+from ..upstream import PipelinedRedisBackend
 
-#: Key prefix of every outcome (``dispatch:<message key>``).
+#: Key prefix of every outcome (``dispatch:<message key>``), and of the call states and flow keys beside them.
 NAMESPACE = "dispatch"
 
 
 class CallResultsBackend(PipelinedRedisBackend):
-    """Outcomes keyed by call id alone, so a handle made from an id (``CallResult.from_id``) finds any call."""
+    """Outcomes in Redis, keyed by call id alone, so a handle made from an id (``CallResult.from_id``) finds any call.
 
-    def build_message_key(self, message: object) -> str:
+    ``client`` blocks (readers wait on Redis); ``write_client`` has a timeout
+    and is also what call states and flow control use.
+    """
+
+    write_client: redis.Redis
+
+    def build_message_key(self, message: dramatiq.Message[Any]) -> str:
         return f"{NAMESPACE}:result:{message.message_id}"
 
-
-def call_states(backend: StubBackend | RedisBackend, settings: Settings) -> RedisCallStates | MemoryCallStates:
-    """Where calls' scheduled/started/cancelled states live: beside the outcomes."""
-    if isinstance(backend, CallResultsBackend):
-        return RedisCallStates(backend.write_client, int(settings.result_ttl * 1000), NAMESPACE)
-    return MemoryCallStates()
+    def forget(self, message: dramatiq.Message) -> None:
+        """Drop the call's outcome (a replayed call then waits for its new one)."""
+        self.client.delete(self.build_message_key(message))
 
 
-def flow_control(backend: StubBackend | RedisBackend, settings: Settings) -> FlowControl | None:
-    """Per-host limits and breakers, shared by every worker through the results store's Redis.
+class MemoryResultsBackend(StubBackend):
+    """Outcomes in this process's memory (dramatiq's StubBackend)."""
 
-    None when the destinations file sets no limit, or outcomes are kept in memory (``stub://``).
-    """
-    destinations = settings.destinations
-    limited = destinations.defaults.limited or any(d.limited for d in destinations.hosts.values())
-    if not limited or not isinstance(backend, CallResultsBackend):
-        return None
-    return FlowControl(destinations, backend.write_client, NAMESPACE)
+    def forget(self, message: dramatiq.Message) -> None:
+        self.results.pop(self.build_message_key(message), None)
 
 
-def results_backend(settings: Settings) -> StubBackend | RedisBackend:
+#: A results store of dispatch's: either implementation.
+ResultsBackend = CallResultsBackend | MemoryResultsBackend
+
+
+def results_backend(settings: Settings) -> ResultsBackend:
     """The store for outcomes named by ``DISPATCH_RESULTS_URL``."""
     if settings.results_url.startswith("stub:"):
-        return StubBackend()
+        return MemoryResultsBackend()
     # Readers block: redis-py 8 defaults to a 5 s socket timeout, which would
     # cut dramatiq's blocking BRPOPLPUSH short for any res.get(timeout=...)
     # above 5 s, so the reading client has none (Redis bounds the wait).
@@ -72,3 +76,8 @@ def results_backend(settings: Settings) -> StubBackend | RedisBackend:
         health_check_interval=30,
     )
     return CallResultsBackend(client=reader, write_client=writer, namespace=NAMESPACE, use_namespace_prefix_keys=True)
+
+
+def redis_clients(results: ResultsBackend) -> list[Any]:
+    """The Redis clients a store holds (none in memory): the pools a worker sizes at boot."""
+    return [results.client, results.write_client] if isinstance(results, CallResultsBackend) else []

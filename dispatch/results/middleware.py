@@ -1,26 +1,21 @@
-"""No ack without a durable outcome: the results and retry middleware a worker can trust.
+"""No ack without a durable outcome: the results middleware a worker can trust.
 
 dramatiq acks a message after its ``after_process_message`` hooks ran,
 whether they worked or not: a hook that raises is logged as CRITICAL and
-the message is acked all the same.  Two of those hooks can fail for
-reasons outside the call -- storing the outcome (Redis down or hung) and
-re-enqueueing a scheduled delivery (RabbitMQ refusing the publish) -- and
-with stock dramatiq either failure loses the call silently.  The two
-middleware here replace dramatiq's ``Results`` and ``Retries``:
-
-* :class:`DurableResults` stores an outcome with bounded, retried writes
-  (``DISPATCH_RESULTS_WRITE_TIMEOUT`` per write, retried for
-  ``DISPATCH_RESULTS_STORE_PATIENCE``).  When the store stays down the call
-  is **performed again later**: a copy goes back on the queue through the
-  delay queue (same message id, so the endpoint sees the same
-  ``Idempotency-Key``) before this delivery is acked.  Performing again was
-  chosen over dead-lettering because the caller is waiting for an outcome:
-  a dead letter would need an operator, a later delivery delivers one by
-  itself once Redis is back.  Only if even that re-enqueue fails is the
-  message dead-lettered (kept in ``.XQ``, replayable).
-* :class:`DurableRetries` is dramatiq's ``Retries``, except that a
-  scheduled delivery that cannot be re-enqueued dead-letters the message
-  instead of acking it.
+the message is acked all the same.  Storing the outcome can fail for
+reasons outside the call (Redis down or hung), and with stock dramatiq
+that loses the call silently.  :class:`DurableResults` replaces dramatiq's
+``Results``: it stores an outcome with bounded, retried writes
+(``DISPATCH_RESULTS_WRITE_TIMEOUT`` per write, retried for
+``DISPATCH_RESULTS_STORE_PATIENCE``).  When the store stays down the call
+is **performed again later**: a copy goes back on the queue through the
+delay queue (same message id, so the endpoint sees the same
+``Idempotency-Key``) before this delivery is acked.  Performing again was
+chosen over dead-lettering because the caller is waiting for an outcome:
+a dead letter would need an operator, a later delivery delivers one by
+itself once Redis is back.  Only if even that re-enqueue fails is the
+message dead-lettered (kept in ``.XQ``, replayable).  Its twin for
+scheduled deliveries is :class:`dispatch.middleware.DurableRetries`.
 
 A failed call's outcome is stored after its message was dead-lettered
 (dramatiq's ``after_nack``): there the message is already kept, so a store
@@ -35,10 +30,11 @@ from typing import Any
 
 import dramatiq
 import tenacity
-from dramatiq.middleware import Retries
+from dramatiq.broker import MessageProxy
 from dramatiq.results import Results
 
-from .errors import DispatchError, TransportError
+from ..errors import DispatchError
+from ..upstream import result_options
 
 logger = logging.getLogger("dispatch.durability")
 
@@ -71,9 +67,9 @@ class DurableResults(Results):
             return self.retrying(write, *args)
 
     def after_process_message(
-        self, broker: dramatiq.Broker, message: dramatiq.Message, *, result: Any = None, exception: Any = None
+        self, broker: dramatiq.Broker, message: MessageProxy, *, result: Any = None, exception: Any = None
     ) -> None:
-        store_results, result_ttl = self._lookup_options(broker, message)
+        store_results, result_ttl = result_options(self, broker, message)
         if not (store_results and exception is None):
             return super().after_process_message(broker, message, result=result, exception=exception)
         try:
@@ -81,12 +77,12 @@ class DurableResults(Results):
         except Exception as error:
             self._perform_again_later(broker, message, error)
 
-    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         # A cancelled call's outcome was stored by cancel(); a postponed one (dispatch.flow) has none yet.
         if not (message.options.get("cancelled") or message.options.get("postponed")):
             super().after_skip_message(broker, message)
 
-    def after_nack(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def after_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         try:
             self._durably(super().after_nack, broker, message)
         except Exception as error:
@@ -96,12 +92,12 @@ class DurableResults(Results):
                 error,
             )
 
-    def _perform_again_later(self, broker: dramatiq.Broker, message: dramatiq.Message, error: Exception) -> None:
+    def _perform_again_later(self, broker: dramatiq.Broker, message: MessageProxy, error: Exception) -> None:
         redone = message.options.get("unstored_outcomes", 0)
         delay = min(max(self.patience, 1) * 2**redone, _REDO_MAX_SECONDS)  # as long again as it tried, doubling
         message.options["unstored_outcomes"] = redone + 1
         try:
-            broker.enqueue(message, delay=int(delay * 1000))
+            broker.enqueue(message.copy(), delay=int(delay * 1000))
         except Exception as enqueue_error:
             logger.error(
                 "call %s: its outcome could not be stored (%s) nor the call queued again (%s); dead-lettering it",
@@ -119,21 +115,3 @@ class DurableResults(Results):
             error,
             delay,
         )
-
-
-class DurableRetries(Retries):
-    """dramatiq's Retries, dead-lettering a message whose scheduled delivery cannot be re-enqueued."""
-
-    def after_process_message(
-        self, broker: dramatiq.Broker, message: dramatiq.Message, *, result: Any = None, exception: Any = None
-    ) -> None:
-        try:
-            super().after_process_message(broker, message, result=result, exception=exception)
-        except Exception as error:
-            logger.error(
-                "call %s: its next delivery could not be scheduled (%s); dead-lettering it", message.message_id, error
-            )
-            message.fail()
-            message.stuff_exception(
-                TransportError(f"{exception}; its next scheduled delivery could not be queued: {error}")
-            )

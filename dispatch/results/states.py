@@ -18,7 +18,7 @@ and ``DELETE /calls/{id}`` (409) must say.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 SCHEDULED, STARTED, CANCELLED = "scheduled", "started", "cancelled"
 
@@ -36,6 +36,25 @@ if redis.call('GET', KEYS[1]) == 'cancelled' then return 0 end
 redis.call('SET', KEYS[1], 'started', 'PX', ARGV[1])
 return 1
 """
+
+
+class CallStates(Protocol):
+    """Where calls' states live: :class:`RedisCallStates` beside the outcomes, :class:`MemoryCallStates` in-process."""
+
+    def schedule(self, call_id: str) -> None:
+        """Record a call sent with a delay as ``scheduled`` (unless it already has a state)."""
+
+    def cancel(self, call_id: str) -> bool:
+        """True if the call is now cancelled and will never be sent; False if it already started."""
+
+    def claim(self, call_id: str) -> bool:
+        """Mark the call started; False if it was cancelled (then it must not be sent)."""
+
+    def state(self, call_id: str) -> str | None:
+        """``scheduled``, ``started``, ``cancelled``, or None for a call with none."""
+
+    def forget(self, call_id: str) -> None:
+        """Drop the call's state (a scheduled call that was not sent after all)."""
 
 
 class RedisCallStates:
@@ -66,6 +85,9 @@ class RedisCallStates:
         value = self.client.get(self.key(call_id))
         return value.decode() if isinstance(value, bytes) else value
 
+    def forget(self, call_id: str) -> None:
+        self.client.delete(self.key(call_id))
+
 
 class MemoryCallStates:
     """The same in one process, for the StubBroker (:mod:`dispatch.testing`)."""
@@ -94,3 +116,7 @@ class MemoryCallStates:
 
     def state(self, call_id: str) -> str | None:
         return self._states.get(call_id)
+
+    def forget(self, call_id: str) -> None:
+        with self._lock:
+            self._states.pop(call_id, None)

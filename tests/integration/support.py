@@ -147,7 +147,7 @@ def delete_queues(queue: str) -> None:
 
     connection = pika.BlockingConnection(pika.URLParameters(TEST_ENV["DISPATCH_BROKER_URL"]))
     channel = connection.channel()
-    from dispatch.delays import TIERS, wait_queue_name
+    from dispatch.brokers.delays import TIERS, wait_queue_name
 
     for name in (queue, f"{queue}.DQ", f"{queue}.XQ", *(wait_queue_name(queue, tier) for tier in TIERS)):
         channel.queue_delete(name)

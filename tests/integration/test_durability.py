@@ -18,7 +18,7 @@ import pytest
 
 from dispatch import TransportError
 from dispatch.settings import Settings
-from dispatch.store import results_backend
+from dispatch.results import results_backend
 
 from .support import VHOST, free_port, queue_depth, rabbitmqctl, unique_key, wait_for
 

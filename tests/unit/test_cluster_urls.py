@@ -74,7 +74,7 @@ def test_nodes_are_described_without_credentials():
 
 
 def test_quorum_queues_get_a_delivery_limit_and_at_least_once_dead_lettering():
-    from dispatch.upstream import QuorumRabbitmqBroker, quorum_arguments
+    from dispatch.brokers.rabbitmq import QuorumRabbitmqBroker, quorum_arguments
 
     assert Settings.from_env({}).delivery_limit == 20
     with pytest.raises(ConfigurationError, match="DISPATCH_DELIVERY_LIMIT"):
@@ -97,8 +97,8 @@ def test_publish_errors_say_what_happened_without_credentials():
     import pika.exceptions
     from dramatiq.errors import ConnectionClosed
 
+    from dispatch.brokers.rabbitmq import QuorumRabbitmqBroker
     from dispatch.publisher import _kind, _what_failed
-    from dispatch.upstream import QuorumRabbitmqBroker
 
     broker = QuorumRabbitmqBroker(url="amqp://u:secret@r1:5711/v;amqp://u:secret@r2:5712/v")
     home_down = pika.exceptions.ChannelClosedByBroker(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dispatch.destinations import UNLISTED, Breaker, Rate, load_destinations
+from dispatch.destinations import UNLISTED, BreakerConfig, Rate, load_destinations
 from dispatch.errors import ConfigurationError
 from dispatch.settings import Settings
 from dispatch.signing import generate_secret
@@ -35,9 +35,14 @@ def test_the_contract_example_reads_with_variables_from_the_environment(tmp_path
     api = destinations.for_host("API.example.com", 443)
     assert dict(api.headers) == {"Authorization": "Bearer tok"}
     assert api.signing_secrets == (secret,)
-    assert (api.max_concurrency, api.rate, api.breaker) == (4, Rate(50, 1.0), Breaker(5, 30.0))
+    assert (api.max_concurrency, api.rate, api.breaker) == (4, Rate(50, 1.0), BreakerConfig(5, 30.0))
     other = destinations.for_host("other.example", 80)
-    assert (other.max_concurrency, other.rate, other.breaker, dict(other.headers)) == (64, None, Breaker(5, 30.0), {})
+    assert (other.max_concurrency, other.rate, other.breaker, dict(other.headers)) == (
+        64,
+        None,
+        BreakerConfig(5, 30.0),
+        {},
+    )
     assert "tok" not in repr(destinations) and secret not in repr(destinations)  # logged settings show no secret
 
 

@@ -1,0 +1,95 @@
+"""The RabbitMQ flavours dispatch runs on: classic queues, or quorum queues for a cluster.
+
+Both ack cheaply and park long delays in wait queues (:mod:`dispatch.brokers.delays`);
+the quorum flavour also declares the calls queue and its ``.DQ``/``.XQ`` as
+replicated quorum queues with a delivery limit.  They build on
+:class:`dispatch.upstream.HookedRabbitmqBroker`, which holds the private
+dramatiq steps they change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import dramatiq
+import pika.exceptions
+
+from ..upstream import HookedRabbitmqBroker
+from .delays import DelayParking
+
+
+def quorum_arguments(delivery_limit: int | None = None) -> dict[str, Any]:
+    """The arguments of a dispatch quorum queue; the calls queue and its ``.DQ`` also get ``delivery_limit``.
+
+    ``x-dead-letter-strategy: at-least-once`` (RabbitMQ >= 3.10): the move to
+    the dead-letter target is confirmed by it, so nothing dead-lettered is
+    lost with a node (RabbitMQ's default for quorum queues is at-most-once);
+    it requires ``x-overflow: reject-publish``, which only matters under a
+    length limit and is what dispatch reports as ``PublishRefused``.
+    """
+    arguments: dict[str, Any] = {"x-queue-type": "quorum"}
+    if delivery_limit is not None:
+        arguments["x-delivery-limit"] = delivery_limit
+    arguments.update({"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"})
+    return arguments
+
+
+class ClassicRabbitmqBroker(HookedRabbitmqBroker):
+    """dramatiq's RabbitMQ broker with cheap acks and, given ``delay_parking``, long delays parked."""
+
+    def __init__(self, *, delay_parking: DelayParking | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.delay_parking = delay_parking
+
+    def park(self, message: dramatiq.Message) -> bool:
+        parking = self.delay_parking
+        return parking is not None and parking.should_park(message) and parking.park(self, message)
+
+
+class QuorumRabbitmqBroker(ClassicRabbitmqBroker):
+    """Declares the queue and its ``.DQ``/``.XQ`` companions as quorum queues.
+
+    Quorum queues are replicated across a RabbitMQ cluster (Raft), so a
+    node's loss loses no call.  They are always durable and keep
+    dead-lettering and per-queue message TTL (RabbitMQ >= 3.10).  On top of
+    dramatiq's arguments the calls queue and ``.DQ`` get
+    :func:`quorum_arguments`, with ``x-delivery-limit``
+    (``DISPATCH_DELIVERY_LIMIT``, RabbitMQ >= 3.8): a call redelivered that
+    many times -- a worker crashing on it again and again -- is dead-lettered
+    to ``.XQ`` instead of coming back forever.
+
+    An existing queue cannot change its arguments (nor its type): one
+    declared before these arguments is used as it is, with a warning naming
+    the policy that gives it the same behaviour.
+    """
+
+    def __init__(self, *, delivery_limit: int = 20, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.delivery_limit = delivery_limit
+
+    def queue_arguments(self, queue_name: str) -> dict[str, Any]:
+        return quorum_arguments(self.delivery_limit)
+
+    def dead_letter_arguments(self, queue_name: str) -> dict[str, Any]:
+        return {"x-queue-type": "quorum"}
+
+    def declare_or_keep(self, name: str, declare: Callable[[], Any]) -> Any:
+        """Declare ``name`` with our arguments; a queue that exists with older ones is kept as it is."""
+        try:
+            return declare()
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code != 406 or "inequivalent arg" not in str(exc.reply_text):
+                raise
+        self.reset_channel()  # a refused declare closes the channel
+        self.logger.warning(
+            "queue %r exists with arguments other than dispatch's (%s) and keeps its own. To change, delete it "
+            "when empty or apply a policy: rabbitmqctl set_policy <name> '^%s$' "
+            '\'{"delivery-limit": %d, "dead-letter-strategy": "at-least-once", "overflow": "reject-publish"}\' '
+            "--apply-to queues",
+            name,
+            ", ".join(quorum_arguments(self.delivery_limit)),
+            name.replace(".", "\\."),
+            self.delivery_limit,
+        )
+        return self.channel.queue_declare(queue=name, passive=True)
