@@ -40,7 +40,7 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-## the package's import graph, one line per module; fails on a cycle
+## the package's import graph folder by folder, with each module's length; fails on a cycle or a module over 500 lines
 graph: venv
 	$(PY) scripts/modgraph.py
 

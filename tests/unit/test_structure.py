@@ -1,4 +1,5 @@
-"""The shape of the package: an import DAG, imports that connect to nothing, and the upstream reaches.
+"""The shape of the package: an import DAG, no long module, imports that connect to nothing, and the upstream
+reaches.
 
 ``dispatch.upstream`` holds every use of a private dramatiq or pika name;
 the checks here fail on the upgrade that removes one, before any worker
@@ -24,6 +25,30 @@ def test_the_package_imports_form_a_dag():
     graph = modgraph.module_graph()
     assert "wiring" in graph and "upstream" in graph
     list(graphlib.TopologicalSorter(graph).static_order())  # raises CycleError on a cycle
+
+
+def test_the_graph_names_modules_in_folders_and_sees_a_cycle_through_them(tmp_path):
+    package = tmp_path / "dispatch"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("from .base import thing\n")  # the front door: not a node
+    (package / "base.py").write_text("from .sub import thing\nimport dispatch.sub.leaf\n")
+    (package / "sub" / "__init__.py").write_text("from .inner import thing\nfrom . import leaf\n")
+    (package / "sub" / "inner.py").write_text("def lazy():\n    from .. import base\n")
+    (package / "sub" / "leaf.py").write_text("from dispatch.sub.inner import lazy\n")
+    graph = modgraph.module_graph(package)
+    assert graph == {
+        "base": {"sub", "sub.leaf"},
+        "sub": {"sub.inner", "sub.leaf"},
+        "sub.inner": {"base"},
+        "sub.leaf": {"sub.inner"},
+    }
+    with pytest.raises(graphlib.CycleError):
+        list(graphlib.TopologicalSorter(graph).static_order())
+
+
+def test_no_module_is_over_500_lines():
+    assert modgraph.MAX_LINES == 500
+    assert modgraph.too_long() == {}
 
 
 def _modules_loaded_by(statement: str) -> set[str]:
