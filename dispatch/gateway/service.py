@@ -30,8 +30,9 @@ from redis.exceptions import RedisError
 
 from ..actor import default_dispatcher
 from ..errors import BrokerUnavailable, ConfigurationError, DestinationRefused, PublishRefused
-from ..publisher import publish
+from ..publisher import check_message_size, publish
 from ..result import CallResult
+from ..results import CallResultsBackend
 from ..runtime import get_runtime
 from ..settings import Settings
 from .actors import load_actors
@@ -54,7 +55,7 @@ class Gateway:
         self.broker = runtime.broker
         self.actor = default_dispatcher()
         self.policy = dataclasses.replace(self.settings.destination_policy(), deny_private=True)
-        if not hasattr(runtime.results, "client"):
+        if not isinstance(runtime.results, CallResultsBackend):
             raise ConfigurationError(
                 f"the gateway needs a Redis results store ({Settings.env('results_url')}=redis://...)"
             )
@@ -105,14 +106,10 @@ class Gateway:
                     [{"type": "value_error", "loc": ("body",), "msg": f"{actor_name}{signature}: {exc}"}]
                 ) from None
         message = actor.message_with_options(args=tuple(task.args), kwargs=task.kwargs)
-        size, limit = len(message.encode()), self.settings.max_message_bytes
-        if size > limit:
-            raise RequestValidationError([{
-                "type": "value_error",
-                "loc": ("body",),
-                "msg": f"the task's message encodes to {size} bytes, over the {limit}-byte limit for one message "
-                "(DISPATCH_MAX_MESSAGE_BYTES); send a reference to the data instead",
-            }])  # fmt: skip
+        try:
+            check_message_size(message, self.settings, "the task's message")
+        except ValueError as exc:
+            raise RequestValidationError([{"type": "value_error", "loc": ("body",), "msg": str(exc)}]) from None
         self._publish(message, f"task:{actor.actor_name}", 0)
         log.info("queued task %s %s", message.message_id, actor.actor_name)
         return message.message_id
@@ -130,7 +127,9 @@ class Gateway:
             publish(self.broker, message, delay or None, self.settings.send_timeout)
         except (BrokerUnavailable, PublishRefused) as exc:
             with contextlib.suppress(RedisError):
-                self.redis.delete(self._marker(call_id), *([self.states.key(call_id)] if delay else []))
+                self.redis.delete(self._marker(call_id))
+                if delay:
+                    self.states.forget(call_id)
             raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from None
 
     def status(self, call_id: str) -> Status:
