@@ -38,6 +38,7 @@ import typer
 
 from . import dead, outbox
 from .calls import call
+from .common import flag
 from .operations import gateway, hosts, status, worker
 from .outbox import relay
 from .outcomes import cancel, result

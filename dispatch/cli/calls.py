@@ -22,7 +22,7 @@ from rich.markup import escape
 
 from ..errors import DispatchError, ResultTimeout
 from ..settings import Settings
-from .common import JsonOption, load_settings, no_outcome_reason
+from .common import JsonOption, flag, load_settings, no_outcome_reason
 from .output import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -259,7 +259,7 @@ def call(
         Body,
         typer.Option(help="How parameters travel with POST, PUT, PATCH and DELETE: a form, or one JSON object."),
     ] = Body.form,
-    wait: Annotated[bool, typer.Option("--wait", "-w", help="Wait for the outcome and print it.")] = False,
+    wait: Annotated[bool, flag("--wait", "-w", help="Wait for the outcome and print it.")] = False,
     timeout: Annotated[float, typer.Option(min=0, help="Seconds --wait waits for all the calls together.")] = 60.0,
     count: Annotated[int, typer.Option("--count", "-n", min=1, help="Send each call this many times.")] = 1,
     delay: Annotated[

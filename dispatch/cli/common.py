@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,7 +16,13 @@ from ..errors import ConfigurationError
 from ..settings import Settings
 from .output import EXIT_INTERRUPTED, EXIT_USAGE, Output, explain_redis_error, is_missing_queue, is_redis_error
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout; no colours.")]
+
+def flag(*names: str, **options: Any) -> Any:
+    """A boolean option given alone (``--json``), listed in ``--help`` without a value (Typer would add ``<bool>``)."""
+    return typer.Option(*names, metavar="", **options)
+
+
+JsonOption = Annotated[bool, flag("--json", help="Machine-readable JSON on stdout; no colours.")]
 
 
 def load_settings(output: Output) -> Settings:

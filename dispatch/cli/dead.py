@@ -13,7 +13,7 @@ import typer
 
 from ..cluster import vhost_of
 from ..settings import Settings
-from .common import JsonOption, load_settings
+from .common import JsonOption, flag, load_settings
 from .output import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -75,7 +75,7 @@ def dead_list(
 @app.command("replay")
 def dead_replay(
     message_ids: Annotated[list[str] | None, typer.Argument(help="Message ids to replay.", show_default=False)] = None,
-    replay_all: Annotated[bool, typer.Option("--all", help="Replay every dead call.")] = False,
+    replay_all: Annotated[bool, flag("--all", help="Replay every dead call.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Send dead calls again under their own ids; each dead letter is removed only once its copy is confirmed.
@@ -107,7 +107,7 @@ def dead_replay(
 
 @app.command("purge")
 def dead_purge(
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: Annotated[bool, flag("--yes", "-y", help="Do not ask for confirmation.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Delete every dead call."""

@@ -17,7 +17,7 @@ import typer
 
 from ..cluster import vhost_of
 from ..errors import ConfigurationError
-from .common import JsonOption, load_settings, reading_outcomes
+from .common import JsonOption, flag, load_settings, reading_outcomes
 from .output import EXIT_USAGE, Output, hosts_table, status_line, status_table
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def hosts(as_json: JsonOption = False) -> None:
 
 
 def status(
-    watch: Annotated[bool, typer.Option("--watch", "-W", help="Refresh until Ctrl-C.")] = False,
+    watch: Annotated[bool, flag("--watch", "-W", help="Refresh until Ctrl-C.")] = False,
     interval: Annotated[float, typer.Option(min=0.1, help="Seconds between refreshes with --watch.")] = 2.0,
     iterations: Annotated[
         int | None, typer.Option(min=1, help="With --watch, stop after this many refreshes (for scripts).")
@@ -126,7 +126,7 @@ def worker(
         int | None,
         typer.Option(min=1, max=65535, help="Export Prometheus metrics on this port (sets DISPATCH_METRICS_PORT)."),
     ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the command instead of running it.")] = False,
+    dry_run: Annotated[bool, flag("--dry-run", help="Print the command instead of running it.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Run a worker: `dramatiq dispatch.tasks` with these defaults.

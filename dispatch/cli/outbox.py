@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .common import JsonOption, load_settings
+from .common import JsonOption, flag, load_settings
 from .output import EXIT_USAGE, Output
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def _outbox(output: Output, table: str) -> Iterator[Outbox]:
 
 
 def relay(
-    once: Annotated[bool, typer.Option("--once", help="One pass: publish what is committed now, then exit.")] = False,
+    once: Annotated[bool, flag("--once", help="One pass: publish what is committed now, then exit.")] = False,
     table: TableOption = "dispatch_outbox",
     batch_size: Annotated[int, typer.Option(min=1, help="Rows claimed, published and deleted per transaction.")] = 500,
     poll_interval: Annotated[

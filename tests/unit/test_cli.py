@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -72,3 +73,13 @@ def test_version():
     done = dispatch("--version")
     assert done.returncode == 0
     assert done.stdout.strip() == f"dispatch {__version__}"
+
+
+def test_flags_are_shown_as_plain_flags_in_help():
+    # A flag takes no value: help that printed `--version <bool>` invited `--version true`.
+    for args in (["--help"], ["status", "--help"], ["call", "--help"], ["dead", "purge", "--help"]):
+        done = dispatch(*args, env={"COLUMNS": "200"})
+        assert done.returncode == 0, done.stderr
+        flags = [line for line in done.stdout.splitlines() if re.search(r"--(version|json|watch|wait|yes)\b", line)]
+        assert flags, done.stdout
+        assert not [line for line in flags if "<bool>" in line], done.stdout
