@@ -72,6 +72,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dramatiq
+from dramatiq.broker import MessageProxy
 from dramatiq.middleware import prometheus as dramatiq_prometheus
 
 from .call import Call, is_call
@@ -79,7 +80,7 @@ from .errors import ConfigurationError
 from .flow import BREAKER_STATES
 from .runtime import get_runtime
 from .settings import Settings
-from .transport import Observation
+from .transport import UNOBSERVED, Observation
 from .upstream import set_prometheus_db_path
 
 if TYPE_CHECKING:
@@ -90,8 +91,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_PORT = 9191
-
-_UNHEARD = Observation()  # the statuses an attempt got are not counted
 
 
 def attach_metrics(broker: dramatiq.Broker, settings: Settings) -> None:
@@ -165,7 +164,7 @@ class Metrics(dramatiq_prometheus.Prometheus):
         if self not in transport.observers:
             transport.observers.append(self)
 
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         super().before_process_message(broker, message)
         # A scheduled redelivery's first attempt is a retry too.
         self._local.attempts_before = 1 if message.options.get("retries", 0) else 0
@@ -175,7 +174,7 @@ class Metrics(dramatiq_prometheus.Prometheus):
         """The transport's attempt observer: counts and times every HTTP attempt, in the worker thread making it."""
         started, outcome = time.perf_counter(), "ok"
         try:
-            yield _UNHEARD
+            yield UNOBSERVED  # the statuses an attempt got are not counted
         except Exception as exc:
             outcome = type(exc).__name__
             raise
@@ -191,7 +190,7 @@ class Metrics(dramatiq_prometheus.Prometheus):
         self._local.attempts_before = attempts_before + 1
 
     def after_process_message(
-        self, broker: dramatiq.Broker, message: dramatiq.Message, *, result: Any = None, exception: Any = None
+        self, broker: dramatiq.Broker, message: MessageProxy, *, result: Any = None, exception: Any = None
     ) -> None:
         super().after_process_message(broker, message, result=result, exception=exception)
         if not is_call(broker, message) or isinstance(exception, dramatiq.Retry):
@@ -199,7 +198,8 @@ class Metrics(dramatiq_prometheus.Prometheus):
         outcome = "success" if exception is None else type(exception).__name__
         self.calls.labels(Call.from_message(message).host, outcome).inc()
 
-    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    # dramatiq's Prometheus makes after_skip_message its after_process_message; dramatiq passes no outcome to it.
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:  # type: ignore[override]
         super().after_skip_message(broker, message)
         reason = message.options.get("postponed")
         if reason and is_call(broker, message):

@@ -168,7 +168,7 @@ class DestinationPolicy:
         host = (target.host or "").strip("[]").rstrip(".")
         port = port_of(target)
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
         if host.lower() in self.allowed_names:
             return str(addresses[0])
         for address in addresses:
@@ -187,13 +187,10 @@ class DestinationPolicy:
         (``assert_hostname``) stay on the host *name*.  The pool is keyed by
         address and name, so a name that moves gets a new pool.
         """
-        address = self.resolve(target)
-        pool_kwargs = (
-            {"server_hostname": target.host, "assert_hostname": target.host} if target.scheme == "https" else {}
-        )
+        address, name = self.resolve(target), target.host or ""
+        pool_kwargs = {"server_hostname": name, "assert_hostname": name} if target.scheme == "https" else {}
         pool = pools.connection_from_host(address, target.port, target.scheme, pool_kwargs=pool_kwargs)
-        host = target.host if target.port is None else f"{target.host}:{target.port}"
-        return pool, host
+        return pool, name if target.port is None else f"{name}:{target.port}"
 
     def check(self, url: str) -> None:
         """Raise DestinationRefused (or OSError for an unknown host) if a call to ``url`` would be refused."""

@@ -97,8 +97,7 @@ class wait_at_least_retry_after(tenacity.wait.wait_base):
         self.fallback = fallback
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        asked = getattr(retry_state.outcome.exception(), "retry_after", None) or 0.0
-        return max(asked, self.fallback(retry_state))
+        return max(_retry_after(retry_state) or 0.0, self.fallback(retry_state))
 
 
 class stop_if_retry_after_exceeds(tenacity.stop.stop_base):
@@ -108,8 +107,14 @@ class stop_if_retry_after_exceeds(tenacity.stop.stop_base):
         self.limit = limit
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
-        asked = getattr(retry_state.outcome.exception(), "retry_after", None)
+        asked = _retry_after(retry_state)
         return asked is not None and asked > self.limit
+
+
+def _retry_after(retry_state: tenacity.RetryCallState) -> float | None:
+    """The wait the failed attempt's endpoint asked for (``AttemptFailed.retry_after``), if any."""
+    outcome = retry_state.outcome  # set: tenacity asks its wait and stop strategies after an attempt
+    return getattr(outcome.exception() if outcome else None, "retry_after", None)
 
 
 @dataclasses.dataclass(frozen=True)

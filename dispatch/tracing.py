@@ -45,6 +45,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import dramatiq
+from dramatiq.broker import MessageProxy
 
 from .call import Call, is_call
 
@@ -52,7 +53,7 @@ try:
     from opentelemetry import context as otel_context
     from opentelemetry import propagate, trace
 except ImportError:  # the otel extra is not installed: tracing is off
-    trace = None
+    trace = None  # type: ignore[assignment]
 
 #: The message option that carries the caller's trace context (a dict of W3C headers).
 OPTION = "trace_context"
@@ -145,7 +146,7 @@ ATTEMPT_SPANS = AttemptSpans()
 class Tracing(dramatiq.Middleware):
     """Opens a span for each delivery of a call, in the caller's trace; the transport's attempts nest under it."""
 
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         _current.span = _current.token = None
         _current.attempts = 0
         if not is_call(broker, message):
@@ -170,7 +171,7 @@ class Tracing(dramatiq.Middleware):
         _current.token = otel_context.attach(trace.set_span_in_context(span))
 
     def after_process_message(
-        self, broker: dramatiq.Broker, message: dramatiq.Message, *, result: Any = None, exception: Any = None
+        self, broker: dramatiq.Broker, message: MessageProxy, *, result: Any = None, exception: Any = None
     ) -> None:
         if exception is None:
             self._end("success")
@@ -179,13 +180,13 @@ class Tracing(dramatiq.Middleware):
         else:
             self._end(type(exception).__name__, error=str(exception))
 
-    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         self._end("postponed" if message.options.get("postponed") else "cancelled")
 
     def _end(self, outcome: str, error: str | None = None) -> None:
         span, token = getattr(_current, "span", None), getattr(_current, "token", None)
         _current.span = _current.token = None
-        if span is None:
+        if span is None or token is None:
             return
         span.set_attribute("dispatch.outcome", outcome)
         span.set_attribute("dispatch.attempts", getattr(_current, "attempts", 0))

@@ -25,7 +25,7 @@ made from, and a URL another parser would read differently is refused.
 
 from ._connections import MIN_POOL_SIZE
 from ._models import Answer, Request
-from ._observers import AttemptObserver, Observation
+from ._observers import UNOBSERVED, AttemptObserver, Observation
 from ._redirects import MAX_REDIRECTS
 from ._transport import Transport
 from ._wire import USER_AGENT, Shaper, WireRequest
@@ -33,6 +33,7 @@ from ._wire import USER_AGENT, Shaper, WireRequest
 __all__ = [
     "MAX_REDIRECTS",
     "MIN_POOL_SIZE",
+    "UNOBSERVED",
     "USER_AGENT",
     "Answer",
     "AttemptObserver",

@@ -15,11 +15,19 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 
-class Observation:
-    """What an observer is told while one attempt runs; this one listens to nothing."""
+class Observation(Protocol):
+    """What an observer is told while one attempt runs."""
 
     def answered(self, status: int) -> None:
         """The attempt got an answer with ``status`` (each one, redirects included: the last is the attempt's)."""
+        ...
+
+
+class Unobserved:
+    """An observation that listens to nothing: for an observer that only times and counts."""
+
+    def answered(self, status: int) -> None:
+        pass
 
 
 class AttemptObserver(Protocol):
@@ -30,10 +38,10 @@ class AttemptObserver(Protocol):
         ...
 
 
-UNOBSERVED = Observation()
+UNOBSERVED = Unobserved()
 
 
-class _Observations(Observation):
+class _Observations:
     def __init__(self, observations: Sequence[Observation]) -> None:
         self.observations = observations
 
