@@ -3,7 +3,7 @@
 Every setting is declared once, below, with its variable name, default and
 parser -- the worker's, the client's, and those of the metrics server, the
 gateway and ``dispatch status``.  Values are read on first use
-(:func:`dispatch.wiring.get_settings`), and a value that cannot be parsed stops start-up
+(:func:`dispatch.runtime.get_runtime`), and a value that cannot be parsed stops start-up
 with a :class:`~dispatch.errors.ConfigurationError` naming the variable --
 a worker that silently ran with a default instead of the operator's value
 would be worse than one that refuses to start.
@@ -21,8 +21,8 @@ from .cluster import parse_broker_url
 from .destinations import Destinations, load_destinations
 from .errors import ConfigurationError
 from .policy import DestinationPolicy, parse_allowed
-from .protocol import MAX_TIMEOUT, check_options
 from .signing import check_secret
+from .validation import MAX_TIMEOUT, check_options
 
 
 def _number(*, zero_allowed: bool) -> Callable[[str], float]:

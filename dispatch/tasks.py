@@ -1,8 +1,8 @@
 """The worker's entry point: ``dramatiq dispatch.tasks`` imports this module.
 
-Importing it is asking for a worker's wiring, so unlike the rest of the
-package it sets things up as it is imported: the broker from the
-environment (made dramatiq's global broker), the built-in ``http_dispatch``
+Importing it is asking for a worker's runtime, so unlike the rest of the
+package it sets things up as it is imported: the runtime from the
+environment (its broker made dramatiq's global one), the built-in ``http_dispatch``
 actor on it, and -- when ``DISPATCH_METRICS`` or ``DISPATCH_METRICS_PORT``
 says so -- the Prometheus middleware; and dramatiq's worker is tuned
 (:func:`dispatch.upstream.tune_worker`).  Workers for your own
