@@ -11,7 +11,8 @@ one, this file and that test are the whole of what to read.
 
 The reaches:
 
-* pika's asynchronous channel under the blocking one (``BlockingChannel._impl``);
+* pika's asynchronous channel and connection under the blocking ones
+  (``BlockingChannel._impl``, ``BlockingConnection._impl``'s ``server_properties``);
 * dramatiq's RabbitMQ consumer class (``_RabbitmqConsumer``) and its
   message's delivery tag (``_RabbitmqMessage._tag``), for cheap acks and
   for parking long delays;
@@ -61,6 +62,14 @@ def async_channel(channel: BlockingChannel) -> Channel:
     cheap acks need.
     """
     return channel._impl
+
+
+def server_properties(connection: pika.BlockingConnection) -> dict[str, Any]:
+    """The properties RabbitMQ announced when ``connection`` opened (``cluster_name``, ``version``, ...).
+
+    pika keeps them on the asynchronous connection a blocking one wraps, and nowhere public.
+    """
+    return dict(getattr(connection._impl, "server_properties", None) or {})
 
 
 # -- the RabbitMQ broker ----------------------------------------------------------------------

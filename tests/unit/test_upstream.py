@@ -11,6 +11,7 @@ import inspect
 from typing import Any
 
 import pika
+import pika.connection
 from dramatiq import Message
 from dramatiq import worker as dramatiq_worker
 from dramatiq.brokers import rabbitmq
@@ -18,7 +19,7 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import prometheus
 from dramatiq.results import Results
 from dramatiq.results.backends import RedisBackend, StubBackend
-from pika.adapters.blocking_connection import BlockingChannel
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
 from dispatch import upstream
 from dispatch.brokers.rabbitmq import QuorumRabbitmqBroker
@@ -28,8 +29,10 @@ def _parameters(function: Any) -> list[str]:
     return list(inspect.signature(function).parameters)
 
 
-def test_pika_keeps_the_asynchronous_channel_under_the_blocking_one():
+def test_pika_keeps_the_asynchronous_channel_and_connection_under_the_blocking_ones():
     assert "self._impl = channel_impl" in inspect.getsource(BlockingChannel.__init__)
+    assert "self._impl = self._create_connection(" in inspect.getsource(BlockingConnection.__init__)
+    assert "self.server_properties = " in inspect.getsource(pika.connection.Connection)
 
 
 def test_the_rabbitmq_consumer_and_its_message_tag():
