@@ -1,4 +1,4 @@
-"""Dead letters you can act on: list, replay and purge ``<DISPATCH_QUEUE>.XQ``.
+"""Dead letters you can act on: list, replay, discard and purge ``<DISPATCH_QUEUE>.XQ``.
 
 A call that fails for good is rejected by the worker and RabbitMQ moves it
 to the dead-letter queue, unchanged -- so the message there is exactly the
@@ -10,14 +10,26 @@ Replaying publishes the same message, with the same id, back on the work
 queue, and only acknowledges (removes) the dead letter once RabbitMQ has
 confirmed the new copy.  The old outcome is forgotten first, so a handle's
 ``get()`` waits for the new one instead of returning the old failure.
+
+**A dead letter is replayed once**, even when two operators (the console, the
+CLI) replay it at the same moment.  ``basic_get`` hands a message to one
+channel only, but a replayed call that fails again at once is dead-lettered
+anew within milliseconds, and a replay still reading the queue would fetch
+and publish it a second time.  So each replay first claims the call's id in
+Redis (``SET NX``, :data:`REPLAY_WINDOW_SECONDS`): a dead letter whose id was
+replayed within the window is left where it is, by this replay and by every
+other.  A claim whose publish failed is given back at once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
 
 import pika
 from dramatiq import Message
@@ -28,10 +40,22 @@ from .call import Call
 from .cluster import connection_parameters
 from .publisher import publish
 from .result import CallResult
+from .results import NAMESPACE, CallResultsBackend
 from .runtime import get_runtime
 
 #: Options dramatiq's middleware adds while a message is processed; a replay starts afresh.
 _DELIVERY_OPTIONS = ("retries", "traceback", "requeue_timestamp", "eta")
+
+#: How long a replayed id stays claimed: a dead letter with that id is not replayed again before.
+REPLAY_WINDOW_SECONDS = 60
+
+# KEYS: the claim.  ARGV: the claimant's token.  Deletes the claim only if it is still that claimant's.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +70,17 @@ class DeadLetter:
 
     def asdict(self) -> dict:
         return {**dataclasses.asdict(self), "failed_at": self.failed_at.isoformat() if self.failed_at else None}
+
+    @property
+    def host(self) -> str:
+        """The host (and port, if the URL names one) the call went to."""
+        return urlsplit(self.url).netloc.rpartition("@")[2]
+
+    @property
+    def error_class(self) -> str:
+        """The error's class name (``TransportError``), or ``unknown``."""
+        name, sep, _ = self.error.partition(": ")
+        return name if sep and name.isidentifier() else "unknown"
 
 
 @contextmanager
@@ -103,21 +138,67 @@ def list_dead(limit: int | None = None) -> list[DeadLetter]:
     return letters
 
 
+class _Claims:
+    """Replay claims in Redis, one per call id, so no two replays publish the same dead letter."""
+
+    def __init__(self) -> None:
+        results = get_runtime().results
+        self.client: Any = results.write_client if isinstance(results, CallResultsBackend) else None
+        self.token = uuid.uuid4().hex
+        self._release = self.client.register_script(_RELEASE) if self.client is not None else None
+
+    @staticmethod
+    def key(message_id: str) -> str:
+        return f"{NAMESPACE}:{{{message_id}}}:replay"
+
+    def take(self, message_id: str) -> bool:
+        """True if this replay may publish ``message_id`` (no other replay did within the window)."""
+        if self.client is None:  # outcomes in memory: one process, no dead-letter queue to share
+            return True
+        return bool(self.client.set(self.key(message_id), self.token, nx=True, px=REPLAY_WINDOW_SECONDS * 1000))
+
+    def give_back(self, message_id: str) -> None:
+        if self._release is not None:
+            self._release(keys=[self.key(message_id)], args=[self.token])
+
+
 def replay(message_ids: Collection[str] | None = None) -> list[str]:
-    """Send dead calls again under their own ids (``None``: all of them); returns the ids replayed."""
+    """Send dead calls again under their own ids (``None``: all of them); returns the ids replayed.
+
+    A dead letter whose id any replay (this one included) published within the last
+    :data:`REPLAY_WINDOW_SECONDS` is left in the queue, not replayed twice.
+    """
     runtime = get_runtime()
+    claims = _Claims()
     replayed = []
     with _dead_letter_channel() as (channel, queue):
-        for tag, message, _ in _fetch_all(channel, queue):
+        for tag, message, _ in _fetch_all(channel, queue):  # a letter fetched and skipped is held until the end
             if message_ids is not None and message.message_id not in message_ids:
+                continue
+            if not claims.take(message.message_id):
                 continue
             options = {k: v for k, v in message.options.items() if k not in _DELIVERY_OPTIONS}
             fresh = dataclasses.replace(message, queue_name=q_name(message.queue_name), options=options)
-            runtime.results.forget(fresh)
-            publish(runtime.broker, fresh, None, runtime.settings.send_timeout)
+            try:
+                runtime.results.forget(fresh)
+                publish(runtime.broker, fresh, None, runtime.settings.send_timeout)
+            except BaseException:
+                claims.give_back(message.message_id)  # not published: it may be replayed again at once
+                raise
             channel.basic_ack(tag)
             replayed.append(message.message_id)
     return replayed
+
+
+def discard(message_ids: Collection[str]) -> list[str]:
+    """Delete these dead calls (those still in the queue); returns the ids discarded."""
+    discarded = []
+    with _dead_letter_channel() as (channel, queue):
+        for tag, message, _ in _fetch_all(channel, queue):
+            if message.message_id in message_ids:
+                channel.basic_ack(tag)
+                discarded.append(message.message_id)
+    return discarded
 
 
 def purge() -> int:
