@@ -96,6 +96,16 @@ class Breaker:
         elif self._succeeded(keys=[failures, probe], args=[config.failures]):
             logger.warning("breaker for %s closed: a call succeeded", host)
 
+    def close(self, host: str) -> bool:
+        """Close the host's breaker by hand (an operator's call): its failures, cooldown and probe are forgotten.
+
+        True if there was anything to forget.
+        """
+        closed = bool(self.client.delete(*(self._key(host, what) for what in ("failures", "open", "probe"))))
+        if closed:
+            logger.warning("breaker for %s closed by hand", host)
+        return closed
+
 
 def breaker_state(config: BreakerConfig | None, failures: int, opened: bool) -> str:
     """One of :data:`BREAKER_STATES` from the shared counters, or ``off`` for a host without a breaker."""
