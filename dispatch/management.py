@@ -6,10 +6,12 @@
 but not its unacknowledged ones, its consumers or its rates; the management
 API (``rabbitmq-plugins enable rabbitmq_management``) has all of them.
 
-The API is reached at ``DISPATCH_MANAGEMENT_URL`` (a setting, default
-``http://guest:guest@127.0.0.1:15672``); credentials go in the URL.  Its
-numbers are refreshed by RabbitMQ every few seconds, so they lag the queue
-slightly.
+The API is reached at ``DISPATCH_MANAGEMENT_URL`` when it is set
+(credentials go in the URL), else on the host of ``DISPATCH_BROKER_URL``
+(:func:`management_url_for`) -- never at a default that may be another
+RabbitMQ.  :meth:`Management.cluster_name` lets ``dispatch status`` check that
+the API describes the very broker the calls go to.  The numbers are refreshed
+by RabbitMQ every few seconds, so they lag the queue slightly.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import requests
+
+from .cluster import split_urls
+
+#: Where the management API listens by default, for plain and TLS brokers.
+PORTS = {"amqp": ("http", 15672), "amqps": ("https", 15671)}
 
 
 class ManagementError(Exception):
@@ -81,14 +88,27 @@ class DispatchStatus:
         }
 
 
-class Management:
-    """A small client for the parts of the management API that ``status`` needs."""
+def management_url_for(broker_url: str) -> str:
+    """The management API of ``broker_url``'s first node: its host and credentials, port 15672 (15671 for amqps)."""
+    parts = urlsplit(split_urls(broker_url)[0])
+    scheme, port = PORTS.get(parts.scheme, PORTS["amqp"])
+    host = parts.hostname or "localhost"
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    return urlunsplit((scheme, f"{userinfo}{at}{f'[{host}]' if ':' in host else host}:{port}", "", "", ""))
 
-    def __init__(self, url: str, timeout: float = 5.0) -> None:
+
+class Management:
+    """A small client for the parts of the management API that ``status`` needs.
+
+    ``source`` says where ``url`` came from, for the messages that tell the operator what to fix.
+    """
+
+    def __init__(self, url: str, timeout: float = 5.0, source: str = "DISPATCH_MANAGEMENT_URL") -> None:
         parts = urlsplit(url)
         #: The URL without credentials: safe to show in messages.
         self.url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])).rstrip("/")
         self.timeout = timeout
+        self.source = source
         self.session = requests.Session()
         self.session.auth = (unquote(parts.username or "guest"), unquote(parts.password or "guest"))
 
@@ -98,19 +118,26 @@ class Management:
             response = self.session.get(f"{self.url}/api/{path}", timeout=self.timeout)
         except requests.RequestException as exc:
             raise ManagementError(
-                f"cannot reach the RabbitMQ management API at {self.url} ({type(exc).__name__}); is the "
-                "rabbitmq_management plugin enabled (rabbitmq-plugins enable rabbitmq_management) "
-                "and DISPATCH_MANAGEMENT_URL right?"
+                f"cannot reach the RabbitMQ management API at {self.url} ({type(exc).__name__}), from "
+                f"{self.source}; is the rabbitmq_management plugin enabled (rabbitmq-plugins enable "
+                "rabbitmq_management)? set DISPATCH_MANAGEMENT_URL to where it listens"
             ) from None
         if response.status_code == 404:
             return None
         if response.status_code == 401:
             raise ManagementError(
-                f"the management API at {self.url} rejected the credentials in DISPATCH_MANAGEMENT_URL"
+                f"the management API at {self.url} rejected the credentials of {self.source}; they must be "
+                "right and their user tagged management or monitoring: fix them, or set DISPATCH_MANAGEMENT_URL"
             )
         if not response.ok:
             raise ManagementError(f"the management API at {self.url} answered HTTP {response.status_code} for {path}")
         return response.json()
+
+    def cluster_name(self) -> str | None:
+        """The name of the RabbitMQ cluster the API describes (AMQP announces the same one), None if unsaid."""
+        overview = self.get("overview") or {}
+        name = overview.get("cluster_name")
+        return str(name) if name else None
 
     def queue(self, vhost: str, name: str) -> QueueStats:
         info = self.get(f"queues/{quote(vhost, safe='')}/{quote(name, safe='')}")

@@ -111,9 +111,9 @@ def _optional_port(text: str) -> int | None:
     return int(text)
 
 
-def _http_url(text: str) -> str:
+def _optional_http_url(text: str) -> str:
     parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if text and (parts.scheme not in ("http", "https") or not parts.hostname):
         raise ValueError("must be an http:// or https:// URL")
     return text
 
@@ -263,9 +263,9 @@ class Settings:
     metrics_host: str = _setting("DISPATCH_METRICS_HOST", "127.0.0.1", str, "address the metrics server listens on")
     management_url: str = _setting(
         "DISPATCH_MANAGEMENT_URL",
-        "http://guest:guest@127.0.0.1:15672",
-        _http_url,
-        "RabbitMQ's management API, credentials in the URL; read by dispatch status",
+        "",
+        _optional_http_url,
+        "RabbitMQ's management API, credentials in the URL; read by dispatch status (empty: the broker's host, :15672)",
         secret=True,
     )
     gateway_tokens: tuple[str, ...] = _setting(

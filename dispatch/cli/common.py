@@ -1,7 +1,7 @@
 """What several commands share: the ``--json`` option, the settings, and reading Redis and RabbitMQ's queue.
 
 Only the standard library, Typer and the package's light modules are imported
-here; pika is imported by :func:`consumer_count` when it runs.
+here; pika is imported by :func:`broker_connection` when it runs.
 """
 
 from __future__ import annotations
@@ -60,10 +60,8 @@ def no_outcome_reason(settings: Settings) -> str:
     return "the call may still be queued or running"
 
 
-def consumer_count(settings: Settings) -> int | None:
-    """How many consumers the calls queue has, asked of RabbitMQ over AMQP (no plugin needed); None if unknown."""
-    if settings.stub_broker:
-        return None
+def broker_connection(settings: Settings) -> Any:
+    """A connection to DISPATCH_BROKER_URL for one question: one try per node, 5 s each; pika's error if none."""
     import pika
 
     from ..cluster import connection_parameters
@@ -71,8 +69,15 @@ def consumer_count(settings: Settings) -> int | None:
     parameters = connection_parameters(settings.broker_url)
     for node in parameters:
         node.connection_attempts, node.socket_timeout, node.blocked_connection_timeout = 1, 5, 5
+    return pika.BlockingConnection(parameters)
+
+
+def consumer_count(settings: Settings) -> int | None:
+    """How many consumers the calls queue has, asked of RabbitMQ over AMQP (no plugin needed); None if unknown."""
+    if settings.stub_broker:
+        return None
     try:
-        connection = pika.BlockingConnection(parameters)
+        connection = broker_connection(settings)
     except Exception:
         return None
     try:
@@ -82,3 +87,15 @@ def consumer_count(settings: Settings) -> int | None:
     finally:
         with suppress(Exception):
             connection.close()
+
+
+def broker_cluster_name(settings: Settings) -> str | None:
+    """The cluster name DISPATCH_BROKER_URL's RabbitMQ announces when a client connects; pika's error if unreachable."""
+    connection = broker_connection(settings)
+    try:
+        # pika keeps the server's Connection.Start properties on the connection it wraps, and nowhere public.
+        name = (getattr(connection._impl, "server_properties", None) or {}).get("cluster_name")
+    finally:
+        with suppress(Exception):
+            connection.close()
+    return (name.decode() if isinstance(name, bytes) else str(name)) if name else None

@@ -17,8 +17,9 @@ import typer
 
 from ..cluster import vhost_of
 from ..errors import ConfigurationError
-from .common import JsonOption, flag, load_settings, reading_outcomes
-from .output import EXIT_USAGE, Output, hosts_table, status_line, status_table
+from ..settings import Settings
+from .common import JsonOption, broker_cluster_name, flag, load_settings, reading_outcomes
+from .output import EXIT_USAGE, Output, broker_location, explain_broker_error, hosts_table, status_line, status_table
 
 if TYPE_CHECKING:
     from rich.live import Live
@@ -67,21 +68,20 @@ def status(
 ) -> None:
     """Show the dispatch queues: ready, unacked, delayed and dead calls, consumers, rates.
 
-    Read from RabbitMQ's management API at DISPATCH_MANAGEMENT_URL (default
-    http://guest:guest@127.0.0.1:15672), for DISPATCH_QUEUE in the vhost of
-    DISPATCH_BROKER_URL.  RabbitMQ refreshes these numbers every few seconds.
-    With --watch --json, one JSON line per refresh.
+    Read from RabbitMQ's management API at DISPATCH_MANAGEMENT_URL, or, when
+    it is not set, on the host of DISPATCH_BROKER_URL (http://HOST:15672, with
+    the broker URL's user and password), for DISPATCH_QUEUE in the vhost of
+    DISPATCH_BROKER_URL.  It fails, rather than describe another RabbitMQ,
+    when that broker cannot be reached or the API belongs to another one.
+    RabbitMQ refreshes these numbers every few seconds.  With --watch --json,
+    one JSON line per refresh.
     """
     output = Output(as_json)
     settings = load_settings(output)
     if settings.stub_broker:
         output.fail("DISPATCH_BROKER_URL is stub://: there is no RabbitMQ to ask", EXIT_USAGE)
-    from ..management import Management, ManagementError  # requests: loaded by this command only
-
-    try:
-        management = Management(settings.management_url)
-    except ManagementError as exc:
-        output.fail(exc, EXIT_USAGE)
+    management = _management(settings)
+    _check_same_broker(output, settings, management)
     vhost = vhost_of(settings.broker_url)
     if not watch:
         _show_status(output, management, vhost, settings.queue)
@@ -98,6 +98,41 @@ def status(
                 time.sleep(interval)  # the refresh period asked for, not a synchronisation
             _show_status(output, management, vhost, settings.queue, live)
             shown += 1
+
+
+def _management(settings: Settings) -> Management:
+    """The management API client: DISPATCH_MANAGEMENT_URL when set, else the broker's host (never a default)."""
+    from ..management import Management, management_url_for  # requests: loaded by this command only
+
+    variable = Settings.env("management_url")
+    url = settings.management_url or management_url_for(settings.broker_url)
+    return Management(
+        url, source=variable if settings.management_url else f"DISPATCH_BROKER_URL ({variable} is not set)"
+    )
+
+
+def _check_same_broker(output: Output, settings: Settings, management: Management) -> None:
+    """Exit 1 unless DISPATCH_BROKER_URL's RabbitMQ answers and is the one the management API describes."""
+    from ..management import ManagementError
+
+    try:
+        described = management.cluster_name()
+    except ManagementError as exc:
+        output.fail(exc)
+    try:
+        reached = broker_cluster_name(settings)
+    except Exception as exc:
+        message = explain_broker_error(exc, settings.broker_url)
+        output.fail(exc, message=f"{message}; status shows that broker's queues only (management API {management.url})")
+    if described and reached and described != reached:
+        output.fail(
+            ManagementError(
+                f"the management API at {management.url} (from {management.source}) describes RabbitMQ cluster "
+                f"{described!r}, but DISPATCH_BROKER_URL reaches cluster {reached!r} "
+                f"({broker_location(settings.broker_url)}); set DISPATCH_MANAGEMENT_URL to the management API "
+                "of the broker your calls go to"
+            )
+        )
 
 
 def _show_status(output: Output, management: Management, vhost: str, queue: str, live: Live | None = None) -> None:

@@ -9,11 +9,13 @@ that no worker consumes.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
 import subprocess
 import sys
+import threading
 import uuid
 
 import pika
@@ -241,6 +243,50 @@ def test_status_says_clearly_when_credentials_are_rejected(vhost):
     done = dispatch("status", env={"DISPATCH_MANAGEMENT_URL": "http://guest:wrong@127.0.0.1:15672"})
     assert done.returncode == 1
     assert "rejected the credentials" in done.stderr
+
+
+def test_status_of_a_broker_that_cannot_be_reached_fails_instead_of_describing_another(vhost):
+    # No DISPATCH_MANAGEMENT_URL: the API is looked for on the broker's host (127.0.0.1:15672 answers
+    # there), but the broker itself is not on this port, so nothing may be described as its queues.
+    assert "DISPATCH_MANAGEMENT_URL" not in os.environ
+    port = free_port()
+    env = {"DISPATCH_BROKER_URL": f"amqp://guest:guest@127.0.0.1:{port}/%2F"}
+    done = dispatch("status", env=env)
+    assert done.returncode == 1 and done.stdout == ""
+    assert f"cannot reach RabbitMQ at 127.0.0.1:{port}" in done.stderr and "DISPATCH_BROKER_URL" in done.stderr
+    as_json = dispatch("status", "--json", env=env)
+    assert as_json.returncode == 1
+    assert list(json.loads(as_json.stdout)) == ["error"]
+
+
+def test_status_refuses_a_management_api_of_another_rabbitmq(vhost):
+    # A management API answering for a cluster other than the one DISPATCH_BROKER_URL reaches.
+    class OtherRabbitMQ(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = {"cluster_name": "rabbit@elsewhere"} if self.path == "/api/overview" else {"messages_ready": 7}
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OtherRabbitMQ)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://guest:s3cret-pw@127.0.0.1:{server.server_port}"
+        done = dispatch("status", "--json", env={"DISPATCH_MANAGEMENT_URL": url})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 1
+    error = json.loads(done.stdout)["error"]
+    assert error["type"] == "ManagementError"
+    assert "'rabbit@elsewhere'" in error["message"] and "DISPATCH_MANAGEMENT_URL" in error["message"]
+    assert "s3cret-pw" not in done.stdout + done.stderr
 
 
 # --- dispatch worker and gateway ----------------------------------------------------------------

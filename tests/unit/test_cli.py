@@ -83,3 +83,11 @@ def test_flags_are_shown_as_plain_flags_in_help():
         flags = [line for line in done.stdout.splitlines() if re.search(r"--(version|json|watch|wait|yes)\b", line)]
         assert flags, done.stdout
         assert not [line for line in flags if "<bool>" in line], done.stdout
+
+
+def test_the_management_api_is_looked_for_on_the_brokers_host_with_its_credentials():
+    from dispatch.management import management_url_for
+
+    assert management_url_for("amqp://app:s%40cret@rabbit-1:5673/prod") == "http://app:s%40cret@rabbit-1:15672"
+    assert management_url_for("amqps://rabbit-1/prod;amqps://rabbit-2/prod") == "https://rabbit-1:15671"
+    assert management_url_for("amqp://[::1]:5672/%2F") == "http://[::1]:15672"
