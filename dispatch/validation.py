@@ -54,7 +54,7 @@ Params = dict[str, Any]
 
 
 def check_method(method: str) -> str:
-    """Return the upper-cased method if it is one the protocol defines, else raise ValueError."""
+    """Return the upper-cased method if a call may use it, else raise ValueError."""
     if not isinstance(method, str):
         raise ValueError(f"method must be a string, not {type(method).__name__}")
     normalized = method.upper()

@@ -1,21 +1,24 @@
 """The HTTP attempt in detail, against a real server in a thread: proxies, credentials, redirects, keep-alive.
 
 These are the things requests used to do for us; the transport now does
-them itself on urllib3 (see dispatch/transport.py), so each is pinned here.
+them itself on urllib3 (see dispatch/transport/), so each is pinned here.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+from collections.abc import Iterator
 
 import certifi
 import pytest
 
 from dispatch.destinations import load_destinations
 from dispatch.errors import BadStatusError
+from dispatch.retries import AttemptFailed
 from dispatch.signing import generate_secret, verify
-from dispatch.transport import MAX_REDIRECTS, Request, Transport, WireRequest
+from dispatch.transport import MAX_REDIRECTS, AttemptObserver, Request, Transport, WireRequest
 
 
 def call(transport: Transport, url: str, method: str = "GET", params: dict | None = None, **shape) -> dict:
@@ -134,3 +137,44 @@ def test_certificates_are_checked_against_the_bundle_requests_would_use(monkeypa
     monkeypatch.delenv("REQUESTS_CA_BUNDLE")
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     assert Transport().pools.connection_from_url("https://hooks.example/").ca_certs == certifi.where()
+
+
+class Recorder:
+    """An attempt observer that writes down what it is told."""
+
+    def __init__(self, name: str, log: list) -> None:
+        self.name, self.log = name, log
+
+    @contextlib.contextmanager
+    def observe(self, method: str, url: str) -> Iterator[Recorder]:
+        self.log.append((self.name, "start", method, url))
+        try:
+            yield self
+        except Exception as exc:
+            self.log.append((self.name, "failed", type(exc).__name__))
+            raise
+        else:
+            self.log.append((self.name, "ok"))
+
+    def answered(self, status: int) -> None:
+        self.log.append((self.name, "answered", status))
+
+
+def test_every_observer_sees_each_attempt_its_statuses_and_how_it_ended(server):
+    log: list = []
+    transport = Transport()
+    observers: list[AttemptObserver] = [Recorder("outer", log), Recorder("inner", log)]
+    transport.observers[:] = observers
+    url = f"{server.base}/redirect/302?to=/done"
+    call(transport, url)
+    assert log == [
+        ("outer", "start", "GET", url),
+        ("inner", "start", "GET", url),
+        *[(name, "answered", status) for status in (302, 200) for name in ("outer", "inner")],
+        ("inner", "ok"),
+        ("outer", "ok"),
+    ]
+    log.clear()
+    with pytest.raises(AttemptFailed):
+        call(transport, "http://127.0.0.1:9/refused")  # nothing listens there
+    assert log[2:] == [("inner", "failed", "AttemptFailed"), ("outer", "failed", "AttemptFailed")]
