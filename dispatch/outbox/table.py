@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -49,11 +50,24 @@ def channel(table: sa.Table) -> str:
 
 def insert(connection: sa.Connection, table: sa.Table, message_id: str, queue_name: str, message: bytes) -> None:
     """Write one call's row in ``connection``'s transaction, and on PostgreSQL the NOTIFY its commit delivers."""
-    connection.execute(
-        table.insert().values(message_id=message_id, queue_name=queue_name, message=message, created_at=sa.func.now())
-    )
-    if connection.dialect.name == "postgresql":
-        connection.execute(sa.select(sa.func.pg_notify(channel(table), "")))
+    values = {"message_id": message_id, "queue_name": queue_name, "message": message}
+    connection.execute(_insert_statement(table, connection.dialect.name == "postgresql"), values)
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_statement(table: sa.Table, notify: bool) -> sa.Executable:
+    """The INSERT, built once per table (SQLAlchemy then reuses its compiled form).
+
+    With ``notify``: one statement and one round trip for both, ``WITH call AS
+    (INSERT ... RETURNING id) SELECT pg_notify(channel, '') FROM call``.
+    PostgreSQL folds a transaction's identical notifications into one.
+    """
+    columns = ("message_id", "queue_name", "message")
+    statement = table.insert().values(**{name: sa.bindparam(name) for name in columns}, created_at=sa.func.now())
+    if not notify:
+        return statement
+    written = statement.returning(table.c.id).cte("call")
+    return sa.select(sa.func.pg_notify(channel(table), "")).select_from(written)
 
 
 @dataclasses.dataclass(frozen=True)
