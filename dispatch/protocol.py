@@ -16,10 +16,9 @@ from typing import Any
 
 from .errors import InvalidResponseError, RemoteExecuteError, UnknownStatusError
 
-# Moved to their own modules (issue 18); actor, destinations, settings, flow.control and gateway.models
-# still import them from here.  This block goes once they import them from dispatch.validation and
-# dispatch.urlsafety.
-from .urlsafety import check_url, parse_target, port_of  # noqa: F401
+# Moved to their own modules (issue 18); dispatch.gateway.models still imports them from here.
+# This block goes once it imports them from dispatch.validation and dispatch.urlsafety.
+from .urlsafety import check_url  # noqa: F401
 from .validation import CALL_METHODS as METHODS  # noqa: F401
 from .validation import (  # noqa: F401
     MAX_ATTEMPTS,
@@ -27,7 +26,6 @@ from .validation import (  # noqa: F401
     MAX_SCHEDULE_ENTRIES,
     MAX_SCHEDULE_SPAN,
     MAX_TIMEOUT,
-    check_call,
     check_headers,
     check_method,
     check_options,

@@ -15,9 +15,9 @@ import uuid
 import pytest
 import requests
 
-from dispatch.protocol import METHODS as SENT_METHODS
 from dispatch.receiver import METHODS, Receiver
 from dispatch.signing import sign_request
+from dispatch.validation import CALL_METHODS as SENT_METHODS
 from tests.support import SIGNING_SECRET, serving_asgi, serving_wsgi
 
 BODY_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
