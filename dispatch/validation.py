@@ -17,7 +17,7 @@ from typing import Any
 
 from .urlsafety import check_url
 
-#: The HTTP methods a call may use (a receiver accepts fewer: ``dispatch.receiver.METHODS``).
+#: The HTTP methods a call may use (``dispatch.receiver.METHODS``, what a receiver answers, lists them too).
 CALL_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
 #: How a call's params travel in a method with a body (GET always uses the query).
