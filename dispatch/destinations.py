@@ -113,8 +113,12 @@ class Destinations:
         return bool(self.hosts) or self.defaults is not UNLISTED
 
 
-def load_destinations(path: str, environ: Mapping[str, str] | None = None) -> Destinations:
-    """Read and check the file at ``path`` ("" reads nothing); ValueError names the file and line of a mistake."""
+def load_destinations(path: str, environ: Mapping[str, str] | None = None, *, credentials: bool = True) -> Destinations:
+    """Read and check the file at ``path`` ("" reads nothing); ValueError names the file and line of a mistake.
+
+    ``credentials=False`` reads the limits alone: headers and signing secrets are left out, unexpanded, so
+    no ``${VAR}`` is needed (``dispatch hosts``, run where the workers' secrets are not).
+    """
     if not path:
         return Destinations()
     environ = os.environ if environ is None else environ
@@ -131,7 +135,7 @@ def load_destinations(path: str, environ: Mapping[str, str] | None = None) -> De
         if key not in ("destinations", "defaults"):
             known = '[destinations."host"] and [defaults]'
             raise lines.error((key,), None, f"unknown table {key!r}; the file has {known}")
-    defaults = _destination("defaults", document.get("defaults", {}), ("defaults",), lines, environ)
+    defaults = _destination("defaults", document.get("defaults", {}), ("defaults",), lines, environ, credentials)
     listed = document.get("destinations", {})
     if not isinstance(listed, dict):
         raise lines.error(("destinations",), None, "destinations must be a table of hosts")
@@ -139,7 +143,7 @@ def load_destinations(path: str, environ: Mapping[str, str] | None = None) -> De
     for name, table in listed.items():
         where = ("destinations", name)
         host = _host_key(name, lines, where)
-        own = _destination(host, table, where, lines, environ)
+        own = _destination(host, table, where, lines, environ, credentials)
         hosts[host] = dataclasses.replace(
             own,
             max_concurrency=own.max_concurrency if own.max_concurrency is not None else defaults.max_concurrency,
@@ -160,7 +164,7 @@ def _host_key(name: str, lines: _Lines, where: tuple[str, ...]) -> str:
 
 
 def _destination(
-    name: str, table: Any, where: tuple[str, ...], lines: _Lines, environ: Mapping[str, str]
+    name: str, table: Any, where: tuple[str, ...], lines: _Lines, environ: Mapping[str, str], credentials: bool
 ) -> Destination:
     if not isinstance(table, dict):
         raise lines.error(where, None, f"{'.'.join(where)} must be a table")
@@ -187,8 +191,11 @@ def _destination(
 
         return _VARIABLE.sub(variable, value)
 
-    headers = checked("headers", lambda value: check_headers(_expand_all(value, expand)))
-    secrets = checked("signing_secret", lambda value: tuple(check_secret(s) for s in expand(value).split()))
+    if credentials:
+        headers = checked("headers", lambda value: check_headers(_expand_all(value, expand)))
+        secrets = checked("signing_secret", lambda value: tuple(check_secret(s) for s in expand(value).split()))
+    else:
+        headers = secrets = None
     return Destination(
         name=name,
         headers=MappingProxyType(headers or {}),

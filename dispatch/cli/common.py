@@ -6,7 +6,7 @@ here; pika is imported by :func:`broker_connection` when it runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Annotated, Any
 
@@ -25,10 +25,10 @@ def flag(*names: str, **options: Any) -> Any:
 JsonOption = Annotated[bool, flag("--json", help="Machine-readable JSON on stdout; no colours.")]
 
 
-def load_settings(output: Output) -> Settings:
-    """The environment's settings, or exit 2 naming the bad variable."""
+def load_settings(output: Output, environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings of ``environ`` (the process's by default), or exit 2 naming the bad variable."""
     try:
-        return Settings.from_env()  # not wiring's: that module loads dramatiq, which status and --help never need
+        return Settings.from_env(environ)  # not the runtime's: it loads dramatiq, which status and --help never need
     except ConfigurationError as exc:
         output.fail(exc, EXIT_USAGE)
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..cluster import vhost_of
+from ..destinations import load_destinations
 from ..errors import ConfigurationError
 from ..settings import Settings
 from .common import JsonOption, broker_cluster_name, flag, load_settings, reading_outcomes
@@ -30,25 +31,36 @@ CORES = os.cpu_count() or 1
 
 
 def hosts(as_json: JsonOption = False) -> None:
-    """Show each destination's limits, calls in flight and breaker state, across all workers.
+    """Show each limited host's limits, calls in flight and breaker state, across all workers.
 
-    The hosts are those of the destinations file (DISPATCH_DESTINATIONS), and
-    any other host a worker has limited.  Breaker: closed, open (its calls
-    wait), half-open (one probe call is deciding), or off.  Piped: one line
-    per host, `host<tab>max_concurrency<tab>rate<tab>in_flight<tab>breaker<tab>failures`.
+    The hosts are those of the destinations file (DISPATCH_DESTINATIONS), read
+    for its limits only -- the ${VAR}s of its credentials need not be set
+    here -- and every other host with live flow state in Redis (the only ones
+    shown when there is no file).  Breaker: closed, open (its calls wait),
+    half-open (one probe call is deciding), or off.  Piped: one line per host,
+    `host<tab>max_concurrency<tab>rate<tab>in_flight<tab>breaker<tab>failures`.
     --json: a list of objects with those keys.
     """
     output = Output(as_json)
-    settings = load_settings(output)
-    if not settings.destinations:
-        output.fail("no destinations file: set DISPATCH_DESTINATIONS (docs/destinations.md)")
-    from ..runtime import get_runtime  # dramatiq and Redis: loaded by the commands that read them
+    variable = Settings.env("destinations")
+    path = os.environ.get(variable, "").strip()
+    settings = load_settings(output, {**os.environ, variable: ""})  # the file is read here, for its limits only
+    try:
+        destinations = load_destinations(path, credentials=False)
+    except ValueError as exc:
+        output.fail(ConfigurationError(f"{variable}={path!r} is invalid: {exc}"), EXIT_USAGE)
+    from ..flow.report import host_states  # dramatiq and Redis: loaded by the commands that read them
+    from ..results import NAMESPACE, CallResultsBackend, results_backend
 
-    flow = get_runtime().flow_control
-    if flow is None:
-        output.fail(f"{settings.destinations.path} sets no limit or breaker, so there is no state to show")
+    store = results_backend(settings)
+    if not isinstance(store, CallResultsBackend):
+        output.fail("DISPATCH_RESULTS_URL is stub://: flow state is shared in Redis, and there is none", EXIT_USAGE)
     with reading_outcomes(output, settings):
-        states = flow.host_states()
+        states = host_states(destinations, store.write_client, NAMESPACE)
+    if not path:
+        output.note(f"no destinations file ({variable} is not set): hosts with live flow state in Redis only")
+    if not states:
+        output.note("no limited host: none listed in a destinations file, none with flow state in Redis")
     if as_json:
         output.json([dataclasses.asdict(state) for state in states])
     elif output.tty:

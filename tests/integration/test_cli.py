@@ -289,6 +289,53 @@ def test_status_refuses_a_management_api_of_another_rabbitmq(vhost):
     assert "s3cret-pw" not in done.stdout + done.stderr
 
 
+# --- dispatch hosts -----------------------------------------------------------------------------
+
+
+def test_hosts_shows_limits_without_the_credentials_of_the_destinations_file(redis_db, tmp_path):
+    # The operator's shell has none of the workers' secrets; the limits are all `hosts` needs.
+    host = f"api-{unique_key()}.example"
+    destinations = tmp_path / "destinations.toml"
+    destinations.write_text(
+        f'[destinations."{host}"]\n'
+        'headers = { Authorization = "Bearer ${ECHO_TOKEN_NOT_SET}" }\n'
+        'signing_secret = "${ECHO_SECRET_NOT_SET}"\n'
+        'max_concurrency = 4\nrate = "50/s"\n'
+    )
+    done = dispatch("hosts", "--json", env={"DISPATCH_DESTINATIONS": str(destinations)})
+    assert done.returncode == 0, done.stderr
+    listed = next(state for state in json.loads(done.stdout) if state["host"] == host)
+    assert (listed["max_concurrency"], listed["rate"], listed["in_flight"]) == (4, "50/s", 0)
+    # A mistake in the limits is still reported, with its file and line.
+    destinations.write_text(f'[destinations."{host}"]\nrate = "fast"\n')
+    bad = dispatch("hosts", env={"DISPATCH_DESTINATIONS": str(destinations)})
+    assert bad.returncode == 2 and f"{destinations} line 2: rate" in bad.stderr
+
+
+def test_hosts_without_a_destinations_file_shows_the_hosts_with_live_state(redis_db):
+    import redis
+
+    host = f"{QUEUE}-{unique_key()}.example:443"  # a key of this run's own: the redis_db fixture removes it
+    client = redis.Redis.from_url(TEST_ENV["DISPATCH_RESULTS_URL"])
+    client.set(f"dispatch:flow:{host}:in-flight", 2, ex=60)
+    try:
+        done = dispatch("hosts", "--json", env={"DISPATCH_DESTINATIONS": ""})
+        assert done.returncode == 0, done.stderr
+        assert {
+            "host": host,
+            "max_concurrency": None,
+            "rate": None,
+            "in_flight": 2,
+            "breaker": "off",
+            "failures": 0,
+        } in (json.loads(done.stdout))
+        plain = dispatch("hosts", env={"DISPATCH_DESTINATIONS": ""})
+        assert plain.returncode == 0 and f"{host}\t-\t-\t2\toff\t0" in plain.stdout.splitlines()
+        assert "DISPATCH_DESTINATIONS" in plain.stderr  # says where limits would come from
+    finally:
+        client.delete(f"dispatch:flow:{host}:in-flight")
+
+
 # --- dispatch worker and gateway ----------------------------------------------------------------
 
 

@@ -91,7 +91,7 @@ def test_a_breaker_opens_makes_calls_wait_then_probes_and_closes(make_worker, no
 
 def test_dispatch_hosts_without_a_file_says_how_to_get_one(vhost):
     result = dispatch("hosts")
-    assert result.returncode == 1 and "DISPATCH_DESTINATIONS" in result.stderr
+    assert result.returncode == 0 and "DISPATCH_DESTINATIONS" in result.stderr  # lists live hosts, if any
 
 
 def host_state(env: dict, host: str) -> dict:
