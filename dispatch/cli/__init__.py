@@ -5,6 +5,7 @@
     dispatch result 7c0e9a1e-... --wait 30
     dispatch cancel 7c0e9a1e-...
     dispatch status --watch
+    dispatch hosts
     dispatch worker --processes 2 --threads 16
     dispatch gateway --port 8080
 
