@@ -1,0 +1,133 @@
+"""Every attempt of a delivery, on record: what the transport tried, when, for how long, and what came back.
+
+:data:`RECORDER` is one of the transport's attempt observers
+(:mod:`dispatch.transport._observers`).  In the worker thread making a
+delivery it keeps a list with one dict per HTTP attempt::
+
+    {"at": "2024-05-01T12:00:00.123Z",  # when the attempt started (UTC, ms)
+     "duration_ms": 12.5,
+     "status_code": 503,                # the answer's status; None when none came (refused, reset, timed out)
+     "error": "AttemptFailed",          # None for the attempt that succeeded, else the package's error class
+     "detail": "HTTP 503 ...",          # at most 300 characters, redacted: never a secret
+     "wire": True}                      # the request was (perhaps partly) written
+
+``wire`` is False only for an attempt that never had a connection to write
+on: a refused connection, a name that does not resolve, a connect timeout,
+a destination the policy refused.  The call record keeps whether any attempt
+of a call reached the wire, which decides whether it may still be cancelled.
+
+The record is per delivery, not per call: :func:`reset` clears it when a
+delivery starts and :func:`take_delivery_attempts` hands it to whatever
+stores it with the delivery's outcome (the results store's scripts number
+the attempts over the call's whole life).  A thread-local list, because a
+message's middleware hooks and its attempts run in the same worker thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import urllib3
+
+from .errors import DestinationRefused
+from .redaction import redact
+
+#: The longest ``detail`` kept.
+MAX_DETAIL = 300
+
+# Failures that happen before a connection exists: nothing of the request was written.
+_BEFORE_WIRE: tuple[type[BaseException], ...] = (
+    urllib3.exceptions.ConnectTimeoutError,  # NewConnectionError (refused, unreachable) and NameResolutionError too
+    socket.gaierror,  # the policy's own name lookup
+    DestinationRefused,
+)
+
+
+class _Observation:
+    def __init__(self) -> None:
+        self.status: int | None = None
+
+    def answered(self, status: int) -> None:
+        self.status = status
+
+
+class AttemptRecorder:
+    """The attempt observer that keeps, per worker thread, the attempts of the current delivery."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def reset(self) -> None:
+        """Forget this thread's attempts: a delivery starts."""
+        self._local.attempts = []
+
+    def take_delivery_attempts(self) -> list[dict[str, Any]]:
+        """This thread's attempts since :meth:`reset`, oldest first; the list is cleared."""
+        attempts: list[dict[str, Any]] = getattr(self._local, "attempts", [])
+        self._local.attempts = []
+        return attempts
+
+    @contextlib.contextmanager
+    def observe(self, method: str, url: str) -> Iterator[_Observation]:
+        at = _utc_now()
+        started = time.perf_counter()
+        observation = _Observation()
+        error: BaseException | None = None
+        try:
+            yield observation
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._append(describe(at, time.perf_counter() - started, observation.status, error))
+
+    def _append(self, attempt: dict[str, Any]) -> None:
+        attempts = getattr(self._local, "attempts", None)
+        if attempts is None:
+            attempts = self._local.attempts = []
+        attempts.append(attempt)
+
+
+def describe(at: str, seconds: float, status: int | None, error: BaseException | None) -> dict[str, Any]:
+    """One attempt's record: started ``at``, took ``seconds``, last answered ``status``, ended with ``error``."""
+    if error is None:
+        name, detail = None, ""
+    elif isinstance(error, Exception):
+        name, detail = type(error).__name__, str(error)
+    else:  # the worker cut the attempt short (a time limit, a shutdown): no answer is coming
+        name, detail = "TransportError", f"interrupted ({type(error).__name__})"
+    return {
+        "at": at,
+        "duration_ms": round(seconds * 1000, 3),
+        "status_code": status,
+        "error": name,
+        "detail": redact(detail)[:MAX_DETAIL],
+        "wire": status is not None or not _before_wire(error),
+    }
+
+
+def _before_wire(error: BaseException | None) -> bool:
+    """Whether ``error`` (or what it was raised from) is a failure to connect at all."""
+    seen = 0
+    while error is not None and seen < 8:
+        if isinstance(error, _BEFORE_WIRE):
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+#: The one recorder: add it to a transport's observers to keep its attempts.
+RECORDER = AttemptRecorder()
+take_delivery_attempts = RECORDER.take_delivery_attempts
+reset = RECORDER.reset
