@@ -7,7 +7,7 @@ delivery it keeps a list with one dict per HTTP attempt::
     {"at": "2024-05-01T12:00:00.123Z",  # when the attempt started (UTC, ms)
      "duration_ms": 12.5,
      "status_code": 503,                # the answer's status; None when none came (refused, reset, timed out)
-     "error": "AttemptFailed",          # None for the attempt that succeeded, else the package's error class
+     "error": "TransportError",         # None for the attempt that succeeded, else the package's error class
      "detail": "HTTP 503 ...",          # at most 300 characters, redacted: never a secret
      "wire": True}                      # the request was (perhaps partly) written
 
@@ -35,8 +35,9 @@ from typing import Any
 
 import urllib3
 
-from .errors import DestinationRefused
+from .errors import DestinationRefused, DispatchError, TransportError
 from .redaction import redact
+from .retries import AttemptFailed
 
 #: The longest ``detail`` kept.
 MAX_DETAIL = 300
@@ -98,8 +99,12 @@ def describe(at: str, seconds: float, status: int | None, error: BaseException |
     """One attempt's record: started ``at``, took ``seconds``, last answered ``status``, ended with ``error``."""
     if error is None:
         name, detail = None, ""
-    elif isinstance(error, Exception):
+    elif isinstance(error, AttemptFailed):  # no usable answer: what the call ends with if none comes
+        name, detail = TransportError.__name__, str(error)
+    elif isinstance(error, DispatchError):
         name, detail = type(error).__name__, str(error)
+    elif isinstance(error, Exception):  # a subclass's hook raised: named as callers see it (errors.error_from_result)
+        name, detail = DispatchError.__name__, f"{type(error).__name__}: {error}"
     else:  # the worker cut the attempt short (a time limit, a shutdown): no answer is coming
         name, detail = "TransportError", f"interrupted ({type(error).__name__})"
     return {

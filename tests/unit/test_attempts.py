@@ -70,7 +70,7 @@ def test_each_attempt_of_a_delivery_is_recorded_oldest_first(flaky):
     transport, recorder = _recording_transport()
     transport.deliver(_request(flaky), retry_policy(3, 0.01, 0.01, 1.0))
     first, second = recorder.take_delivery_attempts()
-    assert first["status_code"] == 503 and first["error"] == "AttemptFailed" and "503" in first["detail"]
+    assert first["status_code"] == 503 and first["error"] == "TransportError" and "503" in first["detail"]
     assert second["status_code"] == 200 and second["error"] is None and second["detail"] == ""
     assert first["wire"] and second["wire"]
     for attempt in (first, second):
@@ -84,7 +84,7 @@ def test_a_refused_connection_has_no_status_and_never_reached_the_wire():
     with pytest.raises(AttemptFailed):
         transport.attempt(_request(f"http://127.0.0.1:{_closed_port()}/hook"))
     (attempt,) = recorder.take_delivery_attempts()
-    assert attempt["status_code"] is None and attempt["error"] == "AttemptFailed" and attempt["wire"] is False
+    assert attempt["status_code"] is None and attempt["error"] == "TransportError" and attempt["wire"] is False
 
 
 def test_a_destination_the_policy_refuses_never_reached_the_wire():
@@ -111,6 +111,8 @@ def test_attempts_are_kept_per_thread_and_reset_per_delivery():
 def test_an_error_after_an_answer_reached_the_wire_and_an_interrupt_is_a_transport_error():
     answered = describe("t", 0.5, 503, AttemptFailed("HTTP 503"))
     assert answered["wire"] is True and answered["duration_ms"] == 500.0
+    foreign = describe("t", 0.1, None, ValueError("bad hook"))
+    assert foreign["error"] == "DispatchError" and foreign["detail"] == "ValueError: bad hook"
     cut = describe("t", 1.0, None, KeyboardInterrupt())
     assert cut["error"] == "TransportError" and cut["wire"] is True  # nothing says it was not written
 
