@@ -72,12 +72,7 @@ class Relay:
 
     def run_once(self) -> int:
         """Publish every call committed so far (batch after batch, until one comes back short); how many."""
-        relayed = 0
-        while True:
-            claimed, published = self._pass()
-            relayed += published
-            if claimed < self.batch_size or published == 0:
-                return relayed
+        return self._drain(threading.Event())
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Relay until ``stop`` is set: a pass at start, at each notification and every ``poll_interval``."""
@@ -94,7 +89,7 @@ class Relay:
         try:
             while not stop.is_set():
                 try:
-                    self.run_once()
+                    self._drain(stop)
                 except Exception as error:  # a service away for a while: the relay waits for it, never exits
                     pause = min(max(pause * 2, 0.25), MAX_PAUSE)
                     expected = isinstance(error, (sa.exc.SQLAlchemyError, DispatchError))
@@ -107,6 +102,16 @@ class Relay:
                 waker.wait(self.poll_interval)
         finally:
             waker.close()
+
+    def _drain(self, stop: threading.Event) -> int:
+        """Passes until one comes back short (or publishes nothing), or ``stop`` is set; the calls published."""
+        relayed = 0
+        while not stop.is_set():
+            claimed, published = self._pass()
+            relayed += published
+            if claimed < self.batch_size or published == 0:
+                break
+        return relayed
 
     def _waker(self, stop: threading.Event) -> Waker:
         engine = self.outbox.engine
