@@ -21,7 +21,7 @@ from .errors import DispatchError
 from .retries import RetryPolicy, RetrySchedule, retry_policy
 from .settings import Settings
 from .transport import Request
-from .validation import MAX_ATTEMPTS
+from .validation import MAX_ATTEMPTS, MAX_TIMEOUT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +52,18 @@ class CallOptions:
             policy=retry_policy(max_attempts, settings.backoff_initial, settings.backoff_max, settings.retry_after_max),
             schedule=RetrySchedule(schedule, settings.retry_after_max, settings.scheduled_retry_after_max),
         )
+
+    @property
+    def worst_case(self) -> float:
+        """The longest this delivery's quick attempts can take: each its whole timeout, each wait its longest.
+
+        A wait is at most ``backoff_max``, or a ``Retry-After`` up to ``retry_after_max``.  The deadline of
+        a delivery (its time limit, its concurrency lease) is this plus a margin.
+        """
+        policy = self.policy
+        timeout = min(self.timeout, MAX_TIMEOUT) if self.timeout > 0 else MAX_TIMEOUT  # as the transport bounds it
+        wait = max(policy.backoff_max, policy.retry_after_max)
+        return policy.max_attempts * timeout + (policy.max_attempts - 1) * wait
 
     def request(self, url: str, method: str, params: dict[str, Any] | None, call_id: str | None) -> Request:
         """The request each attempt of this delivery sends."""
