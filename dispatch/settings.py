@@ -21,6 +21,7 @@ from .cluster import parse_broker_url
 from .destinations import Destinations, load_destinations
 from .errors import ConfigurationError
 from .policy import DestinationPolicy, parse_allowed
+from .redaction import redact, register_secret, register_url_password
 from .signing import check_secret
 from .validation import MAX_TIMEOUT, check_options
 
@@ -137,8 +138,20 @@ def _database_url(text: str) -> str:
     return text
 
 
-def _setting(env: str, default: str, parse: Callable[[str], Any], doc: str, secret: bool = False) -> Any:
-    return dataclasses.field(metadata={"env": env, "default": default, "parse": parse, "doc": doc}, repr=not secret)
+def _register(text: str, secret: bool) -> None:
+    """Have :func:`~dispatch.redaction.redact` mask a setting's secrets: a URL's password, or a secret's values."""
+    if "://" in text:
+        register_url_password(text)
+    elif secret:  # tokens are comma-separated, signing secrets space-separated
+        register_secret(*(part.strip() for part in text.split(",")), *text.replace(",", " ").split())
+
+
+def _setting(
+    env: str, default: str, parse: Callable[[str], Any], doc: str, secret: bool = False, shown: bool = True
+) -> Any:
+    """One setting's field; ``secret``: its text is never echoed and is redacted once read; ``shown``: in repr."""
+    metadata = {"env": env, "default": default, "parse": parse, "doc": doc, "secret": secret}
+    return dataclasses.field(metadata=metadata, repr=shown and not secret)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,7 +219,7 @@ class Settings:
         "",
         load_destinations,
         "a TOML file of per-host headers, signing secrets, limits and breaker (docs/destinations.md)",
-        secret=True,
+        shown=False,  # the path may be shown; what it loads holds secrets, registered by load_destinations
     )
     queue_type: str = _setting(
         "DISPATCH_QUEUE_TYPE", "classic", _queue_type, "classic, or quorum for replicated queues on a cluster"
@@ -297,16 +310,23 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read every setting, raising ConfigurationError naming the first bad variable."""
+        """Read every setting, raising ConfigurationError naming the first bad variable.
+
+        The error never holds a secret: a setting marked secret is named without its value, any
+        other is shown through :func:`~dispatch.redaction.redact` (a URL's password masked).  The
+        secrets read are registered for redaction before anything else can show them.
+        """
         environ = os.environ if environ is None else environ
         values = {}
         for field in dataclasses.fields(cls):
-            env, parse = field.metadata["env"], field.metadata["parse"]
+            env, parse, secret = field.metadata["env"], field.metadata["parse"], field.metadata["secret"]
             text = environ.get(env, field.metadata["default"]).strip()
+            _register(text, secret)
             try:
                 values[field.name] = parse(text)
             except ValueError as exc:
-                raise ConfigurationError(f"{env}={text!r} is invalid: {exc}") from None
+                shown = "" if secret else f"={redact(text)!r}"
+                raise ConfigurationError(f"{env}{shown} is invalid: {redact(str(exc))}") from None
         return cls(**values)
 
     @property
