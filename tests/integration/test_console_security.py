@@ -1,0 +1,190 @@
+"""Attacks on the real console (a ``dispatch gateway`` process): no way in without a token, no forged form,
+no tampered session, and its security headers on every answer.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from unittest import mock
+
+import pytest
+import requests
+
+from dispatch.console.session import SESSION_SECONDS, Sessions
+
+from .console_support import OTHER_TOKEN, TOKEN, ConsoleGateway, csrf_of
+
+pytestmark = pytest.mark.integration
+
+CALL = "00000000-0000-0000-0000-000000000000"
+
+#: Every route of the console but the sign-in form, and what a forged request to it would carry.
+ROUTES = [
+    ("GET", "/", None),
+    ("GET", "/dead", None),
+    ("GET", "/dead?host=x&error=y", None),
+    ("GET", "/hosts", None),
+    ("GET", f"/calls/{CALL}", None),
+    ("GET", f"/calls?id={CALL}", None),
+    ("GET", "/no-such-page", None),
+    ("POST", f"/calls/{CALL}/cancel", {"csrf": "x"}),
+    ("POST", "/dead/confirm", {"action": "discard", "id": CALL}),
+    ("POST", "/dead/replay", {"id": CALL}),
+    ("POST", "/dead/discard", {"id": CALL}),
+    ("POST", "/hosts/close-breaker", {"host": "example.com"}),
+    ("POST", "/sign-out", {}),
+]
+
+
+@pytest.fixture(scope="module")
+def gateway(vhost, redis_db, tmp_path_factory) -> Iterator[ConsoleGateway]:
+    process = ConsoleGateway(tmp_path_factory.mktemp("console-security") / "gateway.log")
+    yield process
+    process.stop()
+
+
+def is_only_the_sign_in_form(answer: requests.Response) -> bool:
+    forms = re.findall(r'<form[^>]*action="([^"]+)"', answer.text)
+    return (
+        answer.status_code == 401
+        and '<h1 id="sign-in-title">Sign in</h1>' in answer.text
+        and forms == ["/console/sign-in"]
+        and "<nav" not in answer.text
+        and "<table" not in answer.text
+    )
+
+
+@pytest.mark.parametrize(("method", "path", "form"), ROUTES)
+def test_without_a_token_every_route_answers_only_the_sign_in_form(gateway, method, path, form):
+    answer = requests.request(method, gateway.console + path, data=form, timeout=10, allow_redirects=False)
+    assert is_only_the_sign_in_form(answer), (answer.status_code, answer.text)
+    assert answer.headers["WWW-Authenticate"] == 'Bearer realm="dispatch"'
+
+
+def test_a_body_is_not_parsed_before_the_token_is_checked(gateway):
+    broken = "multipart/form-data; boundary=x"  # a body the form parser would refuse with 400
+    for path in ("/dead/discard", "/dead/confirm", "/hosts/close-breaker"):
+        answer = requests.post(gateway.console + path, data=b"\xff\x00 not multipart", timeout=10,
+                               headers={"Content-Type": broken})  # fmt: skip
+        assert is_only_the_sign_in_form(answer), answer.text
+
+
+def test_a_wrong_bearer_token_is_refused_and_a_right_one_admitted(gateway):
+    wrong = requests.get(gateway.console + "/", headers={"Authorization": "Bearer wrong-token-0123456789"}, timeout=10)
+    assert wrong.status_code == 401 and wrong.json() == {"detail": "invalid bearer token"}
+    assert "invalid_token" in wrong.headers["WWW-Authenticate"]
+    for token in (TOKEN, OTHER_TOKEN):  # any of the gateway's tokens
+        right = requests.get(gateway.console + "/", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert right.status_code == 200 and "<h1>Overview</h1>" in right.text
+
+
+def test_a_script_acts_with_its_bearer_token_and_no_csrf_token(gateway):
+    answer = requests.post(
+        gateway.console + "/hosts/close-breaker", data={"host": "nowhere.example"},
+        headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10, allow_redirects=False,
+    )  # fmt: skip
+    assert answer.status_code == 303  # no cookie travels with a script, so no form can be forged for it
+
+
+def test_the_session_cookie_is_httponly_strict_and_secure_over_https(gateway):
+    for proto, secure in (("http", False), ("https", True)):
+        client = requests.Session()
+        form = client.get(gateway.console + "/sign-in", headers={"X-Forwarded-Proto": proto}, timeout=10)
+        nonce = re.search(r'name="nonce" value="([^"]+)"', form.text)
+        assert nonce
+        answer = client.post(
+            gateway.console + "/sign-in", data={"token": TOKEN, "nonce": nonce[1], "next": "/console/"},
+            headers={"X-Forwarded-Proto": proto, "Cookie": f"dispatch_console_sign_in={nonce[1]}"},
+            timeout=10, allow_redirects=False,
+        )  # fmt: skip
+        assert answer.status_code == 303, answer.text
+        cookie = answer.headers["Set-Cookie"]
+        assert "dispatch_console=v1." in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+        assert "Path=/console/" in cookie
+        assert ("Secure" in cookie) is secure
+
+
+def test_the_sign_in_form_needs_its_own_nonce_and_sends_nowhere_else(gateway):
+    no_cookie = requests.post(gateway.console + "/sign-in", data={"token": TOKEN, "nonce": "x"}, timeout=10)
+    assert no_cookie.status_code == 403 and "Set-Cookie" not in no_cookie.headers
+
+    client = requests.Session()
+    nonce = re.search(r'name="nonce" value="([^"]+)"', client.get(gateway.console + "/sign-in", timeout=10).text)
+    assert nonce
+    away = client.post(
+        gateway.console + "/sign-in", data={"token": TOKEN, "nonce": nonce[1], "next": "//evil.example/console/"},
+        timeout=10, allow_redirects=False,
+    )  # fmt: skip
+    assert away.status_code == 303 and away.headers["Location"] == "/console/"  # no open redirect
+
+
+def issued(token: str, at: float | None = None) -> str:
+    """A session cookie signed as the gateway signs one for ``token`` (its key derives from the token alone)."""
+    sessions = Sessions([token])
+    with mock.patch("dispatch.console.session.time.time", return_value=time.time() if at is None else at):
+        return sessions.issue(sessions.key_id_for(token) or "")
+
+
+def test_a_tampered_forged_or_expired_session_is_refused(gateway):
+    client = gateway.signed_in()
+    version, key_id, session_id, expires, mac = client.cookies["dispatch_console"].split(".")
+    other_id = session_id[:-1] + ("A" if session_id[-1] != "A" else "B")
+    refused = [
+        f"{version}.{key_id}.{session_id}.{int(expires) + 3600}.{mac}",  # a longer life
+        f"{version}.{key_id}.{other_id}.{expires}.{mac}",  # another session
+        f"{version}.{key_id}.{session_id}.{expires}.{mac[:-2]}xx",  # another MAC
+        f"{version}.{'0' * 16}.{session_id}.{expires}.{mac}",  # another key
+        f"v2.{key_id}.{session_id}.{expires}.{mac}",
+        issued("another-token-not-accepted-0000"),  # well signed, with a token the gateway does not take
+        issued(TOKEN, at=time.time() - SESSION_SECONDS - 5),  # well signed, expired
+        "",
+        "v1....",
+        "garbage",
+    ]
+    for cookie in refused:
+        answer = requests.get(gateway.console + "/", cookies={"dispatch_console": cookie}, timeout=10)
+        assert is_only_the_sign_in_form(answer), cookie
+    assert requests.get(gateway.console + "/", cookies={"dispatch_console": issued(TOKEN)}, timeout=10).ok
+    assert client.get(gateway.console + "/", timeout=10).status_code == 200  # the real one still works
+
+
+def test_forms_without_this_sessions_csrf_token_are_refused(gateway):
+    client = gateway.signed_in()
+    other = gateway.signed_in(OTHER_TOKEN)
+    theirs = csrf_of(other.get(gateway.console + "/hosts", timeout=10).text)
+    for form in ({}, {"csrf": ""}, {"csrf": "guessed"}, {"csrf": theirs}):
+        for path in ("/hosts/close-breaker", "/dead/discard", f"/calls/{CALL}/cancel", "/sign-out"):
+            answer = client.post(gateway.console + path, data={"host": "x", "id": CALL, **form}, timeout=10,
+                                 allow_redirects=False)  # fmt: skip
+            assert answer.status_code == 403, (path, form, answer.text)
+            assert "did not come from this console" in answer.text
+    mine = csrf_of(client.get(gateway.console + "/hosts", timeout=10).text)
+    done = client.post(gateway.console + "/hosts/close-breaker", data={"host": "x", "csrf": mine}, timeout=10,
+                       allow_redirects=False)  # fmt: skip
+    assert done.status_code == 303
+
+
+def test_the_session_does_not_open_the_gateway_api(gateway):
+    client = gateway.signed_in()
+    assert client.get(f"{gateway.base}/calls/{CALL}", timeout=10).status_code == 401  # the API takes tokens only
+
+
+@pytest.mark.parametrize("path", ["/sign-in", "/", "/static/console.css", "/no-such-page", "/dead/replay"])
+def test_every_answer_carries_the_security_headers(gateway, path):
+    for client in (requests, gateway.signed_in()):
+        answer = client.get(gateway.console + path, timeout=10, allow_redirects=False)
+        csp = answer.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "script-src" not in csp
+        assert answer.headers["X-Frame-Options"] == "DENY"
+        assert answer.headers["Cache-Control"] == "no-store"
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert answer.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_pages_carry_no_inline_script_or_style(gateway):
+    client = gateway.signed_in()
+    for path in ("/", "/dead", "/hosts", f"/calls/{CALL}", "/sign-in"):
+        page = client.get(gateway.console + path, timeout=10).text
+        assert "<script" not in page and "style=" not in page and "<style" not in page, path
