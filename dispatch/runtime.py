@@ -49,7 +49,7 @@ def build_runtime(settings: Settings, transport: Transport | None = None) -> Run
     call_states: CallStates = (
         RedisCallStates(redis, int(settings.result_ttl * 1000), NAMESPACE) if redis is not None else MemoryCallStates()
     )
-    flow_control = FlowControl.build(settings, redis, NAMESPACE)
+    flow_control = FlowControl.build(settings.destinations, redis, NAMESPACE)
     if transport is None:
         transport = Transport(settings.destination_policy(), settings.signing_secrets, settings.destinations)
     broker = build_broker(settings, default_middleware(settings, results, call_states, flow_control, transport))

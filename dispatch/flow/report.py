@@ -20,8 +20,6 @@ class HostState:
     in_flight: int
     breaker: str  # "closed", "open", "half-open" (waiting for its probe), or "off"
     failures: int
-    holders: tuple[str, ...] = ()  # the message ids of the calls holding a slot, their leases unexpired
-    probe: str | None = None  # the message id of the half-open breaker's probe call
 
 
 def host_states(destinations: Destinations, client: Any, namespace: str) -> list[HostState]:
@@ -35,20 +33,13 @@ def host_states(destinations: Destinations, client: Any, namespace: str) -> list
 
 
 def _state(host: str, destination: Destination, client: Any, namespace: str) -> HostState:
-    seconds, micros = client.time()  # the leases' clock: Redis's, as the scripts that take them read it
-    now_ms = int(seconds) * 1000 + int(micros) // 1000
-    slots, failures, opened, probe = (
-        flow_key(namespace, host, what) for what in ("in-flight", "failures", "open", "probe")
-    )
-    holders = client.zrangebyscore(slots, f"({now_ms}", "+inf")
-    failed, is_open, probing = client.mget([failures, opened, probe])
+    keys = [flow_key(namespace, host, what) for what in ("in-flight", "failures", "open")]
+    in_flight, failures, opened = client.mget(keys)
     return HostState(
         host,
         destination.max_concurrency,
         str(destination.rate) if destination.rate else None,
-        len(holders),
-        breaker_state(destination.breaker, int(failed or 0), bool(is_open)),
-        int(failed or 0),
-        tuple(holder.decode() for holder in holders),
-        probing.decode() if probing else None,
+        int(in_flight or 0),
+        breaker_state(destination.breaker, int(failures or 0), bool(opened)),
+        int(failures or 0),
     )

@@ -1,25 +1,30 @@
 """The gateway's FastAPI app: its routes, their documented answers, and ``serve`` (uvicorn).
 
 The routes are thin: each hands its checked body to :class:`~.service.Gateway` and
-shapes the answer; authentication (:mod:`.auth`) is a dependency of the whole app,
-and :class:`~.limits.BodyLimit` wraps it.
+shapes the answer.  Two ASGI middlewares come first, in this order, so a request is
+judged before anything reads its body: :class:`~.auth.BearerAuth` (401 without a
+token, whatever the request), then :class:`~.limits.BodyLimit` (413).  Only the
+OpenAPI document and its pages, and the console (mounted with its own sign-in),
+are open without a token.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from redis.exceptions import RedisError
+from starlette.routing import Match, Mount
+from starlette.types import Scope
 
 from .. import __version__
 from ..runtime import get_runtime
 from ..settings import Settings
-from .auth import authorization
+from .auth import BearerAuth, bearer, check_tokens
 from .limits import BodyLimit
 from .models import CallStatus, Cancelled, NewCall, NewTask, Problem, Queued, Status
 from .service import Gateway
@@ -45,21 +50,22 @@ def create_app(tokens: Sequence[str] | None = None, max_body: int | None = None)
     """The gateway app; ``tokens`` default to ``DISPATCH_GATEWAY_TOKEN``.  ConfigurationError if there are none.
 
     ``max_body`` defaults to ``DISPATCH_GATEWAY_MAX_BODY``: a larger request body is answered 413
-    (:class:`BodyLimit`, the outermost middleware but Starlette's error handler).
+    (:class:`BodyLimit`, right after the token is checked).
 
     Building it reads the settings and builds the broker, so a bad ``DISPATCH_*`` variable fails here,
     before serving.
     """
-    authorized = authorization(get_runtime().settings.gateway_tokens if tokens is None else tokens)
+    tokens = check_tokens(get_runtime().settings.gateway_tokens if tokens is None else tokens)
     gateway = Gateway()
 
     app = FastAPI(
         title="dispatch gateway",
         version=__version__,
         description="Queue HTTP callback calls and read their outcomes. See docs/gateway.md.",
-        dependencies=[Depends(authorized)],
+        dependencies=[Depends(bearer)],  # states the scheme in the document; BearerAuth checks it
     )
     app.add_middleware(BodyLimit, max_body=gateway.settings.gateway_max_body if max_body is None else max_body)
+    app.add_middleware(BearerAuth, tokens=tokens, is_open=_open_without_token(app))  # the last added runs first
 
     def queued(call_id: str, request: Request, response: Response) -> Queued:
         """202's body, its status URL also in ``Location``."""
@@ -138,6 +144,21 @@ def create_app(tokens: Sequence[str] | None = None, max_body: int | None = None)
         return queued(gateway.submit_task(actor_name, task), request, response)
 
     return app
+
+
+def _open_without_token(app: FastAPI) -> Callable[[Scope], bool]:
+    """Whether a request is for the OpenAPI document or its pages (nothing there is secret), or for an app
+    mounted with a door of its own (the console); the app's routes are read per request, mounts added later too."""
+    documents = {app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
+
+    def is_open(scope: Scope) -> bool:
+        return any(
+            (isinstance(route, Mount) or getattr(route, "path", None) in documents)
+            and route.matches(scope)[0] is not Match.NONE
+            for route in app.routes
+        )
+
+    return is_open
 
 
 def serve(host: str, port: int) -> None:

@@ -1,10 +1,15 @@
 """Attacks on the real gateway process, and on receivers sharing the real Redis.
 
-* A 50 MiB body -- unauthenticated, declared with Content-Length or streamed
-  chunked -- is refused with 413 as soon as it is known to be too large
-  (``DISPATCH_GATEWAY_MAX_BODY``), without the gateway buffering it: its
-  resident memory is read from /proc before and after.  The requests are
-  written on a raw socket, so the test sees exactly when the answer comes.
+* A stranger (no token, or a wrong one) gets a one-line 401, whatever the request:
+  a body that is not JSON or not UTF-8, a wrong content type, an unknown actor, a
+  malformed id, a method or path the gateway does not serve -- never the parser's
+  422, a 404 or a 405.
+* A 50 MiB body, declared with Content-Length or streamed chunked, is refused
+  without the gateway buffering it: a stranger's with 401 before a byte of it is
+  read, a token holder's with 413 as soon as it is known to be too large
+  (``DISPATCH_GATEWAY_MAX_BODY``).  The gateway's resident memory is read from
+  /proc before and after.  The requests are written on a raw socket, so the test
+  sees exactly when the answer comes.
 * Per-call options beyond their ceilings (``timeout: 1e308``, ...) are a 422
   naming the bound, not a 500 or a call that dies in the worker; the OpenAPI
   document states the same bounds.
@@ -144,21 +149,63 @@ def attack(port: int, *, chunked: bool, size: int = ATTACK, token: str | None = 
     return status, sent, time.monotonic() - started
 
 
+# -- strangers ------------------------------------------------------------------------------------
+
+WRONG_TOKEN = "wrong-token-0123456789abcdef"
+STRANGERS = {"no token": {}, "wrong token": {"Authorization": f"Bearer {WRONG_TOKEN}"}}
+AUTHORIZED = {"Authorization": f"Bearer {TOKEN}"}
+JSON = "application/json"
+REQUESTS = {  # each answered 400, 404, 405 or 422 with details to a token holder
+    "not JSON": ("POST", "/calls", b"{not json", JSON),
+    "not UTF-8": ("POST", "/calls", b'{"url": "\xff\xfe"}', JSON),
+    "no body": ("POST", "/calls", b"", JSON),
+    "a form": ("POST", "/calls", b"url=http://127.0.0.1/", "application/x-www-form-urlencoded"),
+    "no content type": ("POST", "/calls", b"[1, 2]", None),
+    "huge within the limit": ("POST", "/calls", b"[" + b"1," * 400_000 + b"1]", JSON),
+    "unknown actor": ("POST", "/tasks/no-such-actor", b'{"args": [1, 2]}', JSON),
+    "unknown actor, not JSON": ("POST", "/tasks/no-such-actor", b"\x00\x01", JSON),
+    "malformed id": ("GET", "/calls/not-a-uuid", b"", None),
+    "malformed id to cancel": ("DELETE", "/calls/not-a-uuid", b"", None),
+    "method not served": ("PUT", f"/calls/{uuid.uuid4()}", b"{}", JSON),
+    "path not served": ("GET", "/admin", b"", None),
+}
+
+
+@pytest.mark.parametrize("headers", STRANGERS.values(), ids=STRANGERS.keys())
+@pytest.mark.parametrize(("method", "path", "body", "content_type"), REQUESTS.values(), ids=REQUESTS.keys())
+def test_a_stranger_gets_a_one_line_401_whatever_the_request(gateway, headers, method, path, body, content_type):
+    headers = {**headers, **({"Content-Type": content_type} if content_type else {})}
+    response = requests.request(method, gateway.base + path, data=body, headers=headers, timeout=30)
+    assert response.status_code == 401, response.text
+    assert response.headers["WWW-Authenticate"].startswith("Bearer realm=")
+    assert list(response.json()) == ["detail"], response.text
+    assert response.json()["detail"] in ("bearer token required", "invalid bearer token")
+    # The same requests with the token: what a stranger would have learnt.
+    answered = requests.request(method, gateway.base + path, data=body, headers={**headers, **AUTHORIZED}, timeout=30)
+    assert answered.status_code in (400, 404, 405, 422), answered.text
+
+
+def test_the_documents_are_open_to_anyone(gateway):
+    for path in ("/openapi.json", "/docs", "/redoc"):
+        assert requests.get(gateway.base + path, timeout=10).status_code == 200, path
+
+
+@pytest.mark.parametrize("token", [None, TOKEN], ids=["stranger", "token holder"])
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
-def test_an_unauthenticated_50_mib_body_is_413_without_being_buffered(gateway, chunked):
+def test_a_50_mib_body_is_refused_without_being_buffered(gateway, chunked, token):
     pid = gateway.process.pid
     assert attack(gateway.port, chunked=chunked, size=10)[0] in (401, 422)  # warm up: first-request imports
     before = memory_kib(pid)
     peak_reset = reset_peak(pid)
 
-    status, sent, seconds = attack(gateway.port, chunked=chunked)
+    status, sent, seconds = attack(gateway.port, chunked=chunked, token=token)
 
     after = memory_kib(pid)
-    assert status == 413, (status, sent)
+    assert status == (413 if token else 401), (status, sent)
     assert seconds < 5
-    if chunked:  # answered once the limit is crossed, not after the 50 MiB
+    if chunked and token:  # answered once the limit is crossed, not after the 50 MiB
         assert DEFAULT_LIMIT <= sent < 10 * MiB, sent
-    else:  # answered from the header alone
+    else:  # answered from the headers alone
         assert sent == 0
     grown_mib = (after["VmRSS"] - before["VmRSS"]) / 1024
     assert grown_mib < 10, f"RSS grew by {grown_mib:.1f} MiB"
