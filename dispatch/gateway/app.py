@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import uvicorn
-from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response
+from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from starlette.routing import Match, Mount
 from starlette.types import Scope
@@ -33,6 +34,7 @@ from .service import Gateway
 def _responses(*codes: int, **meanings: str) -> dict[int | str, dict[str, Any]]:
     """Documented error answers; ``_404="..."`` words one differently for a route."""
     meaning = {
+        400: "The body is not JSON text: it is not UTF-8.",
         401: "Missing or wrong bearer token.",
         403: "The destination policy refuses this URL (a private address); nothing was queued.",
         404: "No call with this id: never queued here, or its outcome has expired.",
@@ -67,6 +69,17 @@ def create_app(tokens: Sequence[str] | None = None, max_body: int | None = None)
     app.add_middleware(BodyLimit, max_body=gateway.settings.gateway_max_body if max_body is None else max_body)
     app.add_middleware(BearerAuth, tokens=tokens, is_open=_open_without_token(app))  # the last added runs first
 
+    @app.exception_handler(405)
+    async def method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+        """405 naming in ``Allow`` every method the path takes (Starlette names those of its first route only)."""
+        allowed = {
+            method
+            for route in app.routes
+            if route.matches(request.scope)[0] is not Match.NONE
+            for method in getattr(route, "methods", None) or ()
+        }
+        return JSONResponse({"detail": "Method Not Allowed"}, 405, {"Allow": ", ".join(sorted(allowed))})
+
     def queued(call_id: str, request: Request, response: Response) -> Queued:
         """202's body, its status URL also in ``Location``."""
         status_url = request.scope.get("root_path", "") + app.url_path_for("get_call", call_id=call_id)
@@ -75,7 +88,10 @@ def create_app(tokens: Sequence[str] | None = None, max_body: int | None = None)
 
     accepted_response = {
         "headers": {"Location": {"description": "The status URL, as in the body.", "schema": {"type": "string"}}},
-        "links": {"getCall": {"operationId": "getCall", "parameters": {"call_id": "$response.body#/id"}}},
+        "links": {
+            operation: {"operationId": operation, "parameters": {"call_id": "$response.body#/id"}}
+            for operation in ("getCall", "cancelCall")
+        },
     }
 
     @app.post(
@@ -84,7 +100,7 @@ def create_app(tokens: Sequence[str] | None = None, max_body: int | None = None)
         operation_id="queueCall",
         status_code=202,
         response_model=Queued,
-        responses={202: accepted_response, **_responses(401, 403, 413, 503)},
+        responses={202: accepted_response, **_responses(400, 401, 403, 413, 503)},
     )
     def queue_call(call: NewCall, request: Request, response: Response) -> Queued:
         """Queue a call; a worker performs it (after `delay` seconds, if given). Poll `status_url` (also in
@@ -123,6 +139,8 @@ def create_app(tokens: Sequence[str] | None = None, max_body: int | None = None)
 
     actors_variable = Settings.env("gateway_actors")
     listed = ", ".join(sorted(gateway.actors)) or f"none: {actors_variable} is empty"
+    # The document lists the actors; an unlisted name is the service's 404, not a validation error.
+    actor_names = Path(json_schema_extra={"enum": sorted(gateway.actors)} if gateway.actors else None)
 
     @app.post(
         "/tasks/{actor_name}",
@@ -136,11 +154,11 @@ def create_app(tokens: Sequence[str] | None = None, max_body: int | None = None)
         responses={
             202: accepted_response,
             **_responses(
-                401, 404, 413, 503, _404=f"No such actor: the gateway applies only those in {actors_variable}."
+                400, 401, 404, 413, 503, _404=f"No such actor: the gateway applies only those in {actors_variable}."
             ),
         },
     )
-    def apply_task(actor_name: str, task: NewTask, request: Request, response: Response) -> Queued:
+    def apply_task(task: NewTask, request: Request, response: Response, actor_name: str = actor_names) -> Queued:
         return queued(gateway.submit_task(actor_name, task), request, response)
 
     return app

@@ -1,42 +1,43 @@
 """The gateway's request and response bodies: what the OpenAPI document states and FastAPI checks.
 
-A call's fields are validated by :mod:`dispatch.protocol`, so a body is judged
-exactly as ``URL.send()`` judges its arguments, and its messages become the 422
-details.  That includes the ceilings of the per-call options (``MAX_TIMEOUT``
-and the like), which the schema states too.
+A call's fields are validated by :mod:`dispatch.validation` (its URL by
+:mod:`dispatch.urlsafety`), so a body is judged exactly as ``URL.send()`` judges
+its arguments, and its messages become the 422 details.  That includes the
+ceilings of the per-call options (``MAX_TIMEOUT`` and the like), which the schema
+states too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, model_validator
 from typing_extensions import TypedDict
 
-from ..protocol import (
+from ..url import MAX_DELAY
+from ..urlsafety import check_url
+from ..validation import (
+    CALL_METHODS,
     MAX_ATTEMPTS,
     MAX_SCHEDULE_DELAY,
     MAX_SCHEDULE_ENTRIES,
     MAX_SCHEDULE_SPAN,
     MAX_TIMEOUT,
-    METHODS,
     check_headers,
     check_method,
     check_options,
     check_params,
-    check_url,
     sends_json,
     shape_options,
 )
-from ..url import MAX_DELAY
 
 
 class CallOptions(TypedDict, total=False):
-    """Per-call overrides of the worker's settings (``dispatch.protocol.OPTIONS``)."""
+    """Per-call overrides of the worker's settings (``dispatch.validation.OPTIONS``)."""
 
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
-    # The bounds are dispatch.protocol's, which refuses a value past them first (with its own message).
+    # The bounds are dispatch.validation's, which refuses a value past them first (with its own message).
     timeout: Annotated[
         float, Field(gt=0, le=MAX_TIMEOUT, description="Seconds for one HTTP attempt (DISPATCH_TIMEOUT).")
     ]
@@ -53,18 +54,25 @@ class CallOptions(TypedDict, total=False):
     ]
 
 
-# JSON can put any type anywhere; dispatch.protocol's checks expect Python callers, and
+# JSON can put any type anywhere; dispatch.validation's checks expect Python callers, and
 # check_method({}) or check_options([...]) would raise TypeError (a 500) instead of ValueError.
 def _check_method(method: Any) -> str:
     if not isinstance(method, str):
-        raise ValueError(f"method must be a string, one of {', '.join(sorted(METHODS))}, not {type(method).__name__}")
+        raise ValueError(
+            f"method must be a string, one of {', '.join(sorted(CALL_METHODS))}, not {type(method).__name__}"
+        )
     return check_method(method)
 
 
-def _check_options(options: Any) -> dict[str, Any]:
-    if options is not None and not isinstance(options, Mapping):
-        raise ValueError(f"options must be an object of call options, not {type(options).__name__}")
-    return check_options(options)
+def _object_of(what: str, check: Callable[[Mapping[str, Any]], dict[str, Any]]) -> Callable[[Any], dict[str, Any]]:
+    """``check``, for an object only: null too is refused, as the document says an object (Python's None is {})."""
+
+    def checked(value: Any) -> dict[str, Any]:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{what} must be an object, not {type(value).__name__}")
+        return check(value)
+
+    return checked
 
 
 def _check_delay(delay: Any) -> Any:
@@ -74,13 +82,14 @@ def _check_delay(delay: Any) -> Any:
 
 
 class NewCall(BaseModel):
-    """A call to queue.  Each field is checked by ``dispatch.protocol``, as ``URL.send()`` checks it."""
+    """A call to queue.  Each field is checked by ``dispatch.validation``, as ``URL.send()`` checks it."""
 
     model_config = ConfigDict(extra="forbid")
 
     url: Annotated[str, BeforeValidator(check_url)] = Field(
-        description="Absolute http(s) URL of an endpoint speaking the callback protocol.",
-        examples=["https://example.com/multiply"],
+        description="Absolute http(s) URL of an endpoint speaking the callback protocol. A private address, "
+        "loopback included, is refused (403) unless DISPATCH_ALLOWED_HOSTS opens it.",
+        examples=["http://127.0.0.1:8000/multiply"],  # docs/gateway.md's example receiver
         json_schema_extra={"pattern": r"^https?://\S+$"},
     )
     method: Annotated[Literal["GET", "POST", "PUT", "PATCH", "DELETE"], BeforeValidator(_check_method)] = Field(
@@ -92,7 +101,7 @@ class NewCall(BaseModel):
         'those (key repeated). In a JSON body (`"body": "json"`): any JSON values.',
         examples=[{"x": 10, "y": 10}],
     )
-    headers: Annotated[dict[str, str], BeforeValidator(check_headers)] = Field(
+    headers: Annotated[dict[str, str], BeforeValidator(_object_of("headers", check_headers))] = Field(
         default_factory=dict,
         description="Extra request headers sent on every attempt. Names are HTTP tokens; Host, Content-Length, "
         "Transfer-Encoding, Idempotency-Key and webhook-* are the worker's. Credentials belong in the worker's "
@@ -102,7 +111,9 @@ class NewCall(BaseModel):
     body: Literal["form", "json"] = Field(
         "form", description="How params travel in a method with a body: form-encoded, or one JSON object."
     )
-    options: Annotated[CallOptions, BeforeValidator(_check_options)] = Field(default_factory=CallOptions)
+    options: Annotated[CallOptions, BeforeValidator(_object_of("options", check_options))] = Field(
+        default_factory=CallOptions
+    )
     delay: Annotated[float, BeforeValidator(_check_delay)] = Field(
         0,
         ge=0,
