@@ -110,7 +110,7 @@ class HttpDispatch(dramatiq.Actor[..., Any]):
         message = self.message_with_options(args=args, kwargs=kwargs, **options)
         if delay:  # recorded first, so a scheduled call is never seen as unknown, and can be cancelled
             try:
-                runtime.call_states.schedule(message.message_id)
+                runtime.call_states.schedule(message.message_id, delay)
             except Exception as error:
                 raise DispatchError(
                     f"cannot record the scheduled call in the results store, it was not sent: {error}"

@@ -77,3 +77,11 @@ class CallOptions:
             headers=self.headers,
             body_format=self.body,
         )
+
+
+def worst_case(options: Mapping[str, Any] | None, settings: Settings) -> float:
+    """:attr:`CallOptions.worst_case` of a call's ``options``; the worker's own for options it cannot read."""
+    try:
+        return CallOptions.resolve(options, settings).worst_case
+    except (DispatchError, TypeError, ValueError):  # a message put on the queue by hand: it fails in the actor
+        return CallOptions.resolve(None, settings).worst_case

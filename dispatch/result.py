@@ -24,7 +24,7 @@ from dramatiq.results import ResultTimeout as DramatiqResultTimeout
 
 from .call import ACTOR_NAME, Call
 from .errors import CallCancelled, ResultTimeout, error_from_result
-from .results import CANCELLED, SCHEDULED, STARTED, CallResultsBackend
+from .results import CANCELLED, SCHEDULED, STARTED, WAITING, CallResultsBackend
 from .runtime import get_runtime
 
 #: The longest single blocking wait on the results store; ``get()`` with no
@@ -87,11 +87,18 @@ class CallResult(Message[Any]):
         backend = runtime.results
         if not isinstance(backend, CallResultsBackend):  # the in-memory store of dispatch.testing
             return await asyncio.to_thread(self.get, timeout)
-        import redis.asyncio
+        from .redis_connect import BLOCKING_KEEPALIVE, connect_async
 
         remaining = self._wait_budget(timeout)
         key = backend.build_message_key(self)
-        client = redis.asyncio.Redis.from_url(runtime.settings.results_url, socket_timeout=None)
+        settings = runtime.settings
+        client = connect_async(
+            settings.results_url,
+            sentinel_password=settings.sentinel_password or None,
+            socket_timeout=None,
+            socket_keepalive=True,
+            socket_keepalive_options=BLOCKING_KEEPALIVE,
+        )
         try:
             while True:
                 wait = min(remaining, _WAIT_SLICE_SECONDS)
@@ -105,23 +112,27 @@ class CallResult(Message[Any]):
             await client.aclose()
 
     def cancel(self) -> bool:
-        """Make sure the call is never sent: True if so, False if a worker already started (or finished) it.
+        """Make sure the call is never sent: True if so (again True when asked again, from any process), False
+        if an attempt of it may have reached the wire, or it has another outcome.
 
-        ``get()`` on a cancelled call raises ``CallCancelled``.
+        One atomic write also stores the ``CallCancelled`` outcome: ``get()`` on a cancelled call raises it.
         """
-        runtime = get_runtime()
-        if not runtime.call_states.cancel(self.message_id):
-            return False
-        runtime.results.store_exception(
-            self, CallCancelled(f"call {self.message_id} was cancelled"), int(runtime.settings.result_ttl * 1000)
-        )
-        return True
+        return get_runtime().call_states.cancel(self.message_id)
 
     def state(self) -> str:
         """Where the call stands: ``scheduled``, ``pending`` (queued), ``started``, ``success``, ``failure``
         or ``cancelled``; ``pending`` also for an id nobody knows (ids are not recorded at send).
         """
         return self.snapshot().state
+
+    def attempts(self) -> list[dict[str, Any]]:
+        """Every HTTP attempt of the call so far, oldest first, over all its deliveries (the last 100).
+
+        Each: ``attempt`` (from 1), ``at`` (ISO 8601 UTC), ``duration_ms``, ``status_code`` (None when no
+        answer came), ``error`` (None for the attempt that succeeded, else the error class), ``detail``
+        (at most 300 characters, never a secret).  Empty for a call not attempted yet, or unknown.
+        """
+        return get_runtime().call_states.attempts(self.message_id)
 
     def snapshot(self) -> Snapshot:
         """Where the call stands and, once it has one, its outcome as stored -- from one read of the store.
@@ -132,6 +143,8 @@ class CallResult(Message[Any]):
             result = self.get_result(block=False)
         except ResultMissing:
             state = get_runtime().call_states.state(self.message_id)
+            if state == WAITING:  # between scheduled deliveries: started, and no longer cancellable
+                state = STARTED
             return Snapshot(state if state in (SCHEDULED, STARTED, CANCELLED) else "pending")
         except ResultFailure as failure:
             state = CANCELLED if failure.orig_exc_type == CallCancelled.__name__ else "failure"

@@ -8,8 +8,8 @@ import time.  The first ``URL(...).send()``, the first worker import of
 serve every later call in the process.  Code asks the runtime for these
 parts; nothing dispatch-specific is set on dramatiq's broker.
 
-The order is fixed -- settings, then the results store, the call states
-and flow control beside it in Redis, the HTTP transport, the middleware,
+The order is fixed -- settings, then the results store with its call
+records, flow control beside it in Redis, the HTTP transport, the middleware,
 and the broker -- and a bad ``DISPATCH_*`` variable raises
 ``ConfigurationError`` at the first of them.
 """
@@ -21,10 +21,11 @@ import threading
 
 import dramatiq
 
+from . import attempts
 from .brokers import build_broker
 from .flow import FlowControl
 from .middleware import default_middleware
-from .results import NAMESPACE, CallResultsBackend, CallStates, MemoryCallStates, RedisCallStates, ResultsBackend
+from .results import NAMESPACE, CallResultsBackend, CallStates, ResultsBackend
 from .results import results_backend as build_results_backend
 from .settings import Settings
 from .transport import Transport
@@ -46,12 +47,12 @@ def build_runtime(settings: Settings, transport: Transport | None = None) -> Run
     """A runtime for ``settings`` (with ``transport``, or one built from the settings); connects to nothing."""
     results = build_results_backend(settings)
     redis = results.write_client if isinstance(results, CallResultsBackend) else None
-    call_states: CallStates = (
-        RedisCallStates(redis, int(settings.result_ttl * 1000), NAMESPACE) if redis is not None else MemoryCallStates()
-    )
-    flow_control = FlowControl.build(settings.destinations, redis, NAMESPACE)
+    call_states: CallStates = results.states
+    flow_control = FlowControl.build(settings, redis, NAMESPACE)
     if transport is None:
         transport = Transport(settings.destination_policy(), settings.signing_secrets, settings.destinations)
+    if attempts.RECORDER not in transport.observers:  # every attempt on record, in the stub worker too
+        transport.observers.append(attempts.RECORDER)
     broker = build_broker(settings, default_middleware(settings, results, call_states, flow_control, transport))
     return Runtime(settings, broker, results, call_states, flow_control, transport)
 

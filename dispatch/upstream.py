@@ -23,8 +23,9 @@ The reaches:
   broker.connection`` / ``del broker.channel``), marks a vanished queue for
   declaring again (``queues_pending``), and the properties its ``enqueue``
   publishes with -- for the publishers that do not go through ``enqueue``;
-* the Results middleware's option lookup (``Results._lookup_options``) and
-  the Redis backend's store step (``RedisBackend._store``);
+* the Results middleware's option lookup (``Results._lookup_options``), a failed
+  message's exception (``MessageProxy._exception``) and the stub backend's read and
+  store steps (``StubBackend._get``, ``_store``), under the in-memory call record;
 * the worker module's globals (``has_results_middleware``,
   ``CONSUMER_RESTART_DELAY_SECS``, ``POST_PROCESS_MESSAGE_RETRY_DELAY_SECS``)
   and the Prometheus middleware's ``DB_PATH``.
@@ -47,7 +48,8 @@ from dramatiq.common import dq_name, q_name, xq_name
 from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import prometheus as dramatiq_prometheus
 from dramatiq.results import Results
-from dramatiq.results.backends import RedisBackend
+from dramatiq.results.backend import Missing
+from dramatiq.results.backends import StubBackend
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.channel import Channel
 
@@ -196,26 +198,19 @@ def result_options(
     return bool(store_results), int(result_ttl)
 
 
-class PipelinedRedisBackend(RedisBackend):
-    """dramatiq's Redis backend, storing through a client of its own and without a MULTI/EXEC transaction.
+def failure_of(message: MessageProxy) -> BaseException:
+    """The exception a failed message ended with, as dramatiq's Results middleware reads it (``_exception``)."""
+    return message._exception or Exception("unknown")
 
-    Writes go through ``write_client``, which has a socket timeout, while
-    reads keep the blocking client.  The three commands still go in one
-    round trip; the transaction only guarded against a reader between DEL
-    and LPUSH, who would see the call as still pending, which it then was.
-    ``_store`` is the backend's private write step.
-    """
 
-    def __init__(self, *, write_client: Any, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.write_client = write_client
+def stub_outcome_stored(backend: StubBackend, key: str) -> bool:
+    """Whether the in-memory ``backend`` holds an unexpired outcome under ``key``."""
+    return backend._get(key) is not Missing
 
-    def _store(self, message_key: str, result: Any, ttl: int) -> None:
-        with self.write_client.pipeline(transaction=False) as pipe:
-            pipe.delete(message_key)
-            pipe.lpush(message_key, self.encoder.encode(result))
-            pipe.pexpire(message_key, ttl)
-            pipe.execute()
+
+def stub_store_outcome(backend: StubBackend, key: str, outcome: Any, ttl_ms: int) -> None:
+    """Store the (wrapped) ``outcome`` under ``key`` in the in-memory ``backend`` for ``ttl_ms``."""
+    backend._store(key, outcome, ttl_ms)
 
 
 # -- the worker -------------------------------------------------------------------------------

@@ -1,10 +1,14 @@
-"""Scheduled deliveries a worker can trust: dramatiq's ``Retries``, dead-lettering what it cannot re-enqueue.
+"""Scheduled deliveries a worker can trust: dramatiq's ``Retries``, recording the wait and never acking a lost one.
 
-dramatiq acks a message after its ``after_process_message`` hooks ran,
-whether they worked or not.  Re-enqueueing a scheduled delivery can fail
-(RabbitMQ refusing the publish), and with stock dramatiq the call would be
-acked and lost; here it is dead-lettered instead (kept in ``.XQ``,
-replayable).  Its twin for outcomes is :class:`dispatch.results.DurableResults`.
+A delivery that ends with a scheduled redelivery (the actor's ``dramatiq.Retry``)
+first moves the call's record to ``waiting`` with this delivery's attempts
+(the record's WAIT script, one round trip): from then on the record lives
+until the next delivery is due plus ``DISPATCH_RESULT_TTL``, however long
+the delay, so ``cancel()`` keeps answering False for a call that reached the
+wire.  Then the message is re-enqueued.  Re-enqueueing can fail (RabbitMQ
+refusing the publish), and with stock dramatiq the call would be acked and
+lost; here it is dead-lettered instead (kept in ``.XQ``, replayable).  Its
+twin for outcomes is :class:`dispatch.results.DurableResults`.
 """
 
 from __future__ import annotations
@@ -16,17 +20,27 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Retries
 
+from ..attempts import take_delivery_attempts
+from ..call import is_call
 from ..errors import TransportError
+from ..results.states import CallStates
 
 logger = logging.getLogger("dispatch.durability")
 
 
 class DurableRetries(Retries):
-    """dramatiq's Retries, dead-lettering a message whose scheduled delivery cannot be re-enqueued."""
+    """dramatiq's Retries, recording each scheduled wait on the call's record, and dead-lettering what it cannot
+    re-enqueue."""
+
+    def __init__(self, states: CallStates, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.states = states
 
     def after_process_message(
         self, broker: dramatiq.Broker, message: MessageProxy, *, result: Any = None, exception: Any = None
     ) -> None:
+        if isinstance(exception, dramatiq.Retry) and exception.delay is not None and is_call(broker, message):
+            self._record_wait(message, exception.delay)
         try:
             super().after_process_message(broker, message, result=result, exception=exception)
         except Exception as error:
@@ -36,4 +50,15 @@ class DurableRetries(Retries):
             message.fail()
             message.stuff_exception(
                 TransportError(f"{exception}; its next scheduled delivery could not be queued: {error}")
+            )
+
+    def _record_wait(self, message: MessageProxy, delay_ms: int) -> None:
+        try:
+            self.states.wait(message.message_id, delay_ms, take_delivery_attempts())
+        except Exception as error:
+            # The claim's record still lives its lease plus DISPATCH_RESULT_TTL: only a longer delay outlives it.
+            logger.warning(
+                "call %s: its wait for the next delivery could not be recorded (%s); its attempts go unrecorded",
+                message.message_id,
+                error,
             )

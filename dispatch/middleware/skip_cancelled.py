@@ -1,38 +1,90 @@
-"""Cancelled calls skipped: each call is claimed just before it is performed, and a cancelled one never sent."""
+"""The claim: each call is recorded as started just before it is performed, or not performed at all.
+
+The record's CLAIM script (:mod:`dispatch.results.states`) answers, in one round trip:
+
+* ``claimed``   -- perform it; the worker holds a lease on the record for the delivery's worst case;
+* ``cancelled`` -- skip it (ack, never send): ``cancel()`` already answered True;
+* ``done``      -- its outcome is stored already (a redelivery after a lost ack): ack it, do not call again.
+
+**Fail closed.** When the claim cannot be written (Redis down, stalled,
+paused for writes), the call is not sent "to be safe": ``cancel()`` may
+have promised it never would be.  It waits as a delayed message instead
+(``options["claim_waits"]``, a jittered delay doubling up to a minute) and
+is claimed again then.  If even that re-enqueue fails, the delivery fails
+as a ``DispatchError`` and the message is dead-lettered (kept, replayable)
+-- never acked unsent and unrecorded.
+"""
 
 from __future__ import annotations
+
+import os
+import random
+import socket
+import threading
+from typing import NoReturn
 
 import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import SkipMessage
 
-from ..call import is_call
-from ..results.states import CallStates
+from .. import attempts
+from ..call import Call, is_call
+from ..errors import DispatchError
+from ..options import worst_case
+from ..results.states import CANCELLED, DONE, CallStates
+from ..settings import Settings
 from .call_log import call_log
+
+#: Seconds a lease outlasts the delivery's worst case.
+LEASE_MARGIN = 60
+#: The longest wait before a call whose claim could not be written is claimed again, in seconds.
+CLAIM_WAIT_MAX = 60
+
+_PROCESS = f"{socket.gethostname()}:{os.getpid()}"
 
 
 class SkipCancelled(dramatiq.Middleware):
-    """Claims each call just before it is performed, and skips (acks, never sends) a cancelled one.
+    """Claims each call just before it is performed; skips a cancelled one, acks a done one, postpones on error."""
 
-    If the state store cannot be asked, the call is performed: a worker that
-    stopped performing calls whenever Redis blinks would be worse than the
-    rare cancelled call that is sent during an outage (and whose outcome
-    could not be stored either).
-    """
-
-    def __init__(self, states: CallStates) -> None:
+    def __init__(self, states: CallStates, settings: Settings) -> None:
         self.states = states
+        self.settings = settings
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         if not is_call(broker, message):
             return
+        attempts.reset()  # this delivery's attempts, for the record's WAIT or FINISH
+        holder = f"{_PROCESS}:{threading.current_thread().name}"
         try:
-            started = self.states.claim(message.message_id)
+            verdict = self.states.claim(message.message_id, holder, self._lease_ms(message))
         except Exception as error:
-            call_log.warning(
-                "call %s: cannot check whether it was cancelled (%s); performing it", message.message_id, error
-            )
-            return
-        if not started:
+            self._claim_later(broker, message, error)
+        if verdict == CANCELLED:
             message.options["cancelled"] = True
             raise SkipMessage(f"call {message.message_id} was cancelled")
+        if verdict == DONE:
+            call_log.info("call %s: its outcome is stored already; acked, not sent again", message.message_id)
+            message.options["postponed"] = "stored"
+            raise SkipMessage(f"call {message.message_id} has its outcome")
+
+    def _lease_ms(self, message: MessageProxy) -> int:
+        """How long the claim holds the record: the delivery's worst case, plus a margin."""
+        return int((worst_case(Call.from_message(message).options, self.settings) + LEASE_MARGIN) * 1000)
+
+    def _claim_later(self, broker: dramatiq.Broker, message: MessageProxy, error: Exception) -> NoReturn:
+        waits = message.options.get("claim_waits", 0) + 1
+        delay_ms = int(min(2**waits, CLAIM_WAIT_MAX) * 1000 * random.uniform(1.0, 1.5))  # jitter: not all at once
+        try:
+            broker.enqueue(message.copy(options={"claim_waits": waits}), delay=delay_ms)
+        except Exception as enqueue_error:
+            raise DispatchError(
+                f"cannot record that the call starts ({error}) nor queue it again ({enqueue_error}); it was not sent"
+            ) from None
+        call_log.warning(
+            "call %s: cannot record that it starts (%s); not sent, claimed again in %.1fs",
+            message.message_id,
+            error,
+            delay_ms / 1000,
+        )
+        message.options["postponed"] = "claim"  # no outcome to store, no skip warning; a metrics label
+        raise SkipMessage(f"call {message.message_id} waits for its claim")

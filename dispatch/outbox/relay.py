@@ -132,7 +132,7 @@ class Relay:
             now = current_millis()
             for message in messages.values():
                 if is_scheduled(message, now):  # recorded first, as send_in() does: never seen as unknown
-                    runtime.call_states.schedule(message.message_id)
+                    runtime.call_states.schedule(message.message_id, message.options["eta"] - now)
             try:
                 publish_many(runtime.broker, list(messages.values()), runtime.settings.send_timeout)
                 published = list(messages)

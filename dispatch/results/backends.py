@@ -15,34 +15,54 @@ from typing import Any
 
 import dramatiq
 import redis
-from dramatiq.results.backends import StubBackend
+from dramatiq.results.backends import RedisBackend, StubBackend
+from dramatiq.results.result import wrap_exception, wrap_result
 
+from ..redis_connect import BLOCKING_KEEPALIVE, Replication, connect
 from ..settings import Settings
-from ..upstream import PipelinedRedisBackend
+from .states import CallStates, MemoryCallStates, RedisCallStates, record_keys
 
-#: Key prefix of every outcome (``dispatch:<message key>``), and of the call states and flow keys beside them.
+#: Key prefix of every call record (``dispatch:{<id>}:...``), and of the flow keys beside them.
 NAMESPACE = "dispatch"
 
 
-class CallResultsBackend(PipelinedRedisBackend):
-    """Outcomes in Redis, keyed by call id alone, so a handle made from an id (``CallResult.from_id``) finds any call.
+class _RecordedOutcomes:
+    """Outcomes stored by the call record's FINISH script (:mod:`.states`): never replacing one stored before."""
 
-    ``client`` blocks (readers wait on Redis); ``write_client`` has a timeout
-    and is also what call states and flow control use.
-    """
-
-    write_client: redis.Redis
+    states: CallStates
 
     def build_message_key(self, message: dramatiq.Message[Any]) -> str:
-        return f"{NAMESPACE}:result:{message.message_id}"
+        return record_keys(NAMESPACE, message.message_id)[1]
+
+    def store_result(self, message: dramatiq.Message[Any], result: Any, ttl: int) -> None:
+        self.states.finish(message.message_id, wrap_result(result), ttl)
+
+    def store_exception(self, message: dramatiq.Message[Any], exception: Exception, ttl: int) -> None:
+        self.states.finish(message.message_id, wrap_exception(exception), ttl)
+
+
+class CallResultsBackend(_RecordedOutcomes, RedisBackend):
+    """Outcomes in Redis, keyed by call id alone, so a handle made from an id (``CallResult.from_id``) finds any call.
+
+    ``client`` blocks (readers wait on Redis: dramatiq's reads); ``write_client``
+    has a timeout and is what call records (``states``, every write) and flow control use.
+    """
+
+    states: RedisCallStates
+
+    def __init__(self, *, write_client: redis.Redis, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.write_client = write_client
 
     def forget(self, message: dramatiq.Message) -> None:
         """Drop the call's outcome (a replayed call then waits for its new one)."""
         self.client.delete(self.build_message_key(message))
 
 
-class MemoryResultsBackend(StubBackend):
+class MemoryResultsBackend(_RecordedOutcomes, StubBackend):
     """Outcomes in this process's memory (dramatiq's StubBackend)."""
+
+    states: MemoryCallStates
 
     def forget(self, message: dramatiq.Message) -> None:
         self.results.pop(self.build_message_key(message), None)
@@ -53,29 +73,41 @@ ResultsBackend = CallResultsBackend | MemoryResultsBackend
 
 
 def results_backend(settings: Settings) -> ResultsBackend:
-    """The store for outcomes named by ``DISPATCH_RESULTS_URL``."""
+    """The store for outcomes named by ``DISPATCH_RESULTS_URL``, with its call records (``.states``)."""
+    ttl_ms = int(settings.result_ttl * 1000)
     if settings.results_url.startswith("stub:"):
-        return MemoryResultsBackend()
+        memory = MemoryResultsBackend()
+        memory.states = MemoryCallStates(memory, ttl_ms, NAMESPACE)
+        return memory
     # Readers block: redis-py 8 defaults to a 5 s socket timeout, which would
     # cut dramatiq's blocking BRPOPLPUSH short for any res.get(timeout=...)
     # above 5 s, so the reading client has none (Redis bounds the wait).
     # Writers must not block: a hung Redis would hold a worker thread for
     # hours, so every write has DISPATCH_RESULTS_WRITE_TIMEOUT.
-    reader = redis.Redis.from_url(
+    # Behind Sentinel (redis+sentinel://) both find the master anew after a failover; a blocked reader
+    # notices a vanished master by keep-alive (redis_connect.BLOCKING_KEEPALIVE).
+    reader = connect(
         settings.results_url,
+        sentinel_password=settings.sentinel_password or None,
         socket_timeout=None,
         socket_connect_timeout=10,
         socket_keepalive=True,
+        socket_keepalive_options=BLOCKING_KEEPALIVE,
         health_check_interval=30,
     )
-    writer = redis.Redis.from_url(
+    writer = connect(
         settings.results_url,
+        sentinel_password=settings.sentinel_password or None,
         socket_timeout=settings.results_write_timeout,
         socket_connect_timeout=settings.results_write_timeout,
         socket_keepalive=True,
         health_check_interval=30,
     )
-    return CallResultsBackend(client=reader, write_client=writer, namespace=NAMESPACE, use_namespace_prefix_keys=True)
+    backend = CallResultsBackend(
+        client=reader, write_client=writer, namespace=NAMESPACE, use_namespace_prefix_keys=True
+    )
+    backend.states = RedisCallStates(writer, ttl_ms, backend.encoder, NAMESPACE, Replication.of(writer, settings))
+    return backend
 
 
 def redis_clients(results: ResultsBackend) -> list[Any]:

@@ -1,25 +1,30 @@
-"""No ack without a durable outcome: the results middleware a worker can trust.
+"""An outcome in hand is stored, never re-earned: the results middleware a worker can trust.
 
 dramatiq acks a message after its ``after_process_message`` hooks ran,
 whether they worked or not: a hook that raises is logged as CRITICAL and
 the message is acked all the same.  Storing the outcome can fail for
 reasons outside the call (Redis down or hung), and with stock dramatiq
 that loses the call silently.  :class:`DurableResults` replaces dramatiq's
-``Results``: it stores an outcome with bounded, retried writes
-(``DISPATCH_RESULTS_WRITE_TIMEOUT`` per write, retried for
-``DISPATCH_RESULTS_STORE_PATIENCE``).  When the store stays down the call
-is **performed again later**: a copy goes back on the queue through the
-delay queue (same message id, so the endpoint sees the same
-``Idempotency-Key``) before this delivery is acked.  Performing again was
-chosen over dead-lettering because the caller is waiting for an outcome:
-a dead letter would need an operator, a later delivery delivers one by
-itself once Redis is back.  Only if even that re-enqueue fails is the
-message dead-lettered (kept in ``.XQ``, replayable).  Its twin for
-scheduled deliveries is :class:`dispatch.middleware.DurableRetries`.
+``Results``: it stores an outcome -- with the delivery's attempts -- through
+the call record's FINISH script (:mod:`dispatch.results.states`), with
+bounded, retried writes (``DISPATCH_RESULTS_WRITE_TIMEOUT`` per write,
+retried for ``DISPATCH_RESULTS_STORE_PATIENCE``).
+
+When the store stays down, the outcome **travels**: a copy of the message
+goes back on the queue through the delay queue carrying the encoded
+outcome and its attempts (``options["outcome"]``), with a doubling delay,
+before this delivery is acked.  That copy's next delivery only stores the
+outcome (before flow control and the claim) and is acked: the endpoint is
+not called again for an answer the worker already had -- with a signed
+``Receiver`` a second call would be a replay, answered 409.  Only if even
+that re-enqueue fails is the message dead-lettered (kept in ``.XQ``,
+replayable).  A redelivery after a lost ack finds the outcome stored at its
+claim and is acked too (:class:`dispatch.middleware.SkipCancelled`).
 
 A failed call's outcome is stored after its message was dead-lettered
 (dramatiq's ``after_nack``): there the message is already kept, so a store
-that still fails is logged, and the dead letter is what remains.
+that still fails is logged, and the dead letter is what remains.  The
+scheduled deliveries' twin is :class:`dispatch.middleware.DurableRetries`.
 """
 
 from __future__ import annotations
@@ -31,22 +36,32 @@ from typing import Any
 import dramatiq
 import tenacity
 from dramatiq.broker import MessageProxy
+from dramatiq.middleware import SkipMessage
 from dramatiq.results import Results
+from dramatiq.results.result import wrap_exception, wrap_result
 
+from ..attempts import take_delivery_attempts
+from ..call import is_call
 from ..errors import DispatchError
-from ..upstream import result_options
+from ..upstream import failure_of, result_options
+from .backends import ResultsBackend
+from .states import Attempt
 
 logger = logging.getLogger("dispatch.durability")
 
-#: The longest wait before a call whose outcome could not be stored is performed again.
+#: The longest wait before an outcome that could not be stored is tried again.
 _REDO_MAX_SECONDS = 3600
+
+#: Why a delivery is skipped when its outcome was stored instead of performing it (``options["postponed"]``).
+STORED = "stored"
 
 
 class DurableResults(Results):
-    """dramatiq's Results middleware with retried writes and no ack when the outcome was not stored."""
+    """dramatiq's Results middleware storing through the call record, with retried writes; no outcome thrown away."""
 
-    def __init__(self, *, patience: float, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, backend: ResultsBackend, patience: float, **kwargs: Any) -> None:
+        super().__init__(backend=backend, **kwargs)
+        self.states = backend.states
         self.patience = patience
         self.retrying = tenacity.Retrying(
             stop=tenacity.stop_after_delay(patience),
@@ -54,6 +69,7 @@ class DurableResults(Results):
             before_sleep=tenacity.before_sleep_log(logger, logging.WARNING),
             reraise=True,
         )
+        self._failed_attempts: dict[str, list[Attempt]] = {}  # from the worker thread to the consumer's after_nack
 
     def _durably(self, write: Callable[..., Any], *args: Any) -> Any:
         """``write(*args)``, retried for ``patience`` seconds if it fails.
@@ -66,25 +82,52 @@ class DurableResults(Results):
         except Exception:
             return self.retrying(write, *args)
 
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        travelling = message.options.get("outcome")
+        if travelling is None:
+            return
+        _, ttl = result_options(self, broker, message)
+        outcome, attempts = travelling["value"], travelling.get("attempts", [])
+        try:
+            self.states.finish(message.message_id, outcome, ttl, attempts)
+        except Exception as error:
+            self._store_later(broker, message, outcome, attempts, error)
+        else:
+            logger.info("call %s: its outcome is stored now; not performed again", message.message_id)
+            message.options["postponed"] = STORED
+        raise SkipMessage(f"call {message.message_id} carries its outcome: not performed again")
+
     def after_process_message(
         self, broker: dramatiq.Broker, message: MessageProxy, *, result: Any = None, exception: Any = None
     ) -> None:
-        store_results, result_ttl = result_options(self, broker, message)
-        if not (store_results and exception is None):
+        store_results, ttl = result_options(self, broker, message)
+        if not store_results:
             return super().after_process_message(broker, message, result=result, exception=exception)
+        if isinstance(exception, dramatiq.Retry):
+            return  # a scheduled redelivery: DurableRetries writes the record's WAIT with this delivery's attempts
+        attempts = take_delivery_attempts() if is_call(broker, message) else []
+        if exception is not None:
+            if attempts:  # a call's failure ends dead-lettered; its outcome is stored then, with these
+                self._failed_attempts[message.message_id] = attempts
+            return
+        outcome = wrap_result(result)
         try:
-            self._durably(self.backend.store_result, message, result, result_ttl)
+            self._durably(self.states.finish, message.message_id, outcome, ttl, attempts)
         except Exception as error:
-            self._perform_again_later(broker, message, error)
+            self._store_later(broker, message, outcome, attempts, error)
 
     def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        # A cancelled call's outcome was stored by cancel(); a postponed one (dispatch.flow) has none yet.
+        # Cancelled: cancel() stored its outcome; postponed (claim, flow control) or stored: none to store now.
         if not (message.options.get("cancelled") or message.options.get("postponed")):
             super().after_skip_message(broker, message)
 
     def after_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        attempts = self._failed_attempts.pop(message.message_id, [])
+        store_results, ttl = result_options(self, broker, message)
+        if not (store_results and message.failed):
+            return
         try:
-            self._durably(super().after_nack, broker, message)
+            self._durably(self.states.finish, message.message_id, wrap_exception(failure_of(message)), ttl, attempts)
         except Exception as error:
             logger.error(
                 "call %s failed and is kept in the dead-letter queue, but its outcome could not be stored: %s",
@@ -92,15 +135,18 @@ class DurableResults(Results):
                 error,
             )
 
-    def _perform_again_later(self, broker: dramatiq.Broker, message: MessageProxy, error: Exception) -> None:
-        redone = message.options.get("unstored_outcomes", 0)
-        delay = min(max(self.patience, 1) * 2**redone, _REDO_MAX_SECONDS)  # as long again as it tried, doubling
-        message.options["unstored_outcomes"] = redone + 1
+    def _store_later(
+        self, broker: dramatiq.Broker, message: MessageProxy, outcome: Any, attempts: list[Attempt], error: Exception
+    ) -> None:
+        """Send the outcome on in a copy of the message, stored by its next delivery; dead-letter if that fails."""
+        tries = message.options.get("unstored_outcomes", 0)
+        delay = min(max(self.patience, 1) * 2**tries, _REDO_MAX_SECONDS)  # as long again as it tried, doubling
+        travelling = {"outcome": {"value": outcome, "attempts": attempts}, "unstored_outcomes": tries + 1}
         try:
-            broker.enqueue(message.copy(), delay=int(delay * 1000))
+            broker.enqueue(message.copy(options=travelling), delay=int(delay * 1000))
         except Exception as enqueue_error:
             logger.error(
-                "call %s: its outcome could not be stored (%s) nor the call queued again (%s); dead-lettering it",
+                "call %s: its outcome could not be stored (%s) nor queued to be stored later (%s); dead-lettering it",
                 message.message_id,
                 error,
                 enqueue_error,
@@ -108,9 +154,10 @@ class DurableResults(Results):
             message.fail()
             message.stuff_exception(DispatchError(f"the outcome could not be stored: {error}"))
             return
+        message.options["postponed"] = STORED
         logger.warning(
-            "call %s: its outcome could not be stored (%s); it will be performed again in %gs with the same "
-            "Idempotency-Key",
+            "call %s: its outcome could not be stored (%s); it travels with the message and is stored in %gs "
+            "(the call is not performed again)",
             message.message_id,
             error,
             delay,

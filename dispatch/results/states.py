@@ -1,122 +1,278 @@
-"""Where a call stands before it has an outcome: scheduled, started or cancelled.
+"""One record per call: its state, its outcome and its attempts, moved by one atomic script per transition.
 
-An outcome (success or failure) lives in the results store; what comes
-before it is a small state key beside it, ``dispatch:state:<id>``:
+A call's record sits in the results store beside its outcome, three keys
+hash-tagged on the call id (one Redis Cluster slot)::
 
-* ``scheduled`` -- set when a call is sent with a delay (``send_in``/``send_at``);
-* ``started``   -- set by the worker, atomically, just before it performs the call;
-* ``cancelled`` -- set by ``res.cancel()``, atomically, only if the call has not started.
+    dispatch:{<id>}:call       hash: state, wire, attempts_total, due_at_ms, holder, lease_until_ms
+    dispatch:{<id>}:result     the outcome, as dramatiq's Redis backend keeps it (what get() waits on)
+    dispatch:{<id>}:attempts   one JSON object per HTTP attempt, the last 100
 
-Both transitions that race -- a worker starting the call, a caller
-cancelling it -- are one Lua script each, so exactly one of them wins:
-``cancel()`` answers True only if the worker will never send the call.
+::
+
+    send_in/send_at            worker claims                 delivery ends in a Retry
+    (none) --SCHEDULE--> scheduled --CLAIM--> started --WAIT--> waiting --CLAIM--> started ...
+       |                    |                   |                 |
+       |                    |                   +--FINISH--> success | failure   (final: never replaced)
+       +------CANCEL--------+------CANCEL (only while no attempt reached the wire)--> cancelled
+
+* ``scheduled`` -- a call sent with a delay, recorded before it is published;
+* ``started``   -- claimed by a worker just before it is performed (CLAIM refuses a cancelled call,
+  and answers ``done`` for a call whose outcome is stored: a redelivery is acked, not sent again);
+* ``waiting``   -- between scheduled deliveries; ``wire`` says whether an attempt reached the wire;
+* ``success`` / ``failure`` -- FINISH stored the outcome (only if none is stored: it is never replaced);
+* ``cancelled`` -- CANCEL, which also stores the ``CallCancelled`` outcome in the same script.
+
+Each transition is one Lua script (:mod:`._scripts`), so a worker starting
+a call and a caller cancelling it cannot both win: ``cancel()`` answers True
+only if the call will never be sent, True again when asked again (from any
+process), and False once an attempt may have reached the wire.  The record
+lives while the call can still run -- every transition pushes its expiry to
+the next due time or the worker's lease -- plus ``DISPATCH_RESULT_TTL``.
 dramatiq-abort was considered: its ``abort()`` signals workers but cannot
-answer *whether* the call had already started, which is what ``cancel()``
-and ``DELETE /calls/{id}`` (409) must say.
+answer *whether* the call had already started.
+
+:class:`MemoryCallStates` is the same machine in one process, for the
+StubBroker (:mod:`dispatch.testing`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
+import time
+from collections.abc import Sequence
 from typing import Any, Protocol
 
-SCHEDULED, STARTED, CANCELLED = "scheduled", "started", "cancelled"
+from dramatiq.encoder import Encoder
+from dramatiq.results.backends import StubBackend
+from dramatiq.results.result import wrap_exception
+from redis.exceptions import NoScriptError
 
-_CANCEL = """
-local state = redis.call('GET', KEYS[1])
-if state == false or state == 'scheduled' then
-  redis.call('SET', KEYS[1], 'cancelled', 'PX', ARGV[1])
-  return 1
-end
-return 0
-"""
+from ..errors import CallCancelled
+from ..redis_connect import WAIT_TIMEOUT_MS, Replication
+from ..upstream import stub_outcome_stored, stub_store_outcome
+from . import _scripts
 
-_CLAIM = """
-if redis.call('GET', KEYS[1]) == 'cancelled' then return 0 end
-redis.call('SET', KEYS[1], 'started', 'PX', ARGV[1])
-return 1
-"""
+SCHEDULED, STARTED, WAITING, CANCELLED = "scheduled", "started", "waiting", "cancelled"
+SUCCESS, FAILURE = "success", "failure"
+#: What a claim answers: perform the call, skip it (cancelled), or ack it (its outcome is stored already).
+CLAIMED, DONE = "claimed", "done"
+
+Attempt = dict[str, Any]
+
+
+def record_keys(namespace: str, call_id: str) -> tuple[str, str, str]:
+    """The call record's keys: the state hash, the outcome list, the attempts list."""
+    return f"{namespace}:{{{call_id}}}:call", f"{namespace}:{{{call_id}}}:result", f"{namespace}:{{{call_id}}}:attempts"
+
+
+def reached_wire(attempts: Sequence[Attempt]) -> bool:
+    """Whether a performed delivery's attempts may have reached the endpoint; with none on record, assume so."""
+    return not attempts or any(attempt.get("wire", True) for attempt in attempts)
+
+
+def _public(attempt: Attempt) -> Attempt:
+    """An attempt as kept: without the recorder's ``wire`` flag (the record keeps it, once, for the call)."""
+    return {name: value for name, value in attempt.items() if name != "wire"}
 
 
 class CallStates(Protocol):
-    """Where calls' states live: :class:`RedisCallStates` beside the outcomes, :class:`MemoryCallStates` in-process."""
+    """Where calls' records live: :class:`RedisCallStates` beside the outcomes, :class:`MemoryCallStates` in-process."""
 
-    def schedule(self, call_id: str) -> None:
-        """Record a call sent with a delay as ``scheduled`` (unless it already has a state)."""
+    def schedule(self, call_id: str, delay_ms: int = 0) -> None:
+        """Record a call sent with a delay as ``scheduled`` (unless it already has a record)."""
+
+    def claim(self, call_id: str, holder: str, lease_ms: int) -> str:
+        """Mark the call started for ``lease_ms``: ``claimed``; ``cancelled`` (skip it); ``done`` (ack it)."""
+
+    def wait(self, call_id: str, delay_ms: int, attempts: Sequence[Attempt]) -> None:
+        """The delivery ended with a scheduled redelivery in ``delay_ms``: ``waiting``, its attempts appended."""
+
+    def finish(self, call_id: str, outcome: Any, ttl_ms: int, attempts: Sequence[Attempt] = ()) -> bool:
+        """Store the (dramatiq-wrapped) outcome unless one is stored already; False then (it is never replaced)."""
 
     def cancel(self, call_id: str) -> bool:
-        """True if the call is now cancelled and will never be sent; False if it already started."""
-
-    def claim(self, call_id: str) -> bool:
-        """Mark the call started; False if it was cancelled (then it must not be sent)."""
+        """True if the call is cancelled (now or before) and will never be sent; False if it may have been."""
 
     def state(self, call_id: str) -> str | None:
-        """``scheduled``, ``started``, ``cancelled``, or None for a call with none."""
+        """The record's state, or None for a call with none."""
+
+    def attempts(self, call_id: str) -> list[Attempt]:
+        """Every attempt on record, oldest first, numbered from 1 over the call's life (the last 100)."""
 
     def forget(self, call_id: str) -> None:
-        """Drop the call's state (a scheduled call that was not sent after all)."""
+        """Drop the call's record (a scheduled call that was not sent after all)."""
+
+
+def _final_state(outcome: Any) -> str:
+    return FAILURE if isinstance(outcome, dict) and "exn" in outcome and "__t" in outcome else SUCCESS
 
 
 class RedisCallStates:
-    """Call states in Redis, shared by every client and worker of one results store."""
+    """Call records in Redis, shared by every client and worker of one results store."""
 
-    def __init__(self, client: Any, ttl_ms: int, namespace: str = "dispatch") -> None:
+    def __init__(
+        self,
+        client: Any,
+        ttl_ms: int,
+        encoder: Encoder,
+        namespace: str = "dispatch",
+        replication: Replication | None = None,
+    ) -> None:
         self.client = client
         self.ttl_ms = ttl_ms
+        self.encoder = encoder
         self.namespace = namespace
-        self._cancel = client.register_script(_CANCEL)
-        self._claim = client.register_script(_CLAIM)
+        self.replication = replication or Replication(client, 0, WAIT_TIMEOUT_MS)
 
-    def key(self, call_id: str) -> str:
-        return f"{self.namespace}:state:{call_id}"
+    def keys(self, call_id: str) -> tuple[str, str, str]:
+        return record_keys(self.namespace, call_id)
 
-    def schedule(self, call_id: str) -> None:
-        self.client.set(self.key(call_id), SCHEDULED, px=self.ttl_ms, nx=True)
+    def _run(self, script: str, call_id: str, *args: Any) -> Any:
+        """Run one transition ``script`` on the call's record: the ONE way every record write reaches Redis.
+
+        One round trip: the script goes by its SHA (EVALSHA) in a non-transactional
+        pipeline, falling back to EVAL (which also caches it) when Redis does not
+        know it yet.  The same round trip carries the replication barrier (issue 22:
+        ``WAIT numreplicas timeout``, :class:`~dispatch.redis_connect.Replication`):
+        a write too few replicas confirmed raises NotReplicated, a failed write like any other.
+        """
+        keys = self.keys(call_id)
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.evalsha(_sha(script), len(keys), *keys, *args)
+            try:
+                return self.replication.execute(pipe)[0]
+            except NoScriptError:
+                pipe.eval(script, len(keys), *keys, *args)
+                return self.replication.execute(pipe)[0]
+
+    def schedule(self, call_id: str, delay_ms: int = 0) -> None:
+        self._run(_scripts.SCHEDULE, call_id, max(int(delay_ms), 0), self.ttl_ms)
+
+    def claim(self, call_id: str, holder: str, lease_ms: int) -> str:
+        return _text(self._run(_scripts.CLAIM, call_id, holder, int(lease_ms), self.ttl_ms))
+
+    def wait(self, call_id: str, delay_ms: int, attempts: Sequence[Attempt]) -> None:
+        self._run(_scripts.WAIT, call_id, int(delay_ms), self.ttl_ms, int(reached_wire(attempts)), *_json(attempts))
+
+    def finish(self, call_id: str, outcome: Any, ttl_ms: int, attempts: Sequence[Attempt] = ()) -> bool:
+        encoded = self.encoder.encode(outcome)
+        wire = int(bool(attempts) and reached_wire(attempts))
+        return bool(self._run(_scripts.FINISH, call_id, encoded, _final_state(outcome), ttl_ms, wire, *_json(attempts)))
 
     def cancel(self, call_id: str) -> bool:
-        """True if the call is now cancelled and will never be sent; False if it already started."""
-        return bool(self._cancel(keys=[self.key(call_id)], args=[self.ttl_ms]))
-
-    def claim(self, call_id: str) -> bool:
-        """Mark the call started; False if it was cancelled (then it must not be sent)."""
-        return bool(self._claim(keys=[self.key(call_id)], args=[self.ttl_ms]))
+        outcome = self.encoder.encode(wrap_exception(CallCancelled(f"call {call_id} was cancelled")))
+        return bool(self._run(_scripts.CANCEL, call_id, outcome, self.ttl_ms))
 
     def state(self, call_id: str) -> str | None:
-        value = self.client.get(self.key(call_id))
-        return value.decode() if isinstance(value, bytes) else value
+        return _text(self.client.hget(self.keys(call_id)[0], "state"))
+
+    def attempts(self, call_id: str) -> list[Attempt]:
+        return [json.loads(entry) for entry in self.client.lrange(self.keys(call_id)[2], 0, -1)]
 
     def forget(self, call_id: str) -> None:
-        self.client.delete(self.key(call_id))
+        self.client.delete(self.keys(call_id)[0])
 
 
 class MemoryCallStates:
-    """The same in one process, for the StubBroker (:mod:`dispatch.testing`)."""
+    """The same record in one process, for the StubBroker (:mod:`dispatch.testing`); outcomes in ``results``."""
 
-    def __init__(self) -> None:
-        self._states: dict[str, str] = {}
+    def __init__(self, results: StubBackend, ttl_ms: int, namespace: str = "dispatch") -> None:
+        self.results = results
+        self.ttl_ms = ttl_ms
+        self.namespace = namespace
+        self._records: dict[str, dict[str, Any]] = {}
+        self._attempts: dict[str, list[Attempt]] = {}
         self._lock = threading.Lock()
 
-    def schedule(self, call_id: str) -> None:
+    def _outcome_stored(self, call_id: str) -> bool:
+        return stub_outcome_stored(self.results, record_keys(self.namespace, call_id)[1])
+
+    def _append(self, call_id: str, record: dict[str, Any], attempts: Sequence[Attempt]) -> None:
+        kept = self._attempts.setdefault(call_id, [])
+        for attempt in attempts:
+            record["attempts_total"] = record.get("attempts_total", 0) + 1
+            kept.append({"attempt": record["attempts_total"], **_public(attempt)})
+        del kept[: -_scripts.MAX_ATTEMPTS_KEPT]
+
+    def schedule(self, call_id: str, delay_ms: int = 0) -> None:
         with self._lock:
-            self._states.setdefault(call_id, SCHEDULED)
+            if call_id not in self._records and not self._outcome_stored(call_id):
+                self._records[call_id] = {"state": SCHEDULED, "wire": False, "due_at_ms": _now_ms() + delay_ms}
+
+    def claim(self, call_id: str, holder: str, lease_ms: int) -> str:
+        with self._lock:
+            record = self._records.setdefault(call_id, {"wire": False})
+            if record.get("state") == CANCELLED:
+                return CANCELLED
+            if self._outcome_stored(call_id):
+                return DONE
+            record.update(state=STARTED, holder=holder, lease_until_ms=_now_ms() + lease_ms)
+            return CLAIMED
+
+    def wait(self, call_id: str, delay_ms: int, attempts: Sequence[Attempt]) -> None:
+        with self._lock:
+            record = self._records.setdefault(call_id, {"wire": False})
+            if not self._outcome_stored(call_id):
+                record.update(state=WAITING, due_at_ms=_now_ms() + delay_ms)
+                _release(record)
+            record["wire"] = record["wire"] or reached_wire(attempts)
+            self._append(call_id, record, attempts)
+
+    def finish(self, call_id: str, outcome: Any, ttl_ms: int, attempts: Sequence[Attempt] = ()) -> bool:
+        with self._lock:
+            record = self._records.setdefault(call_id, {"wire": False})
+            record["wire"] = record["wire"] or (bool(attempts) and reached_wire(attempts))
+            self._append(call_id, record, attempts)
+            if self._outcome_stored(call_id):
+                return False
+            stub_store_outcome(self.results, record_keys(self.namespace, call_id)[1], outcome, ttl_ms)
+            record["state"] = _final_state(outcome)
+            _release(record)
+            return True
 
     def cancel(self, call_id: str) -> bool:
         with self._lock:
-            if self._states.get(call_id, SCHEDULED) != SCHEDULED:
+            record = self._records.setdefault(call_id, {"wire": False})
+            if record.get("state") == CANCELLED:
+                return True
+            if self._outcome_stored(call_id) or record.get("state") == STARTED or record["wire"]:
                 return False
-            self._states[call_id] = CANCELLED
-            return True
-
-    def claim(self, call_id: str) -> bool:
-        with self._lock:
-            if self._states.get(call_id) == CANCELLED:
-                return False
-            self._states[call_id] = STARTED
+            record["state"] = CANCELLED
+            outcome = wrap_exception(CallCancelled(f"call {call_id} was cancelled"))
+            stub_store_outcome(self.results, record_keys(self.namespace, call_id)[1], outcome, self.ttl_ms)
             return True
 
     def state(self, call_id: str) -> str | None:
-        return self._states.get(call_id)
+        state: str | None = self._records.get(call_id, {}).get("state")
+        return state
+
+    def attempts(self, call_id: str) -> list[Attempt]:
+        with self._lock:
+            return list(self._attempts.get(call_id, []))
 
     def forget(self, call_id: str) -> None:
         with self._lock:
-            self._states.pop(call_id, None)
+            self._records.pop(call_id, None)
+
+
+def _release(record: dict[str, Any]) -> None:
+    record.pop("holder", None)
+    record.pop("lease_until_ms", None)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _sha(script: str) -> str:
+    return hashlib.sha1(script.encode()).hexdigest()  # Redis names scripts by their SHA1
+
+
+def _json(attempts: Sequence[Attempt]) -> list[str]:
+    return [json.dumps(_public(attempt), separators=(",", ":")) for attempt in attempts]
+
+
+def _text(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value

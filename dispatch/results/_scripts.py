@@ -1,0 +1,107 @@
+"""The call record's transitions, one Lua script each (see :mod:`dispatch.results.states`).
+
+Every script takes the record's three keys, ``KEYS = {call, result, attempts}``
+(hash-tagged on the call id: one Cluster slot), and reads the clock of Redis
+(``TIME``), so workers and clients with skewed clocks agree on due times and
+leases.  Attempts come as JSON objects (``ARGV`` from a fixed index on) and
+are numbered here, over the call's whole life, with ``HINCRBY attempts_total``.
+"""
+
+from __future__ import annotations
+
+#: The most attempts kept per call (the oldest go first).
+MAX_ATTEMPTS_KEPT = 100
+
+_COMMON = f"""
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function append_attempts(first)
+  if #ARGV < first then return end
+  for i = first, #ARGV do
+    local n = redis.call('HINCRBY', KEYS[1], 'attempts_total', 1)
+    redis.call('RPUSH', KEYS[3], '{{"attempt":' .. n .. ',' .. string.sub(ARGV[i], 2))
+  end
+  redis.call('LTRIM', KEYS[3], -{MAX_ATTEMPTS_KEPT}, -1)
+end
+local function expire_all(ms)
+  for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ms) end
+end
+"""
+
+# ARGV: delay_ms, ttl_ms.  A record that exists already is left as it is.
+SCHEDULE = (
+    _COMMON
+    + """
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local delay = tonumber(ARGV[1])
+redis.call('HSET', KEYS[1], 'state', 'scheduled', 'wire', 0, 'due_at_ms', now_ms() + delay)
+redis.call('PEXPIRE', KEYS[1], delay + tonumber(ARGV[2]))
+return 1
+"""
+)
+
+# ARGV: holder, lease_ms, ttl_ms.  -> 'cancelled' | 'done' (a final outcome is stored) | 'claimed'.
+CLAIM = (
+    _COMMON
+    + """
+if redis.call('HGET', KEYS[1], 'state') == 'cancelled' then return 'cancelled' end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'done' end
+local lease = tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'state', 'started', 'holder', ARGV[1], 'lease_until_ms', now_ms() + lease)
+redis.call('HSETNX', KEYS[1], 'wire', 0)
+expire_all(lease + tonumber(ARGV[3]))
+return 'claimed'
+"""
+)
+
+# ARGV: delay_ms, ttl_ms, wire (0/1), attempts...  The delivery ended with a scheduled redelivery.
+WAIT = (
+    _COMMON
+    + """
+local delay = tonumber(ARGV[1])
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('HSET', KEYS[1], 'state', 'waiting', 'due_at_ms', now_ms() + delay)
+  redis.call('HDEL', KEYS[1], 'holder', 'lease_until_ms')
+end
+if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'wire', 1) else redis.call('HSETNX', KEYS[1], 'wire', 0) end
+append_attempts(4)
+redis.call('PEXPIRE', KEYS[1], delay + tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[3], delay + tonumber(ARGV[2]))
+return 1
+"""
+)
+
+# ARGV: encoded outcome, final state, ttl_ms, wire (0/1), attempts...  -> 1 stored, 0 one was there already.
+FINISH = (
+    _COMMON
+    + """
+if ARGV[4] == '1' then redis.call('HSET', KEYS[1], 'wire', 1) else redis.call('HSETNX', KEYS[1], 'wire', 0) end
+append_attempts(5)
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], 'state', ARGV[2])
+redis.call('HDEL', KEYS[1], 'holder', 'lease_until_ms')
+expire_all(tonumber(ARGV[3]))
+return 1
+"""
+)
+
+# ARGV: encoded CallCancelled outcome, ttl_ms.  -> 1 cancelled (now or before), 0 it may be on the wire or is done.
+CANCEL = (
+    _COMMON
+    + """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'cancelled' then return 1 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if state == 'started' or redis.call('HGET', KEYS[1], 'wire') == '1' then return 0 end
+local now = now_ms()
+local due = tonumber(redis.call('HGET', KEYS[1], 'due_at_ms')) or now
+redis.call('HSET', KEYS[1], 'state', 'cancelled')
+redis.call('HSETNX', KEYS[1], 'wire', 0)
+redis.call('LPUSH', KEYS[2], ARGV[1])
+expire_all(math.max(due - now, 0) + tonumber(ARGV[2]))
+return 1
+"""
+)
