@@ -6,12 +6,12 @@ The modules, one concern each (httpx's ``_transports/`` is the model):
   the retry strategies, each attempt's redirects, statuses and capped read.
 * :mod:`._wire` -- :class:`WireRequest`, the request as it goes on the wire:
   encoded, headers layered, shaped by a dispatcher's ``prepare`` hook, signed.
-* :mod:`._redirects` -- the request a redirect asks for; credentials stay
-  with their origin.
-* :mod:`._deadline` -- the deadline on a whole attempt and the watchdog that
-  cuts its sockets.
-* :mod:`._connections` -- one pool manager per process, proxies, pools
-  pinned by the destination policy.
+* :mod:`._redirects` -- the request a redirect asks for; credentials,
+  headers of the destinations file and bodies stay with their origin.
+* :mod:`._deadline` -- the deadline on a whole attempt, the watchdog that
+  cuts its sockets, its name lookups bounded by it.
+* :mod:`._connections` -- one pool manager per process (and per proxy),
+  its pools bounded, pools pinned by the destination policy.
 * :mod:`._errors` -- urllib3's and the socket's errors as the package's.
 * :mod:`._observers` -- the hook around each attempt (metrics, tracing).
 * :mod:`._models` -- :class:`Request` in, :class:`Answer` out.

@@ -8,14 +8,20 @@
   its CA bundle here, credentials in the URL when the wire request is built.
 * **With a destination policy**, the connection goes to the address the
   policy checked (:meth:`DestinationPolicy.pinned_pool`) and no proxy is
-  used: a proxy would connect on our behalf, unchecked.
+  used: a proxy would connect on our behalf, unchecked.  Its DNS lookup is
+  bounded by the attempt's deadline (:func:`._deadline.within_deadline`).
+* **Bounded.**  A manager keeps at most ``MAX_POOLS`` pools (one per origin,
+  or per checked address), the least recently used closed when a new one
+  needs the room; there is one proxy manager per proxy, and the route each
+  origin takes is remembered for the last ``MAX_ROUTES`` origins only.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import urllib.request
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import certifi
@@ -23,7 +29,7 @@ import urllib3
 from urllib3.util import make_headers, parse_url
 
 from ..policy import DestinationPolicy
-from ._deadline import watched
+from ._deadline import watched, within_deadline
 from ._wire import WireRequest
 
 #: Connections are kept alive per origin, at least ``MIN_POOL_SIZE`` and one per worker thread
@@ -31,7 +37,16 @@ from ._wire import WireRequest
 #: and close it after ("Connection pool is full"), which costs a TCP (and TLS) handshake each.
 MIN_POOL_SIZE = 32
 
-_POOL_OPTIONS = {"num_pools": 100, "block": False, "retries": False, "cert_reqs": "CERT_REQUIRED"}
+#: Connection pools a manager keeps (one per origin, or per address the policy checked); the least recently
+#: used is closed to make room for another.
+MAX_POOLS = 100
+
+#: Origins whose route (direct, or through which proxy) is remembered.
+MAX_ROUTES = 1000
+
+M = TypeVar("M", bound=urllib3.PoolManager)
+
+_POOL_OPTIONS = {"block": False, "retries": False, "cert_reqs": "CERT_REQUIRED"}
 
 
 class Connections:
@@ -39,12 +54,21 @@ class Connections:
 
     def __init__(self, policy: DestinationPolicy, pool_size: int = MIN_POOL_SIZE) -> None:
         self.policy = policy
-        self.options: dict[str, Any] = {**_POOL_OPTIONS, "maxsize": max(MIN_POOL_SIZE, pool_size)}
-        self.options["ca_certs"] = _ca_bundle()
-        self.pools = watched(urllib3.PoolManager(**self.options))
+        self.options: dict[str, Any] = {
+            **_POOL_OPTIONS,
+            "num_pools": MAX_POOLS,
+            "maxsize": max(MIN_POOL_SIZE, pool_size),
+            "ca_certs": _ca_bundle(),
+        }
+        self.pools = _bounded(urllib3.PoolManager(**self.options))
         # A proxy from the environment would connect on our behalf, unchecked: with a policy, none is used.
         self.proxies: dict[str, str] = {} if policy.active else urllib.request.getproxies()
-        self._managers: dict[tuple[str, str], urllib3.PoolManager] = {}
+        self._proxy_managers: dict[str, urllib3.ProxyManager] = {}  # at most one per proxy the environment names
+        self.route = functools.lru_cache(maxsize=MAX_ROUTES)(self._route)
+
+    def managers(self) -> list[urllib3.PoolManager]:
+        """Every pool manager made so far: the direct one, then one per proxy used."""
+        return [self.pools, *self._proxy_managers.values()]
 
     def size(self, connections_per_host: int) -> None:
         """Keep at least ``connections_per_host`` connections per origin in pools made from now on; never shrinks."""
@@ -55,7 +79,7 @@ class Connections:
         """Send ``wire`` and return the response with its body unread."""
         target = wire.target
         if self.policy.active:
-            pool, host = self.policy.pinned_pool(self.pools, target)
+            pool, host = within_deadline(self.policy.pinned_pool, self.pools, target)
             return pool.urlopen(
                 wire.method,
                 target.request_uri,
@@ -67,7 +91,7 @@ class Connections:
                 retries=False,
                 preload_content=False,
             )
-        manager = self._manager(target.scheme or "", target.host or "")
+        manager = self.route(target.scheme or "", target.host or "")
         return manager.urlopen(
             wire.method,
             wire.url,
@@ -79,25 +103,42 @@ class Connections:
             preload_content=False,
         )
 
-    def _manager(self, scheme: str, host: str) -> urllib3.PoolManager:
+    def _route(self, scheme: str, host: str) -> urllib3.PoolManager:
         """The direct pool manager, or a proxy manager when the environment names a proxy for this origin.
 
-        Decided once per scheme and host: looking the proxy variables up on
-        every request is what made requests slow here (benchmarks/PROFILE.md).
+        Decided once per scheme and host (:attr:`route` remembers the last
+        ``MAX_ROUTES``): looking the proxy variables up on every request is
+        what made requests slow here (benchmarks/PROFILE.md).
         """
-        manager = self._managers.get((scheme, host))
+        proxy = self.proxies.get(scheme)
+        # proxy_bypass_environment is urllib's reading of no_proxy (requests uses it too); typeshed omits it.
+        bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+        return self._proxy_manager(proxy) if proxy and not bypass(host, self.proxies) else self.pools
+
+    def _proxy_manager(self, proxy: str) -> urllib3.ProxyManager:
+        manager = self._proxy_managers.get(proxy)
         if manager is None:
-            proxy = self.proxies.get(scheme)
-            # proxy_bypass_environment is urllib's reading of no_proxy (requests uses it too); typeshed omits it.
-            bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
-            if proxy and not bypass(host, self.proxies):
-                auth = parse_url(proxy).auth
-                proxy_headers = make_headers(proxy_basic_auth=unquote(auth)) if auth else None
-                manager = watched(urllib3.ProxyManager(proxy, proxy_headers=proxy_headers, **self.options))
-            else:
-                manager = self.pools
-            manager = self._managers.setdefault((scheme, host), manager)
+            auth = parse_url(proxy).auth
+            proxy_headers = make_headers(proxy_basic_auth=unquote(auth)) if auth else None
+            manager = _bounded(urllib3.ProxyManager(proxy, proxy_headers=proxy_headers, **self.options))
+            manager = self._proxy_managers.setdefault(proxy, manager)
         return manager
+
+
+def _bounded(manager: M) -> M:
+    """``manager`` watched by the attempts' deadlines, closing the pool it evicts to keep ``MAX_POOLS``.
+
+    urllib3 2 drops an evicted pool without closing it: its idle connections
+    would stay open until the garbage collector found them.  A connection in
+    use when its pool is closed is closed as it is given back.
+    """
+    manager.pools.dispose_func = _close_pool
+    watched(manager)
+    return manager
+
+
+def _close_pool(pool: urllib3.HTTPConnectionPool) -> None:
+    pool.close()
 
 
 def _ca_bundle() -> str:

@@ -7,23 +7,40 @@ the attempt's sockets down when its deadline passes (:class:`Deadline`); the
 read then ends at once.  The pools the transport makes connections with
 (:func:`watched`) register each connection with the deadline of the attempt
 their thread is making.
+
+A name lookup has no socket to shut down: ``getaddrinfo`` blocks for as
+long as the resolver likes.  So the attempt's lookups run in a few threads
+of their own (:func:`within_deadline`) and the attempt waits for one only
+until its deadline; the watched connections look their host up that way and
+connect to the addresses found, and the destination policy's lookup is run
+so by the transport.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import heapq
+import ipaddress
 import itertools
 import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NameResolutionError, NewConnectionError
+from urllib3.util.connection import allowed_gai_family
+
+#: Threads per process that run name lookups for attempts (a lookup that hangs holds one until the resolver gives up).
+LOOKUP_THREADS = 16
+
+T = TypeVar("T")
 
 
 class Deadline:
@@ -147,6 +164,52 @@ _WATCHDOG = _Watchdog()
 _current = threading.local()  # the deadline of the attempt this thread is making
 
 
+class _Lookups:
+    """The threads name lookups run in, made on first use in each process (a forked child has none of its parent's)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+    def executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._executor = concurrent.futures.ThreadPoolExecutor(LOOKUP_THREADS, "dispatch-lookup")
+            return self._executor
+
+
+_LOOKUPS = _Lookups()
+
+
+def within_deadline(function: Callable[..., T], *args: Any) -> T:
+    """``function(*args)`` -- a name lookup -- given only until the current attempt's deadline.
+
+    Outside an attempt it is simply called.  When the deadline passes first,
+    the attempt's deadline is expired (so it reports its timeout) and
+    ``TimeoutError`` is raised; the lookup is left to finish in its thread.
+    """
+    deadline: Deadline | None = getattr(_current, "deadline", None)
+    if deadline is None:
+        return function(*args)
+    future = _LOOKUPS.executor().submit(function, *args)
+    try:
+        return future.result(timeout=max(0.0, deadline.at - time.monotonic()))
+    except concurrent.futures.TimeoutError:
+        future.cancel()
+        deadline.expire()
+        raise TimeoutError(f"name lookup still running at the deadline ({deadline.seconds:g}s)") from None
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]").split("%")[0])
+    except ValueError:
+        return False
+    return True
+
+
 def _watch(connection: HTTPConnection) -> None:
     deadline = getattr(_current, "deadline", None)
     if deadline is not None:
@@ -154,7 +217,31 @@ def _watch(connection: HTTPConnection) -> None:
 
 
 class _WatchedHTTPConnection(HTTPConnection):
-    """Registers the connection (and its socket, once it has one) with the current attempt's deadline."""
+    """Registers the connection (and its socket, once it has one) with the current attempt's deadline.
+
+    Its host is looked up within the deadline too (:func:`within_deadline`),
+    then each address found is tried in turn, as ``socket.create_connection``
+    would; the host *name* stays what TLS and the ``Host`` header use.
+    """
+
+    def _new_conn(self) -> socket.socket:
+        name = self._dns_host
+        if getattr(_current, "deadline", None) is None or _is_address(name):
+            return super()._new_conn()
+        try:
+            found = within_deadline(socket.getaddrinfo, name, self.port, allowed_gai_family(), socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
+        failure: NewConnectionError | None = None
+        for address in dict.fromkeys(str(info[4][0]) for info in found):
+            self._dns_host = address
+            try:
+                return super()._new_conn()
+            except NewConnectionError as exc:  # refused or unreachable: the next address may answer
+                failure = exc
+            finally:
+                self._dns_host = name
+        raise failure or NameResolutionError(self.host, self, socket.gaierror(f"{name} has no address"))
 
     def connect(self) -> None:
         _watch(self)  # the TLS handshake too: the socket is set before it starts

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 
 import urllib3
 
+from ..redaction import redact
 from ..retries import AttemptFailed
 from ._deadline import Deadline
 
@@ -22,17 +23,17 @@ def mapped_errors(deadline: Deadline, url: Callable[[], str]) -> Iterator[None]:
     """Raise AttemptFailed for a urllib3 error or an OSError in the block.
 
     ``url`` gives the URL being requested when it failed (after any redirect);
-    the error's cause goes into the message, its traceback does not.
+    the error's cause goes into the message, its traceback does not, and the
+    message is redacted (a proxy's URL, say, may carry its password).
     """
     try:
         yield
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         if deadline.expired:  # the watchdog cut the connection: whatever the read then saw, it timed out
             raise AttemptFailed(deadline.message) from None
-        if isinstance(exc, urllib3.exceptions.NewConnectionError):  # refused or unreachable
-            raise AttemptFailed(f"{type(exc).__name__}: {exc}") from None
-        if isinstance(exc, urllib3.exceptions.TimeoutError):
+        refused = isinstance(exc, urllib3.exceptions.NewConnectionError)  # refused or unreachable: not a timeout,
+        if isinstance(exc, urllib3.exceptions.TimeoutError) and not refused:  # though urllib3 makes it a subclass
             raise AttemptFailed(f"{deadline.message} ({type(exc).__name__})") from None
-        if isinstance(exc, urllib3.exceptions.HTTPError):
-            raise AttemptFailed(f"{type(exc).__name__}: {exc}") from None
-        raise AttemptFailed(f"cannot resolve {url()}: {exc}") from None  # the policy's own DNS lookup
+        if isinstance(exc, urllib3.exceptions.HTTPError):  # refused, reset, TLS, a proxy's error
+            raise AttemptFailed(redact(f"{type(exc).__name__}: {exc}")) from None
+        raise AttemptFailed(redact(f"cannot resolve {url()}: {exc}")) from None  # a name looked up by us

@@ -20,6 +20,7 @@ from .. import tracing
 from ..destinations import Destinations
 from ..errors import BadStatusError, ResponseTooLargeError
 from ..policy import DestinationPolicy
+from ..redaction import redact_url
 from ..retries import RETRY_STATUSES, AttemptFailed, DeliveryFailed, RetryPolicy, parse_retry_after
 from ..validation import MAX_TIMEOUT
 from ._connections import MIN_POOL_SIZE, Connections
@@ -79,7 +80,7 @@ class Transport:
         except AttemptFailed as exc:
             attempts = retrying.statistics.get("attempt_number", policy.max_attempts)
             raise DeliveryFailed(
-                f"{request.method} {request.url} failed after {attempts} attempt(s): {exc}", exc.retry_after
+                f"{request.method} {redact_url(request.url)} failed after {attempts} attempt(s): {exc}", exc.retry_after
             ) from None
 
     def attempt(self, request: Request, shape: Shaper | None = None) -> Answer:
@@ -107,14 +108,16 @@ class Transport:
                     status = response.status
                     location = response.get_redirect_location()
                     if location:
-                        wire = redirected(wire, status, location)
+                        wire = redirected(wire, status, location, self.destinations, request.call_id)
                         continue
                     if status in RETRY_STATUSES:
                         retry_after = parse_retry_after(response.headers.get("Retry-After"))
                         asked = f", Retry-After {retry_after:g}s" if retry_after is not None else ""
                         raise AttemptFailed(f"HTTP {status} {response.reason}{asked}", retry_after)
                     if not 200 <= status < 300:
-                        raise BadStatusError(f"HTTP {status} {response.reason} from {request.method} {request.url}")
+                        raise BadStatusError(
+                            f"HTTP {status} {response.reason} from {request.method} {redact_url(request.url)}"
+                        )
                     body = _read_capped(response, request.max_response_bytes, deadline.at)
                     if deadline.expired:  # a body without a length ends early, and looks whole, when cut
                         raise AttemptFailed(deadline.message)
@@ -125,7 +128,7 @@ class Transport:
                         response.close()
                     deadline.forget()  # the connection may go to another thread now: the watchdog lets go of it
                     response.release_conn()
-            raise BadStatusError(f"more than {MAX_REDIRECTS} redirects from {request.method} {request.url}")
+            raise BadStatusError(f"more than {MAX_REDIRECTS} redirects from {request.method} {redact_url(request.url)}")
 
 
 def _read_capped(response: urllib3.BaseHTTPResponse, limit: int, deadline: float) -> bytes:

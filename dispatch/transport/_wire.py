@@ -15,8 +15,9 @@ from urllib.parse import unquote, urlencode
 from urllib3.util import Url, make_headers
 
 from .. import tracing
-from ..destinations import Destinations
+from ..destinations import Destination, Destinations
 from ..errors import DestinationRefused, DispatchError
+from ..redaction import redact_url
 from ..signing import sign_request
 from ..urlsafety import parse_target, port_of
 from ..validation import Params
@@ -34,13 +35,17 @@ class WireRequest:
     This is what a dispatcher's :meth:`~dispatch.HttpDispatch.prepare` hook
     receives and may change: ``headers`` (a dict), ``body`` (bytes or None),
     ``method``, or ``url`` (set it to a new string; the destination policy
-    judges it when connecting, as it judges every URL).
+    judges it when connecting, as it judges every URL).  ``origin_only``
+    names (lower case) the headers that belong to this origin -- the URL's
+    credentials and the destinations file's headers -- which a redirect to
+    another origin drops, whatever their names (:mod:`._redirects`).
     """
 
     method: str
     target: Url
     body: bytes | None
     headers: dict[str, str]
+    origin_only: frozenset[str] = frozenset()
 
     @property
     def url(self) -> str:
@@ -62,7 +67,7 @@ def build_wire_request(
 
     Headers are layered: the worker's defaults, the call's own headers,
     the URL's credentials, then the destinations file's headers for the
-    host (the operator's word wins); ``traceparent`` (:mod:`dispatch.tracing`)
+    host (the operator's word wins; both marked ``origin_only``); ``traceparent`` (:mod:`dispatch.tracing`)
     and ``Idempotency-Key`` last, as the worker owns them.  ``shape`` (a
     dispatcher's :meth:`prepare` hook) sees the result and may change it;
     the signature is made after it, so it covers what is really sent.
@@ -82,26 +87,39 @@ def build_wire_request(
     else:
         body = encode_params(request.params).encode()
         headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+    wire = WireRequest(request.method, target._replace(auth=None, fragment=None), body, headers)
     if target.auth:
         user, _, password = target.auth.partition(":")
         headers["Authorization"] = make_headers(basic_auth=f"{unquote(user)}:{unquote(password)}")["authorization"]
-    target = target._replace(auth=None, fragment=None)
-    destination = destinations.for_host(target.host or "", port_of(target))
-    headers.update(destination.headers)
+        wire.origin_only = frozenset({"authorization"})
+    destination = add_destination(wire, destinations)
     tracing.inject(headers)  # traceparent: the endpoint's spans join the caller's trace
     if request.call_id:
         headers["Idempotency-Key"] = request.call_id
-    wire = WireRequest(request.method, target, body, headers)
+    origin_only, target = wire.origin_only, wire.target
     if shape is not None:
         wire = shape(wire)
         if not isinstance(wire, WireRequest):
             raise DispatchError(f"prepare() must return the request it was given, not {type(wire).__name__}")
+        wire.origin_only |= origin_only  # a hook that built a request of its own keeps them bound too
     if wire.target is not target:  # the hook sent it elsewhere: that host's secret signs it
         destination = destinations.for_host(wire.target.host or "", port_of(wire.target))
-    secrets = destination.signing_secrets or signing_secrets
-    if secrets and request.call_id:
-        wire.headers.update(sign_request(secrets, request.call_id, wire.method, wire.url, wire.body))
+    sign(wire, destination.signing_secrets or signing_secrets, request.call_id)
     return wire
+
+
+def add_destination(wire: WireRequest, destinations: Destinations) -> Destination:
+    """Add the headers of the entry for ``wire``'s host, marked ``origin_only``; return the entry."""
+    destination = destinations.for_host(wire.target.host or "", port_of(wire.target))
+    wire.headers.update(destination.headers)
+    wire.origin_only |= {name.lower() for name in destination.headers}
+    return destination
+
+
+def sign(wire: WireRequest, secrets: Sequence[str], call_id: str | None) -> None:
+    """Sign ``wire`` as it is now (its method, URL and body) with ``secrets``, if any and the call has an id."""
+    if secrets and call_id:
+        wire.headers.update(sign_request(secrets, call_id, wire.method, wire.url, wire.body))
 
 
 def parse_destination(url: str) -> Url:
@@ -113,7 +131,7 @@ def parse_destination(url: str) -> Url:
     try:
         return parse_target(url)
     except ValueError as exc:
-        raise DestinationRefused(f"{url!r} refused: {exc}") from None
+        raise DestinationRefused(f"{redact_url(url)!r} refused: {redact_url(str(exc))}") from None
 
 
 def encode_params(params: Params) -> str:

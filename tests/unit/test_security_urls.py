@@ -3,7 +3,10 @@
 * A URL two parsers read differently is refused (``check_url``), and the
   destination policy checks the same parse the connection is made from.
 * An IPv6 address embedding a private IPv4 address is judged by that IPv4.
-* A redirect leaving the origin drops the signature and credential headers.
+* A redirect leaving the origin drops what the old host's destinations entry
+  added, every credential header whatever its name, and the signature; it
+  never carries a body; the new host gets its own entry's headers.
+* A password in the URL is in no error message.
 
 The worker-side attacks (a message put on the queue by hand) are in
 tests/integration/test_security_worker.py.
@@ -20,9 +23,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from dispatch.destinations import Destination, Destinations
 from dispatch.errors import DestinationRefused
 from dispatch.policy import DestinationPolicy, address_rule, embedded_ipv4, parse_allowed
-from dispatch.signing import generate_secret
+from dispatch.retries import RetryPolicy
+from dispatch.signing import generate_secret, verify
 from dispatch.transport import Request, Transport
 from dispatch.urlsafety import check_url
 
@@ -238,3 +243,84 @@ def test_a_redirect_to_an_ambiguous_location_is_refused(servers):
     with pytest.raises(DestinationRefused, match="redirect"):
         Transport().attempt(Request(url, "GET", {}, timeout=5, max_response_bytes=1000))
     assert second.seen == []
+
+
+def shop_destinations(first: ThreadingHTTPServer, second: ThreadingHTTPServer, landing_secret: str) -> Destinations:
+    """The first server's entry adds credentials under names no list would know; the second has its own."""
+    first_entry = Destination(
+        "first",
+        headers={
+            "X-Shop-Token": "shop-token-1",
+            "X-Shopify-Access-Token": "shpat-1",
+            "Api-Key": "api-key-1",
+            "PRIVATE-TOKEN": "glpat-1",
+            "X-Tenant": "acme",  # no credential by its name: it goes because the entry added it
+        },
+    )
+    second_entry = Destination("second", headers={"X-Landing-Token": "landing-1"}, signing_secrets=(landing_secret,))
+    return Destinations(
+        {f"127.0.0.1:{first.server_address[1]}": first_entry, f"127.0.0.1:{second.server_address[1]}": second_entry}
+    )
+
+
+def test_what_the_destination_entry_added_stays_and_the_new_host_gets_its_own(servers):
+    first, second = servers
+    landing_secret = generate_secret()
+    transport = Transport(
+        signing_secrets=[generate_secret()], destinations=shop_destinations(first, second, landing_secret)
+    )
+    url = f"{first.base}/redirect?to={second.base}/landing"
+    request = Request(url, "GET", {"q": "1"}, timeout=5, max_response_bytes=1000, call_id="call-1")
+    assert json.loads(transport.attempt(request).body)["retval"] == "reached"
+
+    sent, landed = first.seen[0]["headers"], second.seen[0]["headers"]
+    first_headers = {"x-shop-token", "x-shopify-access-token", "api-key", "private-token", "x-tenant"}
+    assert first_headers <= sent.keys()
+    assert not first_headers & landed.keys()
+    assert landed["x-landing-token"] == "landing-1"
+    assert verify(b"", landed, landing_secret)[0] == "call-1"  # signed with the new host's own secret, for its URL
+
+
+def test_credentials_the_call_itself_carries_do_not_follow_whatever_their_names(servers):
+    first, second = servers
+    headers = {"X-Shop-Token": "t", "Cookie": "s=1", "X-Api-Key": "k", "X-Session": "s", "X-Tenant": "acme"}
+    url = f"{first.base}/redirect?to={second.base}/landing"
+    request = Request(url, "GET", {}, timeout=5, max_response_bytes=1000, call_id="call-1", headers=headers)
+    Transport().attempt(request)
+    landed = second.seen[0]["headers"]
+    assert not {"x-shop-token", "cookie", "x-api-key", "x-session"} & landed.keys()
+    assert (landed["x-tenant"], landed["idempotency-key"]) == ("acme", "call-1")
+
+
+@pytest.mark.parametrize(("status", "method"), [(307, "POST"), (308, "PUT"), (302, "PUT")])
+def test_a_body_never_follows_a_redirect_to_another_origin(server, status, method):
+    port = server.server_address[1]
+    url = f"http://127.0.0.1:{port}/redirect/{status}?to=http://localhost:{port}/landing"
+    request = Request(url, method, {"card": "4242"}, timeout=5, max_response_bytes=1000, call_id="call-1")
+    with pytest.raises(DestinationRefused, match="body to another origin"):
+        Transport().attempt(request)
+    assert [seen["target"] for seen in server.seen] == [f"/redirect/{status}?to=http://localhost:{port}/landing"]
+
+
+# -- secrets stay out of messages -------------------------------------------------------------------
+
+
+def test_a_password_in_the_url_is_in_no_error_message(server):
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    policy = RetryPolicy(max_attempts=2, backoff_initial=0.01, backoff_max=0.01, retry_after_max=1)
+    port_of_server = server.server_address[1]
+    failing = {
+        "refused": f"http://user:pw-refused-1@127.0.0.1:{port}/hook",
+        "bad status": f"http://user:pw-status-1@127.0.0.1:{port_of_server}/redirect/418?to=x",
+        "too many redirects": f"http://user:pw-loop-1@127.0.0.1:{port_of_server}/redirect/302?to=self",
+        "ambiguous": f"http://user:pw-ambiguous-1@127.0.0.1:{port_of_server}\\@example.com/",
+    }
+    for what, url in failing.items():
+        request = Request(url, "GET", {}, timeout=2, max_response_bytes=1000)
+        with pytest.raises(Exception) as raised:
+            Transport().deliver(request, policy)
+        assert "pw-" not in str(raised.value), (what, str(raised.value))
+        assert "user:***@" in str(raised.value) or what == "ambiguous", (what, str(raised.value))
