@@ -6,7 +6,10 @@ endpoint meant to give, success or not, shows the host is up and closes
 the count.  After ``failures`` consecutive failures the breaker opens for
 ``cooldown`` seconds: calls to the host wait.  Then the first call to come
 takes the probe: it alone is performed; a success closes the breaker, a
-failure opens it again for another cooldown.  The counting and the
+failure opens it again for another cooldown.  The probe is a lease of its
+call's (``SET probe <holder> PX <deadline>``): given back by its holder
+when the probe call waits after all, is cancelled or ends, and running out
+by itself at the call's deadline when its worker was killed.  The counting and the
 transitions are Lua scripts, so every worker sees one state, and the
 worker that makes a transition is the one that logs it.
 """
@@ -18,12 +21,15 @@ from typing import Any
 
 from ..destinations import BreakerConfig
 from .keys import flow_key
-from .limits import SLOT_TTL_SECONDS, Wait
+from .limits import Lease, Wait, lease_ms
 
 logger = logging.getLogger("dispatch.flow")
 
 #: What a host's breaker can be (``dispatch hosts`` also says "off" for a host without one).
 BREAKER_STATES = ("closed", "open", "half-open")
+
+#: How long a host's count of failures is kept after its last failure (and cooldown).
+FAILURES_TTL_SECONDS = 15 * 60
 
 # KEYS: failures, open.  ARGV: threshold, cooldown ms, ttl ms.  Returns 1 when this failure opened the breaker.
 _FAILED = """
@@ -49,6 +55,14 @@ end
 return 0
 """
 
+# KEYS: probe.  ARGV: holder.  The probe is given back only by the call holding it.
+_RELEASE_PROBE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
 
 class Breaker:
     """The breakers of every host, in Redis: whether a call may go, and what its delivery did."""
@@ -58,12 +72,16 @@ class Breaker:
         self.namespace = namespace
         self._failed = client.register_script(_FAILED)
         self._succeeded = client.register_script(_SUCCEEDED)
+        self._release_probe = client.register_script(_RELEASE_PROBE)
 
     def _key(self, host: str, what: str) -> str:
         return flow_key(self.namespace, host, what)
 
-    def wait(self, host: str, config: BreakerConfig) -> Wait | None:
-        """None when the breaker lets a call through (closed, or this call is the probe); else the wait."""
+    def wait(self, host: str, config: BreakerConfig, holder: str, deadline: float) -> Lease | Wait:
+        """A :class:`Lease` when the breaker lets the call through (closed: nothing held; or the probe), else the wait.
+
+        ``holder`` is the call's message id, ``deadline`` the longest it can take (seconds).
+        """
         failures, open_ms = (
             self.client.pipeline(transaction=False)
             .get(self._key(host, "failures"))
@@ -71,21 +89,22 @@ class Breaker:
             .execute()
         )
         if int(failures or 0) < config.failures:
-            return None  # closed
+            return Lease()  # closed
         if open_ms and open_ms > 0:
             return Wait(open_ms / 1000, "breaker", "breaker open")
-        probe_ms = int(config.cooldown * 1000)
-        if self.client.set(self._key(host, "probe"), "1", nx=True, px=probe_ms):
+        probe = self._key(host, "probe")
+        if self.client.set(probe, holder, nx=True, px=lease_ms(deadline)):
             logger.info("breaker for %s: cooldown over, sending one probe call", host)
-            return None  # this call is the probe
-        probe_left_ms = max(self.client.pttl(self._key(host, "probe")), 100)
-        return Wait(probe_left_ms / 1000, "breaker", "breaker half-open, probe in flight")
+        elif self.client.get(probe) != holder.encode():  # not this call's own probe, delivered again
+            probe_left_ms = max(self.client.pttl(probe), 100)
+            return Wait(probe_left_ms / 1000, "breaker", "breaker half-open, probe in flight")
+        return Lease(lambda: self._release_probe(keys=[probe], args=[holder]))
 
     def record(self, host: str, config: BreakerConfig, failed: bool) -> None:
         """Count a delivery: a failure may open the breaker, a success closes it."""
         failures, opened, probe = (self._key(host, what) for what in ("failures", "open", "probe"))
         if failed:
-            ttl_ms = int((config.cooldown + SLOT_TTL_SECONDS) * 1000)
+            ttl_ms = int((config.cooldown + FAILURES_TTL_SECONDS) * 1000)
             if self._failed(keys=[failures, opened], args=[config.failures, int(config.cooldown * 1000), ttl_ms]):
                 logger.warning(
                     "breaker for %s opened after %d consecutive transport failures; calls wait %gs",

@@ -16,6 +16,13 @@ lost call.  Waits are short and jittered (a slot, a rate window, the rest
 of a cooldown), so calls waiting for a host take their turns at random
 rather than in a fixed order that could starve one.
 
+**What a call holds, it holds as a lease** (its concurrency slot, the
+breaker's probe), taken under its message id and lasting until the call's
+own deadline (:attr:`dispatch.options.CallOptions.worst_case`) plus a
+margin.  It is given back when the call ends, waits after all or is
+cancelled; a worker killed with ``kill -9`` gives nothing back, and its
+leases run out by themselves.
+
 The pieces: :mod:`~dispatch.flow.limits` (concurrency and rate, dramatiq's
 limiters), :mod:`~dispatch.flow.breaker` (the shared breaker and its Lua),
 :mod:`~dispatch.flow.report` (each host's state, for ``dispatch hosts``).
@@ -33,11 +40,13 @@ from dramatiq.broker import MessageProxy
 from dramatiq.middleware import SkipMessage
 
 from ..call import Call, is_call
-from ..destinations import UNLISTED, Destination, Destinations
+from ..destinations import UNLISTED, Destination
 from ..errors import TransportError
+from ..options import worst_case
+from ..settings import Settings
 from ..urlsafety import parse_target, port_of
 from .breaker import Breaker
-from .limits import Limits, Slot, Wait
+from .limits import Lease, Limits, Wait
 from .report import HostState, host_states
 
 logger = logging.getLogger("dispatch.flow")
@@ -46,23 +55,25 @@ logger = logging.getLogger("dispatch.flow")
 class FlowControl(dramatiq.Middleware):
     """Admits each call to a limited host, or postpones it as a delayed message; feeds the host's breaker."""
 
-    def __init__(self, destinations: Destinations, client: Any, namespace: str = "dispatch") -> None:
-        self.destinations = destinations
+    def __init__(self, settings: Settings, client: Any, namespace: str = "dispatch") -> None:
+        self.settings = settings
+        self.destinations = settings.destinations
         self.client = client
         self.namespace = namespace
         self.limits = Limits(client, namespace)
         self.breaker = Breaker(client, namespace)
-        # Per worker thread, for the call it performs: its (host, destination) and the slot it holds.
+        # Per worker thread, for the call it performs: its (host, destination) and the leases it holds.
         self._held = threading.local()
 
     @classmethod
-    def build(cls, destinations: Destinations, client: Any | None, namespace: str) -> FlowControl | None:
-        """Flow control for ``destinations`` through Redis ``client``, shared by every worker.
+    def build(cls, settings: Settings, client: Any | None, namespace: str) -> FlowControl | None:
+        """Flow control for the destinations file of ``settings``, through Redis ``client``, shared by every worker.
 
         None when the destinations file sets no limit, or there is no Redis (outcomes kept in memory).
         """
+        destinations = settings.destinations
         limited = destinations.defaults.limited or any(d.limited for d in destinations.hosts.values())
-        return cls(destinations, client, namespace) if limited and client is not None else None
+        return cls(settings, client, namespace) if limited and client is not None else None
 
     def destination_of(self, message: dramatiq.Message | MessageProxy) -> tuple[str, Destination]:
         """The name a call's limits are counted under, and its destinations entry.
@@ -86,14 +97,15 @@ class FlowControl(dramatiq.Middleware):
     # -- the hooks --------------------------------------------------------------------------
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        self._held.slot = self._held.destination = None
+        self._held.leases = []
+        self._held.destination = None
         if not is_call(broker, message):
             return
         host, destination = self._held.destination = self.destination_of(message)  # read again after the call
         if not destination.limited:
             return
         try:
-            wait = self._admit(host, destination)
+            wait = self._admit(host, destination, message)
         except Exception as error:  # Redis down: perform the call rather than stop every call
             logger.warning("call %s: limits of %s unknown (%s); performing it", message.message_id, host, error)
             return
@@ -117,28 +129,36 @@ class FlowControl(dramatiq.Middleware):
             logger.warning("cannot record the outcome of a call to %s for its breaker: %s", host, error)
 
     def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        self._release()  # admitted, then skipped as cancelled: the slot goes back
+        self._release()  # admitted, then skipped as cancelled: the slot and the probe go back
         self._held.destination = None
 
     # -- admission --------------------------------------------------------------------------
 
-    def _admit(self, host: str, destination: Destination) -> Wait | None:
-        """None when the call may go now (holding its slot), else how long it waits, and why."""
+    def _admit(self, host: str, destination: Destination, message: MessageProxy) -> Wait | None:
+        """None when the call may go now (holding its leases), else how long it waits, and why."""
+        holder = message.message_id
+        deadline = worst_case(Call.from_message(message).options, self.settings)
+        leases: list[Lease] = self._held.leases
         if destination.breaker is not None:
-            wait = self.breaker.wait(host, destination.breaker)
-            if wait is not None:
-                return wait
-        admitted = self.limits.admit(host, destination)
+            probe = self.breaker.wait(host, destination.breaker, holder, deadline)
+            if isinstance(probe, Wait):
+                return probe
+            leases.append(probe)
+        admitted = self.limits.admit(host, destination, holder, deadline)
         if isinstance(admitted, Wait):
+            self._release()  # a probe that must wait gives the probe back
             return admitted
-        self._held.slot = admitted
+        leases.append(admitted)
         return None
 
     def _release(self) -> None:
-        slot: Slot | None = getattr(self._held, "slot", None)
-        self._held.slot = None
-        if slot is not None:
-            slot.release()
+        leases: list[Lease] = getattr(self._held, "leases", [])
+        self._held.leases = []
+        for lease in leases:
+            try:
+                lease.release()
+            except Exception as error:  # Redis down: the lease runs out at the call's deadline
+                logger.warning("cannot give back a lease (it runs out by itself): %s", error)
 
     def _postpone(self, broker: dramatiq.Broker, message: MessageProxy, host: str, wait: Wait) -> None:
         waits = message.options.get("flow_waits", 0) + 1

@@ -1,4 +1,8 @@
-"""The Redis keys of flow control: ``<namespace>:flow:<host>:<what>``, one family per host."""
+"""The Redis keys of flow control: ``<namespace>:flow:<host>:<what>``, one family per host.
+
+``in-flight`` is a sorted set of the calls holding a slot (message id, scored with its lease's end in ms);
+``probe`` holds the message id of the breaker's probe call; ``failures``, ``open`` and ``rate`` are counters.
+"""
 
 from __future__ import annotations
 

@@ -1,27 +1,55 @@
-"""A host's ``max_concurrency`` and ``rate``, across every worker: dramatiq's own rate limiters, on Redis.
+"""A host's ``max_concurrency`` and ``rate``, across every worker, on Redis.
 
-``ConcurrentRateLimiter`` counts calls in flight and ``WindowRateLimiter``
-calls per window, on dramatiq's Redis rate-limiter backend.  A worker
-killed while it holds a slot does not give it back; the slot's key expires
-:data:`SLOT_TTL_SECONDS` after the host's last call, which frees it.
+**Concurrency slots are leases.**  A host's slots are a sorted set: one
+member per call holding a slot (its message id, the *holder*), scored with
+the time its lease runs out -- the call's own deadline plus
+:data:`LEASE_MARGIN_SECONDS`.  Taking a slot is one Lua script (drop the
+leases that ran out, then add ours if fewer than the limit are held);
+giving it back removes the holder.  A worker killed while it holds a slot
+does not give it back, and does not need to: its lease runs out by the
+call's deadline, which the call's time limit
+(:mod:`dispatch.middleware.time_limit`) keeps every live holder within.
+
+``rate`` is dramatiq's ``WindowRateLimiter``: calls per window.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from dramatiq.rate_limits import ConcurrentRateLimiter, WindowRateLimiter
+from dramatiq.rate_limits import WindowRateLimiter
 from dramatiq.rate_limits.backends import RedisBackend as RateLimiterBackend
 
 from ..destinations import Destination
 from .keys import flow_key
 
-#: How long an unused concurrency slot lives: a killed worker's slot is freed this long after the host's last call.
-SLOT_TTL_SECONDS = 15 * 60
+#: How long a lease outlives its call's deadline: past the call's time limit, so a live holder never loses it.
+LEASE_MARGIN_SECONDS = 15.0
 
 #: The wait for a free concurrency slot, before jitter.
 SLOT_WAIT_SECONDS = 0.5
+
+# KEYS: the host's slots.  ARGV: holder, limit, lease ms.  Returns 1 when the holder has a slot (taken now, or
+# already: a redelivery of the same call), 0 when every slot is held.
+_ACQUIRE = """
+if redis.call('TYPE', KEYS[1]).ok == 'string' then
+    redis.call('DEL', KEYS[1])  -- the counter of a version before leases: its holders are not known
+end
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+    return 0
+end
+local lease_ms = tonumber(ARGV[3])
+redis.call('ZADD', KEYS[1], now_ms + lease_ms, ARGV[1])
+if redis.call('PTTL', KEYS[1]) < lease_ms then
+    redis.call('PEXPIRE', KEYS[1], lease_ms)
+end
+return 1
+"""
 
 
 class Wait(NamedTuple):
@@ -32,40 +60,44 @@ class Wait(NamedTuple):
     detail: str  # for the log line
 
 
-class Slot:
-    """A concurrency slot held by one call (or none, for a host without ``max_concurrency``)."""
+class Lease:
+    """Something a call holds while it is performed (a slot, the breaker's probe), given back once."""
 
-    def __init__(self, acquired: Any = None) -> None:
-        self._acquired = acquired
+    def __init__(self, release: Callable[[], object] | None = None) -> None:
+        self._release = release
 
     def release(self) -> None:
-        """Give the slot back; releasing again does nothing."""
-        acquired, self._acquired = self._acquired, None
-        if acquired is not None:
-            acquired.__exit__(None, None, None)
+        """Give it back; releasing again does nothing."""
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+
+def lease_ms(deadline: float) -> int:
+    """How long a lease taken for a call with ``deadline`` seconds lasts, in milliseconds."""
+    return int((deadline + LEASE_MARGIN_SECONDS) * 1000)
 
 
 class Limits:
     """Admits a call to a host within its limits, or says how long it waits."""
 
     def __init__(self, client: Any, namespace: str) -> None:
+        self.client = client
         self.backend = RateLimiterBackend(client=client)
         self.namespace = namespace
+        self._acquire = client.register_script(_ACQUIRE)
 
-    def admit(self, host: str, destination: Destination) -> Slot | Wait:
-        """A :class:`Slot` the call holds while it is performed, or the :class:`Wait` before it may go."""
-        slot = Slot()
+    def admit(self, host: str, destination: Destination, holder: str, deadline: float) -> Lease | Wait:
+        """The :class:`Lease` on a slot the call holds while it is performed, or the :class:`Wait` before it may go.
+
+        ``holder`` is the call's message id, ``deadline`` the longest it can take (seconds).
+        """
+        slot = Lease()
         if destination.max_concurrency is not None:
-            limiter = ConcurrentRateLimiter(
-                self.backend,
-                flow_key(self.namespace, host, "in-flight"),
-                limit=destination.max_concurrency,
-                ttl=SLOT_TTL_SECONDS * 1000,
-            )
-            acquired = limiter.acquire(raise_on_failure=False)
-            if not acquired.__enter__():
+            slots = flow_key(self.namespace, host, "in-flight")
+            if not self._acquire(keys=[slots], args=[holder, destination.max_concurrency, lease_ms(deadline)]):
                 return Wait(SLOT_WAIT_SECONDS, "concurrency", f"{destination.max_concurrency} calls in flight")
-            slot = Slot(acquired)
+            slot = Lease(lambda: self.client.zrem(slots, holder))
         if destination.rate is not None:
             window = WindowRateLimiter(
                 self.backend,

@@ -20,6 +20,8 @@ class HostState:
     in_flight: int
     breaker: str  # "closed", "open", "half-open" (waiting for its probe), or "off"
     failures: int
+    holders: tuple[str, ...] = ()  # the message ids of the calls holding a slot, their leases unexpired
+    probe: str | None = None  # the message id of the half-open breaker's probe call
 
 
 def host_states(destinations: Destinations, client: Any, namespace: str) -> list[HostState]:
@@ -33,13 +35,24 @@ def host_states(destinations: Destinations, client: Any, namespace: str) -> list
 
 
 def _state(host: str, destination: Destination, client: Any, namespace: str) -> HostState:
-    keys = [flow_key(namespace, host, what) for what in ("in-flight", "failures", "open")]
-    in_flight, failures, opened = client.mget(keys)
+    seconds, micros = client.time()  # the leases' clock: Redis's, as the scripts that take them read it
+    now_ms = int(seconds) * 1000 + int(micros) // 1000
+    slots, failures, opened, probe = (
+        flow_key(namespace, host, what) for what in ("in-flight", "failures", "open", "probe")
+    )
+    if client.type(slots) == b"string":  # the counter of a version before leases: a count, no holders
+        holders, in_flight = [], int(client.get(slots) or 0)
+    else:
+        holders = client.zrangebyscore(slots, f"({now_ms}", "+inf")
+        in_flight = len(holders)
+    failed, is_open, probing = client.mget([failures, opened, probe])
     return HostState(
         host,
         destination.max_concurrency,
         str(destination.rate) if destination.rate else None,
-        int(in_flight or 0),
-        breaker_state(destination.breaker, int(failures or 0), bool(opened)),
-        int(failures or 0),
+        in_flight,
+        breaker_state(destination.breaker, int(failed or 0), bool(is_open)),
+        int(failed or 0),
+        tuple(holder.decode() for holder in holders),
+        probing.decode() if probing else None,
     )
