@@ -23,7 +23,7 @@ Exit codes: 0 success; 1 a call failed, or a service could not be reached;
 
 The commands are a Typer app, registered here in the order ``--help`` lists
 them; they live by group: :mod:`~dispatch.cli.calls` (``call``),
-:mod:`~dispatch.cli.outcomes` (``result``, ``cancel``),
+:mod:`~dispatch.cli.outcomes` (``result``, ``cancel``), :mod:`~dispatch.cli.attempts` (``attempts``),
 :mod:`~dispatch.cli.operations` (``hosts``, ``status``, ``worker``,
 ``gateway``), and a group of commands is a sub-app of its own
 (:mod:`~dispatch.cli.dead`).  The package's heavier parts (the broker, the
@@ -38,6 +38,7 @@ from typing import Annotated
 import typer
 
 from . import dead, outbox
+from .attempts import attempts
 from .calls import call
 from .common import flag
 from .operations import gateway, hosts, status, worker
@@ -74,6 +75,7 @@ def _main(
 app.command()(call)
 app.command()(result)
 app.command()(cancel)
+app.command()(attempts)
 app.command()(hosts)
 app.command()(status)
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(worker)

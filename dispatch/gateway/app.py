@@ -27,7 +27,7 @@ from ..runtime import get_runtime
 from ..settings import Settings
 from .auth import BearerAuth, bearer, check_tokens
 from .limits import BodyLimit
-from .models import CallStatus, Cancelled, NewCall, NewTask, Problem, Queued, Status
+from .models import CallAttempts, CallStatus, Cancelled, NewCall, NewTask, Problem, Queued, Status
 from .service import Gateway
 
 
@@ -134,6 +134,21 @@ def create_app(tokens: Sequence[str] | None = None, max_body: int | None = None)
         `GET` answers `cancelled` from now on.  409 if a worker already started or finished it."""
         try:
             return gateway.cancel(str(call_id))
+        except RedisError as exc:
+            raise HTTPException(503, f"results store unavailable: {exc}") from None
+
+    @app.get(
+        "/calls/{call_id}/attempts",
+        summary="Read every attempt of a call",
+        operation_id="getCallAttempts",
+        response_model=CallAttempts,
+        responses=_responses(401, 404, 503),
+    )
+    def get_call_attempts(call_id: uuid.UUID) -> CallAttempts:
+        """Every HTTP attempt of the call over its whole life, oldest first (the last 100): when, how long,
+        the status it got (null when no answer came) and the error it ended with (null for the success)."""
+        try:
+            return gateway.attempts(str(call_id))
         except RedisError as exc:
             raise HTTPException(503, f"results store unavailable: {exc}") from None
 

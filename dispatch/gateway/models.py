@@ -215,3 +215,21 @@ class Problem(BaseModel):
     """An error other than a validation error."""
 
     detail: str
+
+
+class Attempt(BaseModel):
+    """One HTTP attempt of a call (``res.attempts()``'s entries)."""
+
+    attempt: int = Field(description="Its number, from 1, over the call's whole life.")
+    at: str = Field(description="When it started: ISO 8601, UTC, milliseconds.", examples=["2026-12-04T10:00:00.123Z"])
+    duration_ms: float
+    status_code: int | None = Field(description="The answer's HTTP status; null when none came (refused, timed out).")
+    error: str | None = Field(description="The error class it ended with; null for the attempt that succeeded.")
+    detail: str = Field(description="What happened, at most 300 characters; never a secret.")
+
+
+class CallAttempts(BaseModel):
+    """Every attempt of a call on record, oldest first (the last 100)."""
+
+    id: str
+    attempts: list[Attempt]

@@ -36,7 +36,20 @@ from ..results import CallResultsBackend
 from ..runtime import get_runtime
 from ..settings import Settings
 from .actors import load_actors
-from .models import CallError, Cancelled, Failed, NewCall, NewTask, Pending, Scheduled, Started, Status, Succeeded
+from .models import (
+    Attempt,
+    CallAttempts,
+    CallError,
+    Cancelled,
+    Failed,
+    NewCall,
+    NewTask,
+    Pending,
+    Scheduled,
+    Started,
+    Status,
+    Succeeded,
+)
 
 log = logging.getLogger("dispatch.gateway")
 
@@ -157,6 +170,13 @@ class Gateway:
         if self.redis.exists(self._marker(call_id)):
             return Pending(id=call_id, state="pending")
         raise HTTPException(404, f"no call {call_id}: never queued here, or its outcome has expired")
+
+    def attempts(self, call_id: str) -> CallAttempts:
+        """Every attempt on record (``res.attempts()``); 404 for a call with none that is not known either."""
+        entries = CallResult.from_id(call_id).attempts()
+        if not entries:
+            self.status(call_id)  # 404 for an unknown id
+        return CallAttempts(id=call_id, attempts=[Attempt(**entry) for entry in entries])
 
     def cancel(self, call_id: str) -> Cancelled:
         """Cancel a call no worker has started (``res.cancel()``); 409 if one has, 404 for an unknown id."""
