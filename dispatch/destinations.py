@@ -17,7 +17,9 @@ Why a file of its own: credentials belong to the destination, not to the
 call.  A header given to ``URL(...)`` travels in the message, readable by
 anyone who can read the queue; a header from this file is added by the
 worker at the moment of sending, with ``${VAR}`` taken from the worker's
-environment, so secrets never reach RabbitMQ.
+environment, so secrets never reach RabbitMQ.  The values of ``headers``
+and ``signing_secret`` (and each ``${VAR}`` in them) are registered with
+:mod:`dispatch.redaction`, so no message or log line shows them.
 
 Precedence, decided here once: a listed host's table is used as it is,
 and takes each *limit* it does not set (``max_concurrency``, ``rate``,
@@ -41,6 +43,7 @@ from typing import Any
 
 import tomllib
 
+from .redaction import register_secret
 from .signing import check_secret
 from .validation import check_headers
 
@@ -187,6 +190,7 @@ def _destination(
         def variable(match: re.Match) -> str:
             if match[1] not in environ:
                 raise ValueError(f"${{{match[1]}}} is not set in the environment")
+            register_secret(environ[match[1]])  # the part of a value that is the secret, e.g. the token of "Bearer ..."
             return environ[match[1]]
 
         return _VARIABLE.sub(variable, value)
@@ -194,6 +198,7 @@ def _destination(
     if credentials:
         headers = checked("headers", lambda value: check_headers(_expand_all(value, expand)))
         secrets = checked("signing_secret", lambda value: tuple(check_secret(s) for s in expand(value).split()))
+        register_secret(*(headers or {}).values(), *(secrets or ()))  # never shown again (dispatch.redaction)
     else:
         headers = secrets = None
     return Destination(

@@ -9,7 +9,9 @@ Start a worker with metrics and scrape ``http://DISPATCH_METRICS_HOST:DISPATCH_M
 :mod:`dispatch.tasks` attaches them (:func:`attach_metrics`) whenever
 ``DISPATCH_METRICS_PORT`` is set or ``DISPATCH_METRICS=1``.
 
-Per destination host (``host`` is the URL's ``host[:port]``):
+Per destination host (``host`` is the URL's ``host[:port]``; each process labels the first
+``MAX_HOST_LABELS`` hosts it sees by name and every later one ``other``, so a worker fed
+URLs from outside keeps a bounded number of series):
 
 * ``dispatch_attempts_total{host, outcome}`` -- HTTP attempts; outcome ``ok`` or the
   error class the attempt ended with (``AttemptFailed`` for a refused, reset or
@@ -61,7 +63,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import logging
 import os
 import shutil
 import tempfile
@@ -78,6 +79,7 @@ from dramatiq.middleware import prometheus as dramatiq_prometheus
 from .call import Call, is_call
 from .errors import ConfigurationError
 from .flow import BREAKER_STATES
+from .redaction import get_logger
 from .runtime import get_runtime
 from .settings import Settings
 from .transport import UNOBSERVED, Observation
@@ -88,9 +90,15 @@ if TYPE_CHECKING:
 
     from .flow import FlowControl
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 DEFAULT_PORT = 9191
+
+#: Hosts a process labels by name (in the order it first sees them); the rest are counted as ``OTHER_HOSTS``.
+MAX_HOST_LABELS = 100
+
+#: The ``host`` label of every host past ``MAX_HOST_LABELS``.
+OTHER_HOSTS = "other"
 
 
 def attach_metrics(broker: dramatiq.Broker, settings: Settings) -> None:
@@ -129,6 +137,7 @@ class Metrics(dramatiq_prometheus.Prometheus):
         # Which attempt of its call a worker thread is making: hooks and the
         # transport's observers for one message run in the same worker thread.
         self._local = threading.local()
+        self._hosts = HostLabels()
 
     @property
     def forks(self) -> list:
@@ -179,7 +188,7 @@ class Metrics(dramatiq_prometheus.Prometheus):
             outcome = type(exc).__name__
             raise
         finally:
-            self._count_attempt(Call(url).host, time.perf_counter() - started, outcome)
+            self._count_attempt(self._hosts.label(Call(url).host), time.perf_counter() - started, outcome)
 
     def _count_attempt(self, host: str, seconds: float, outcome: str) -> None:
         self.attempts.labels(host, outcome).inc()
@@ -196,18 +205,38 @@ class Metrics(dramatiq_prometheus.Prometheus):
         if not is_call(broker, message) or isinstance(exception, dramatiq.Retry):
             return
         outcome = "success" if exception is None else type(exception).__name__
-        self.calls.labels(Call.from_message(message).host, outcome).inc()
+        self.calls.labels(self._hosts.label(Call.from_message(message).host), outcome).inc()
 
     # dramatiq's Prometheus makes after_skip_message its after_process_message; dramatiq passes no outcome to it.
     def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:  # type: ignore[override]
         super().after_skip_message(broker, message)
         reason = message.options.get("postponed")
         if reason and is_call(broker, message):
-            self.flow_waits.labels(Call.from_message(message).host, reason).inc()
+            self.flow_waits.labels(self._hosts.label(Call.from_message(message).host), reason).inc()
+
+
+class HostLabels:
+    """The ``host`` label of each host: its name for the first ``MAX_HOST_LABELS`` seen, ``OTHER_HOSTS`` after."""
+
+    def __init__(self) -> None:
+        self._named: set[str] = set()
+        self._lock = threading.Lock()
+
+    def label(self, host: str) -> str:
+        if host in self._named:
+            return host
+        with self._lock:
+            if len(self._named) < MAX_HOST_LABELS:
+                self._named.add(host)
+                return host
+        return OTHER_HOSTS
 
 
 class HostsCollector:
-    """The shared per-host flow state (breakers, slots in flight) as gauges, read from Redis at each scrape."""
+    """The shared per-host flow state (breakers, slots in flight) as gauges, read from Redis at each scrape.
+
+    The first ``MAX_HOST_LABELS`` hosts (by name) are shown by name, the rest together as ``OTHER_HOSTS``.
+    """
 
     def __init__(self, flow: FlowControl) -> None:
         self.flow = flow
@@ -229,12 +258,17 @@ class HostsCollector:
         in_flight = GaugeMetricFamily(
             "dispatch_host_in_flight", "Calls holding one of the host's max_concurrency slots.", labels=["host"]
         )
-        for state in states:
+        for state in states[:MAX_HOST_LABELS]:
             in_flight.add_metric([state.host], state.in_flight)
             if state.breaker != "off":
                 failures.add_metric([state.host], state.failures)
                 for name in BREAKER_STATES:
                     breaker.add_metric([state.host, name], 1.0 if state.breaker == name else 0.0)
+        others = states[MAX_HOST_LABELS:]  # their slots in flight added up; how many of them are in each state
+        if others:
+            in_flight.add_metric([OTHER_HOSTS], sum(state.in_flight for state in others))
+            for name in BREAKER_STATES:
+                breaker.add_metric([OTHER_HOSTS, name], sum(state.breaker == name for state in others))
         yield from (breaker, failures, in_flight)
 
 

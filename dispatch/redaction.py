@@ -28,8 +28,11 @@ MASK = "***"
 #: and a secret that short is no secret.
 MIN_SECRET_LENGTH = 6
 
-# scheme://user:password@  (the password up to the last '@' before the host; no spaces, no '/')
-_USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*:)(?P<password>[^\s/@]*)(?=@)")
+# scheme://user:password@host  (the password up to the last '@' before the host, so an unescaped '@' in it
+# is masked too; no spaces, no '/')
+_USERINFO = re.compile(
+    r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*:)(?P<password>[^\s/]*)(?=@[^\s/@?#'\"]*(?:[/?#\s'\"]|$))"
+)
 
 _lock = threading.Lock()
 _secrets: frozenset[str] = frozenset()

@@ -2,19 +2,21 @@
 
 Operators grep worker logs by message id; dramatiq's own lines name the
 actor but not the outcome, so this is the line that says what happened.
+The URL is written with its password masked, and the logger redacts the
+whole line (:mod:`dispatch.redaction`).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import dramatiq
 from dramatiq.broker import MessageProxy
 
 from ..call import Call, is_call
+from ..redaction import get_logger, redact_url
 
-call_log = logging.getLogger("dispatch.calls")
+call_log = get_logger("dispatch.calls")
 
 
 class CallLog(dramatiq.Middleware):
@@ -27,13 +29,13 @@ class CallLog(dramatiq.Middleware):
             return
         call = Call.from_message(message)
         if exception is None:
-            call_log.info("call %s %s %s processed: %r", message.message_id, call.method, call.url, result)
+            call_log.info("call %s %s %s processed: %r", message.message_id, call.method, redact_url(call.url), result)
         elif isinstance(exception, dramatiq.Retry):
             call_log.info(
                 "call %s %s %s scheduled for delivery in %gs: %s",
                 message.message_id,
                 call.method,
-                call.url,
+                redact_url(call.url),
                 (exception.delay or 0) / 1000,
                 exception,
             )
@@ -42,7 +44,7 @@ class CallLog(dramatiq.Middleware):
                 "call %s %s %s failed: %s: %s",
                 message.message_id,
                 call.method,
-                call.url,
+                redact_url(call.url),
                 type(exception).__name__,
                 exception,
             )
@@ -50,4 +52,4 @@ class CallLog(dramatiq.Middleware):
     def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         if is_call(broker, message) and message.options.get("cancelled"):  # not postponed (dispatch.flow)
             call = Call.from_message(message)
-            call_log.info("call %s %s %s cancelled: not sent", message.message_id, call.method, call.url)
+            call_log.info("call %s %s %s cancelled: not sent", message.message_id, call.method, redact_url(call.url))

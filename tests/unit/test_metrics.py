@@ -110,3 +110,50 @@ def test_the_hosts_gauges_follow_the_shared_state_and_a_redis_outage_only_emptie
     flow.states = None
     assert list(HostsCollector(flow).collect()) == []
     assert "cannot read the hosts' flow state" in caplog.text
+
+
+def test_host_labels_are_capped_and_later_hosts_are_counted_as_other(monkeypatch):
+    import prometheus_client as prom
+
+    from dispatch import metrics
+
+    monkeypatch.setattr(metrics, "MAX_HOST_LABELS", 3)
+    registry = prom.CollectorRegistry()
+    worker = Metrics(Settings.from_env({"DISPATCH_METRICS": "1"}))
+    worker.attempts = prom.Counter("dispatch_attempts", "", ["host", "outcome"], registry=registry)
+    worker.attempt_seconds = prom.Histogram("dispatch_attempt_duration_seconds", "", ["host"], registry=registry)
+    worker.retries = prom.Counter("dispatch_retries", "", ["host"], registry=registry)
+    for number in [*range(50), 0]:  # URLs from outside: a host per call
+        with worker.observe("GET", f"http://host-{number}.example/hook"):
+            pass
+    counted = {
+        sample.labels["host"]: sample.value
+        for family in registry.collect()
+        for sample in family.samples
+        if sample.name == "dispatch_attempts_total"
+    }
+    assert counted == {"host-0.example": 2, "host-1.example": 1, "host-2.example": 1, "other": 47}
+
+
+def test_the_hosts_gauges_past_the_cap_are_added_up_as_other(monkeypatch):
+    from dispatch import metrics
+    from dispatch.flow import HostState
+
+    monkeypatch.setattr(metrics, "MAX_HOST_LABELS", 2)
+
+    class Flow:
+        def host_states(self):
+            return [HostState(f"h{n}:80", 4, None, 1, "open" if n % 2 else "closed", 0) for n in range(6)]
+
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in metrics.HostsCollector(Flow()).collect()
+        for s in family.samples
+    }
+    assert {labels for name, labels in samples if name == "dispatch_host_in_flight"} == {
+        (("host", "h0:80"),),
+        (("host", "h1:80"),),
+        (("host", "other"),),
+    }
+    assert samples[("dispatch_host_in_flight", (("host", "other"),))] == 4
+    assert samples[("dispatch_breaker_state", (("host", "other"), ("state", "open")))] == 2

@@ -16,6 +16,7 @@ from dispatch.redaction import MASK, RedactingFilter, get_logger, redact, regist
         ("amqp://guest:pa%40ss@127.0.0.1:bad/x is invalid", f"amqp://guest:{MASK}@127.0.0.1:bad/x is invalid"),
         ("redis://:pw@cache:6379/0", f"redis://:{MASK}@cache:6379/0"),
         ("redis+sentinel://:pw@a:1,b:2/mymaster", f"redis+sentinel://:{MASK}@a:1,b:2/mymaster"),
+        ("GET http://user:p@ss@host:80/x", f"GET http://user:{MASK}@host:80/x"),  # an '@' left unescaped
         ("http://user@host/x (no password)", "http://user@host/x (no password)"),
         ("nothing to hide: 10:30 @ noon", "nothing to hide: 10:30 @ noon"),
     ],

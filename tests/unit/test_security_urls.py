@@ -324,3 +324,19 @@ def test_a_password_in_the_url_is_in_no_error_message(server):
             Transport().deliver(request, policy)
         assert "pw-" not in str(raised.value), (what, str(raised.value))
         assert "user:***@" in str(raised.value) or what == "ambiguous", (what, str(raised.value))
+
+
+def test_the_destinations_files_credentials_are_registered_as_secrets_when_loaded(tmp_path):
+    from dispatch.destinations import load_destinations
+    from dispatch.redaction import redact
+
+    secret = generate_secret()
+    path = tmp_path / "destinations.toml"
+    path.write_text(
+        '[destinations."shop.example"]\n'
+        'headers = { Authorization = "Bearer ${SHOP_TOKEN}", X-Shop-Token = "shop-literal-77" }\n'
+        f'signing_secret = "{secret}"\n'
+    )
+    load_destinations(str(path), {"SHOP_TOKEN": "shop-env-token-42"})
+    shown = redact(f"echoed: shop-env-token-42 / shop-literal-77 / {secret}")
+    assert shown == "echoed: *** / *** / ***"
