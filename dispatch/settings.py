@@ -58,6 +58,25 @@ def _url_with_scheme(*schemes: str) -> Callable[[str], str]:
     return parse
 
 
+def _results_url(text: str) -> str:
+    """A Redis URL, ``unix://``, ``stub://``, or a Sentinel URL checked in full (never echoing its password)."""
+    _url_with_scheme("redis", "rediss", "unix", "stub", "redis+sentinel", "rediss+sentinel")(text)
+    if "+sentinel" in urlsplit(text).scheme:
+        from .redis_connect import parse_sentinel_url  # redis-py: loaded for a Sentinel URL only
+
+        parse_sentinel_url(text)
+    return text
+
+
+def _replicas(text: str) -> int | None:
+    """``auto`` (None: derived from the topology) or how many replicas must hold a write."""
+    if text == "auto":
+        return None
+    if not text.isdigit():
+        raise ValueError("must be auto or a number of replicas (0 or more)")
+    return int(text)
+
+
 def _queue_name(text: str) -> str:
     if not text or len(text) > 200 or not all(c.isalnum() or c in "-_." for c in text):
         raise ValueError("must be 1-200 characters of letters, digits, '-', '_' or '.'")
@@ -167,8 +186,21 @@ class Settings:
     results_url: str = _setting(
         "DISPATCH_RESULTS_URL",
         "redis://127.0.0.1:6379/0",
-        _url_with_scheme("redis", "rediss", "unix", "stub"),
-        "where outcomes are stored",
+        _results_url,
+        "where outcomes, call states and flow state live; redis+sentinel://host:port,.../service[/db] for Sentinel",
+    )
+    sentinel_password: str = _setting(
+        "DISPATCH_SENTINEL_PASSWORD",
+        "",
+        str,
+        "the sentinels' own password, when DISPATCH_RESULTS_URL is a Sentinel URL (the master's is in the URL)",
+        secret=True,
+    )
+    redis_replicas: int | None = _setting(
+        "DISPATCH_REDIS_REPLICAS",
+        "auto",
+        _replicas,
+        "replicas that must hold a write (WAIT) before it counts; auto: 1 with Sentinel or a replica, else 0",
     )
     queue: str = _setting("DISPATCH_QUEUE", "dispatch", _queue_name, "the queue the actor consumes (plus .DQ and .XQ)")
     timeout: float = _setting(

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A throw-away Redis master, replica and three sentinels on this machine, beside (never touching) 6379.
+# A throw-away Redis master, two replicas and three sentinels on this machine, beside (never touching) 6379.
 #
 #   scripts/redis-sentinel.sh start      start them and wait until the sentinels agree on the master
 #   scripts/redis-sentinel.sh stop       kill them all and delete their files
@@ -7,18 +7,21 @@
 #   scripts/redis-sentinel.sh master     host:port of the current master, as the sentinels see it
 #   scripts/redis-sentinel.sh pid PORT   the OS pid of the server on PORT
 #   scripts/redis-sentinel.sh restart PORT   start the data server on PORT again (after a kill -9): it rejoins
+#                                            as a replica of the current master
 #
-# The master listens on $((SENTINEL_BASE + 1)) (default 6391), the replica on +2; the sentinels on
-# $((SENTINEL_BASE + 20001)) .. +20003 (default 26392..26394). The service is $SENTINEL_SERVICE (default
+# The master listens on $((SENTINEL_BASE + 1)) (default 6391), the replicas on +2 and +3; the sentinels on
+# $((SENTINEL_BASE + 20002)) .. +20004 (default 26392..26394). The service is $SENTINEL_SERVICE (default
 # dispatch). Quorum 2, down-after 1000 ms, failover-timeout 5000 ms: a killed master is replaced in a few
-# seconds. Nothing is persisted; everything lives under SENTINEL_DIR (default /tmp/dispatch-redis-sentinel).
+# seconds, and with two replicas the new master still has one, so writes waiting for a replica (WAIT 1)
+# go on without the lost machine. Nothing is persisted; everything lives under SENTINEL_DIR (default
+# /tmp/dispatch-redis-sentinel).
 set -euo pipefail
 
 SENTINEL_DIR=${SENTINEL_DIR:-/tmp/dispatch-redis-sentinel}
 SENTINEL_BASE=${SENTINEL_BASE:-6390}
 SENTINEL_SERVICE=${SENTINEL_SERVICE:-dispatch}
 MASTER_PORT=$((SENTINEL_BASE + 1))
-REPLICA_PORT=$((SENTINEL_BASE + 2))
+REPLICA_PORTS=($((SENTINEL_BASE + 2)) $((SENTINEL_BASE + 3)))
 SENTINEL_PORTS=($((SENTINEL_BASE + 20002)) $((SENTINEL_BASE + 20003)) $((SENTINEL_BASE + 20004)))
 
 data_server() {  # PORT [replicaof-port]
@@ -62,14 +65,16 @@ wait_until() {  # SECONDS DESCRIPTION COMMAND...
   done
 }
 
-replica_in_sync() {
-  redis-cli -p "$REPLICA_PORT" info replication | grep -q "master_link_status:up"
+replicas_in_sync() {
+  for port in "${REPLICA_PORTS[@]}"; do
+    redis-cli -p "$port" info replication | grep -q "master_link_status:up" || return 1
+  done
 }
 
 sentinels_agree() {
   for port in "${SENTINEL_PORTS[@]}"; do
     redis-cli -p "$port" sentinel ckquorum "$SENTINEL_SERVICE" | grep -q OK || return 1
-    [[ $(redis-cli -p "$port" sentinel replicas "$SENTINEL_SERVICE" | grep -c "^name$") -ge 1 ]] || return 1
+    [[ $(redis-cli -p "$port" sentinel replicas "$SENTINEL_SERVICE" | grep -c "^name$") -ge ${#REPLICA_PORTS[@]} ]] || return 1
   done
 }
 
@@ -78,11 +83,11 @@ start)
   "$0" stop
   mkdir -p "$SENTINEL_DIR"
   data_server "$MASTER_PORT"
-  data_server "$REPLICA_PORT" "$MASTER_PORT"
-  wait_until 20 "the replica to sync" replica_in_sync
+  for port in "${REPLICA_PORTS[@]}"; do data_server "$port" "$MASTER_PORT"; done
+  wait_until 20 "the replicas to sync" replicas_in_sync
   for port in "${SENTINEL_PORTS[@]}"; do sentinel "$port"; done
   wait_until 30 "the sentinels to see the master, its replica and each other" sentinels_agree
-  echo "master $(master), replica 127.0.0.1:$REPLICA_PORT, sentinels ${SENTINEL_PORTS[*]}"
+  echo "master $(master), replicas ${REPLICA_PORTS[*]}, sentinels ${SENTINEL_PORTS[*]}"
   ;;
 stop)
   for pidfile in "$SENTINEL_DIR"/*/redis.pid; do
@@ -97,11 +102,10 @@ url)
 master) master ;;
 pid) cat "$SENTINEL_DIR/$2/redis.pid" ;;
 restart)
-  other=$([[ $2 == "$MASTER_PORT" ]] && echo "$REPLICA_PORT" || echo "$MASTER_PORT")
-  data_server "$2" "$other"  # a returning server rejoins as a replica; the sentinels repoint it if needed
+  data_server "$2" "$(master | cut -d: -f2)"  # a returning server rejoins as a replica of today's master
   ;;
 *)
-  sed -n '2,13p' "$0"
+  sed -n '2,17p' "$0"
   exit 2
   ;;
 esac

@@ -35,7 +35,7 @@ is not signed.  By default the ids are kept in the process's memory
 and expiring); several processes or hosts serving the same endpoints must
 share a :class:`RedisReplayStore`::
 
-    store = RedisReplayStore(redis.Redis.from_url("redis://..."))
+    store = RedisReplayStore.from_url("redis://...")   # or redis+sentinel://host:port,.../service
     app = Receiver(multiply, secret="whsec_...", replay_store=store)
 
 A store that cannot answer (Redis down, the memory store full) makes the

@@ -75,13 +75,25 @@ class MemoryReplayStore:
 class RedisReplayStore:
     """Accepted ids in Redis (``SET key 1 NX PX ttl``), shared by every process that uses the same keys.
 
-    ``client`` is a ``redis.Redis``; ``prefix`` namespaces the keys, so several groups of receivers
-    that must not see each other's ids can share one database.
+    ``client`` is a ``redis.Redis`` (or use :meth:`from_url`); ``prefix`` namespaces the keys, so
+    several groups of receivers that must not see each other's ids can share one database.
     """
 
     def __init__(self, client: Any, prefix: str = "dispatch:receiver:seen:") -> None:
         self.client = client
         self.prefix = prefix
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, sentinel_password: str | None = None, prefix: str = "dispatch:receiver:seen:"
+    ) -> RedisReplayStore:
+        """A store on the Redis at ``url``: ``redis://``, ``rediss://``, ``unix://`` or ``redis+sentinel://``
+        (then ``sentinel_password`` is the sentinels' own); a write waits at most 5 s, then the receiver answers 503.
+        """
+        from ..redis_connect import connect  # redis-py: loaded by the stores that use it
+
+        client = connect(url, sentinel_password=sentinel_password, socket_timeout=5, socket_connect_timeout=5)
+        return cls(client, prefix)
 
     def add(self, msg_id: str, ttl: float) -> bool:
         from redis.exceptions import RedisError
