@@ -106,8 +106,14 @@ class HttpDispatch(dramatiq.Actor[..., Any]):
     ) -> CallResult:
         if isinstance(delay, timedelta):
             delay = int(delay.total_seconds() * 1000)
+        return self.enqueue(self.message_with_options(args=args, kwargs=kwargs, **options), delay)
+
+    def enqueue(self, message: CallResult, delay: int | None = None) -> CallResult:
+        """Publish a ``message`` made by :meth:`message_with_options` (so validated), ``delay`` ms from now.
+
+        Blocks until RabbitMQ confirmed it; ``URL.asend`` runs it in a thread.
+        """
         runtime = get_runtime()
-        message = self.message_with_options(args=args, kwargs=kwargs, **options)
         if delay:  # recorded first, so a scheduled call is never seen as unknown, and can be cancelled
             try:
                 runtime.call_states.schedule(message.message_id, delay)

@@ -119,6 +119,10 @@ class CallResult(Message[Any]):
         """
         return get_runtime().call_states.cancel(self.message_id)
 
+    async def acancel(self) -> bool:
+        """:meth:`cancel` for asyncio code: the store's one atomic write runs in a thread, the loop keeps running."""
+        return await asyncio.to_thread(self.cancel)
+
     def state(self) -> str:
         """Where the call stands: ``scheduled``, ``pending`` (queued), ``started``, ``success``, ``failure``
         or ``cancelled``; ``pending`` also for an id nobody knows (ids are not recorded at send).

@@ -1,7 +1,8 @@
 """A call's checks, made in the caller before anything is enqueued: method, params, headers, options.
 
 A typo fails at ``send()`` (or as the gateway's 422), not minutes later in a
-worker.  The per-call options' schema (:data:`OPTIONS`) and its ceilings live
+worker.  The delay of a call for later is checked here too, for ``URL.send_in``/``send_at`` (and their
+``asend`` twins) and the outbox's writers alike.  The per-call options' schema (:data:`OPTIONS`) and its ceilings live
 here too: a worker reads a message's options through the same checks
 (:mod:`dispatch.settings`), so a value past a ceiling cannot reach it either.
 The URL's own check is :mod:`dispatch.urlsafety`'s.
@@ -13,6 +14,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 from .urlsafety import check_url
@@ -213,3 +215,21 @@ def shape_options(headers: Mapping[str, Any] | None, body: str) -> dict[str, Any
 def sends_json(method: str, options: Mapping[str, Any]) -> bool:
     """Whether a call's params travel as a JSON body: asked for, and the method has a body (GET never)."""
     return method != "GET" and options.get("body") == "json"
+
+
+#: The longest delay ``send_in``/``send_at`` accept, in seconds (30 days).
+MAX_DELAY = 30 * 24 * 3600
+
+
+def check_delay(seconds: float) -> float:
+    """Return ``seconds`` if a call may wait that long before it is performed (0 to :data:`MAX_DELAY`)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= MAX_DELAY:
+        raise ValueError(f"send_in() takes 0 to {MAX_DELAY} seconds, not {seconds!r}")
+    return seconds
+
+
+def seconds_until(when: datetime) -> float:
+    """Seconds from now to ``when``, an aware datetime (0 for one in the past), as ``send_at`` reads it."""
+    if not isinstance(when, datetime) or when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"send_at() takes a timezone-aware datetime, not {when!r}")
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from typing import Any
 
 import dramatiq
@@ -23,7 +22,10 @@ from dramatiq.common import current_millis, dq_name
 
 from ..actor import default_dispatcher
 from ..result import CallResult
-from ..url import MAX_DELAY, URL
+from ..url import URL
+from ..validation import check_delay, seconds_until
+
+__all__ = ["call_message", "is_scheduled", "seconds_until"]
 
 
 def call_message(url: URL | str, params: Mapping[str, Any], delay: float | None = None) -> CallResult:
@@ -38,17 +40,8 @@ def call_message(url: URL | str, params: Mapping[str, Any], delay: float | None 
     message = dispatcher.message_with_options(args=(str(url), url.method, dict(params), url.options))
     if delay is None:
         return message
-    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= MAX_DELAY:
-        raise ValueError(f"send_in() takes 0 to {MAX_DELAY} seconds, not {delay!r}")
-    eta = current_millis() + math.ceil(delay * 1000)
+    eta = current_millis() + math.ceil(check_delay(delay) * 1000)
     return dataclasses.replace(message, queue_name=dq_name(message.queue_name), options={**message.options, "eta": eta})
-
-
-def seconds_until(when: datetime) -> float:
-    """Seconds from now to ``when``, an aware datetime (0 for one in the past), as ``URL.send_at`` reads it."""
-    if not isinstance(when, datetime) or when.tzinfo is None or when.utcoffset() is None:
-        raise ValueError(f"send_at() takes a timezone-aware datetime, not {when!r}")
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 def is_scheduled(message: dramatiq.Message, now_ms: int) -> bool:
