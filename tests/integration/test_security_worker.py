@@ -44,8 +44,11 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.server.seen.append({k.lower(): v for k, v in self.headers.items()})
         self.server.behaviour(self)
+
+    do_POST = do_GET
 
     def log_message(self, *args):
         pass
@@ -170,3 +173,38 @@ def test_a_redirect_to_another_host_carries_no_signature_or_credentials(make_wor
     credentials = {"webhook-id", "webhook-timestamp", "webhook-signature", "authorization"}
     assert credentials <= redirecting.seen[0].keys()  # the origin got them
     assert not credentials & landing.seen[0].keys()  # the other host did not
+
+
+# -- what a destination entry adds stays with its host -------------------------------------------------
+
+
+def test_a_destinations_headers_stay_with_their_host_when_it_redirects_to_another(make_worker, serve, tmp_path):
+    landing = serve(lambda handler: answer(handler, body=SUCCESS))
+    shop = serve(
+        lambda handler: answer(handler, 302, Location=f"{landing.base}/landing")
+    )  # another port: another origin
+    destinations = tmp_path / "destinations.toml"
+    destinations.write_text(
+        f'[destinations."127.0.0.1:{shop.port}"]\n'
+        'headers = { X-Shop-Token = "${SHOP_TOKEN}", X-Shopify-Access-Token = "shpat-4711", '
+        'Api-Key = "api-key-4711", PRIVATE-TOKEN = "glpat-4711", X-Tenant = "acme" }\n'
+        f'[destinations."127.0.0.1:{landing.port}"]\n'
+        'headers = { X-Landing-Token = "landing-4711" }\n'
+    )
+    worker = make_worker(DISPATCH_DESTINATIONS=str(destinations), SHOP_TOKEN="shop-token-4711")
+    assert worker.send(f"{shop.base}/start").get(timeout=30) == "reached"
+
+    shop_headers = {"x-shop-token", "x-shopify-access-token", "api-key", "private-token", "x-tenant"}
+    assert shop_headers <= shop.seen[0].keys()
+    assert not shop_headers & landing.seen[0].keys(), landing.seen[0]
+    assert landing.seen[0]["x-landing-token"] == "landing-4711"  # the new host's own entry
+
+
+def test_a_body_never_follows_a_307_to_another_origin(make_worker, serve):
+    landing = serve(lambda handler: answer(handler, body=SUCCESS))
+    moved = serve(lambda handler: answer(handler, 307, Location=f"{landing.base}/landing"))
+    worker = make_worker(DISPATCH_MAX_ATTEMPTS="1")
+    with pytest.raises(DestinationRefused, match="body to another origin"):
+        worker.send(f"{moved.base}/pay", "POST", {"card": "4242 4242 4242 4242"}).get(timeout=30)
+    assert len(moved.seen) == 1
+    assert landing.seen == []
