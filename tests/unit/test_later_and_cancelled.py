@@ -41,7 +41,6 @@ def test_cancel_and_state_through_the_stub_worker():
         assert issubclass(CallCancelled, DispatchError)
 
 
-
 def test_the_stub_worker_keeps_every_attempt_and_never_replaces_an_outcome(server):
     with stub_worker():
         handle = URL(f"{server.base}/redirect/503?to=x", max_attempts=2, retry_schedule=[0.1]).send()

@@ -1,0 +1,182 @@
+"""The call record's state machine, model-checked against a real Redis (hypothesis' stateful testing).
+
+Any interleaving of send (now or later), claim, attempts (reaching the wire
+or not), cancel, finish (success or failure), redelivery, a scheduled wait
+and the expiry of a finished record keeps the promises:
+
+* ``cancel()`` True => no attempt of the call ever reaches the wire, and it answers True again;
+* one final outcome per call; a stored outcome is never replaced;
+* the state Redis keeps is the model's; attempts are numbered 1..n over the call's life.
+
+Redis db 9 (the integration tests' own), under a key namespace of this test run's own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+import pytest
+import redis
+from dramatiq.encoder import JSONEncoder
+from dramatiq.results.result import wrap_exception
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
+
+from dispatch.errors import RemoteExecuteError
+from dispatch.results.states import CANCELLED, CLAIMED, DONE, STARTED, WAITING, RedisCallStates
+
+from .support import TEST_ENV
+
+pytestmark = pytest.mark.integration
+
+_CLIENT = redis.Redis.from_url(TEST_ENV["DISPATCH_RESULTS_URL"], socket_timeout=10)
+_ENCODER = JSONEncoder()
+_NAMESPACE = f"dispatch-model-{uuid.uuid4().hex[:8]}"
+
+
+@dataclasses.dataclass
+class Model:
+    state: str | None = None
+    outcome: object = None  # the one final outcome, once there is one
+    wire: bool = False  # an attempt reached the wire
+    cancelled: bool = False
+    attempts: int = 0  # attempts made over the call's life
+    delivery: list[dict] = dataclasses.field(default_factory=list)  # the current delivery's, not yet written
+
+
+class CallRecordMachine(RuleBasedStateMachine):
+    calls = Bundle("calls")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.states = RedisCallStates(_CLIENT, 60_000, _ENCODER, _NAMESPACE)
+        self.model: dict[str, Model] = {}
+
+    # -- the caller --------------------------------------------------------------------------
+
+    @precondition(lambda self: len(self.model) < 2)  # few calls, so the steps meet on the same ones
+    @rule(target=calls, delay_ms=st.sampled_from([0, 0, 5_000, 3_600_000]))
+    def send(self, delay_ms: int) -> str:
+        call_id = uuid.uuid4().hex
+        self.model[call_id] = Model()
+        if delay_ms:
+            self.states.schedule(call_id, delay_ms)
+            self.model[call_id].state = "scheduled"
+        return call_id
+
+    @rule(call_id=calls)
+    def cancel(self, call_id: str) -> None:
+        model = self.model.get(call_id)
+        if model is None:
+            return  # expired and forgotten
+        cancelled = self.states.cancel(call_id)
+        if model.cancelled:
+            assert cancelled, "a cancelled call answers True again"
+        elif model.wire or model.state == STARTED or model.outcome is not None:
+            assert not cancelled, "a call that may be on the wire, or is done, cannot be cancelled"
+        else:
+            assert cancelled
+        if cancelled and not model.cancelled:
+            model.cancelled, model.state = True, CANCELLED
+            model.outcome = wrap_exception(Exception("cancelled"))
+
+    # -- the worker --------------------------------------------------------------------------
+
+    @rule(call_id=calls)
+    def claim(self, call_id: str) -> None:
+        """A delivery (the first, a scheduled one, or a redelivery after a lost ack) is claimed."""
+        model = self.model.get(call_id)
+        if model is None:
+            return  # expired and forgotten
+        verdict = self.states.claim(call_id, "worker", 60_000)
+        if model.cancelled:
+            assert verdict == CANCELLED
+        elif model.outcome is not None:
+            assert verdict == DONE
+        else:
+            assert verdict == CLAIMED
+            model.state, model.delivery = STARTED, []
+
+    @rule(call_id=calls, wire=st.booleans())
+    def attempt(self, call_id: str, wire: bool) -> None:
+        model = self.model.get(call_id)
+        if model is None:
+            return  # expired and forgotten
+        if model.state != STARTED:
+            return  # only a claimed delivery makes attempts
+        assert not model.cancelled, "an attempt of a cancelled call"
+        model.delivery.append({"at": "t", "status_code": 503 if wire else None, "error": "X", "wire": wire})
+        model.wire = model.wire or wire
+
+    @rule(call_id=calls, delay_ms=st.sampled_from([1_000, 86_400_000]))
+    def reschedule(self, call_id: str, delay_ms: int) -> None:
+        model = self.model.get(call_id)
+        if model is None:
+            return  # expired and forgotten
+        if model.state != STARTED:
+            return
+        self.states.wait(call_id, delay_ms, model.delivery)
+        model.attempts += len(model.delivery)
+        if not model.delivery:
+            model.wire = True  # a delivery without attempts on record: assumed on the wire
+        model.delivery = []
+        if model.outcome is None:
+            model.state = WAITING
+
+    @rule(call_id=calls, success=st.booleans())
+    def finish(self, call_id: str, success: bool) -> None:
+        """A delivery ends -- or a second delivery of a finished call (a redelivery after a lost ack) does."""
+        model = self.model.get(call_id)
+        if model is None or model.cancelled or (model.state != STARTED and model.outcome is None):
+            return
+        outcome = {"n": model.attempts} if success else wrap_exception(RemoteExecuteError("no"))
+        stored = self.states.finish(call_id, outcome, 60_000, model.delivery)
+        model.attempts += len(model.delivery)
+        model.delivery = []
+        assert stored == (model.outcome is None)
+        if stored:
+            model.outcome, model.state = outcome, "success" if success else "failure"
+
+    @rule(call_id=calls)
+    def expire(self, call_id: str) -> None:
+        """A finished record runs out its TTL (PEXPIRE 1 ms); the call is forgotten."""
+        model = self.model.get(call_id)
+        if model is None or model.outcome is None:
+            return  # not finished: it lives while it can still run
+        for key in self.states.keys(call_id):
+            _CLIENT.pexpire(key, 1)
+        del self.model[call_id]
+
+    # -- what must always hold ---------------------------------------------------------------
+
+    @invariant()
+    def the_record_is_the_model(self) -> None:
+        for call_id, model in self.model.items():
+            result_key = self.states.keys(call_id)[1]
+            assert self.states.state(call_id) == model.state, call_id
+            stored = [_ENCODER.decode(entry) for entry in _CLIENT.lrange(result_key, 0, -1)]
+            if model.outcome is None:
+                assert stored == []
+            elif model.cancelled:
+                assert len(stored) == 1 and stored[0]["exn"]["type"] == "CallCancelled"
+            else:
+                assert stored == [model.outcome], "one final outcome, never replaced"
+            if model.cancelled:
+                assert not model.wire, "cancel() answered True for a call that reached the wire"
+            numbers = [attempt["attempt"] for attempt in self.states.attempts(call_id)]
+            assert numbers == list(range(1, model.attempts + 1))
+
+
+CallRecordMachine.TestCase.settings = settings(
+    max_examples=30, stateful_step_count=20, deadline=None, suppress_health_check=list(HealthCheck)
+)
+
+
+def test_the_call_record_keeps_its_promises() -> None:
+    try:
+        CallRecordMachine.TestCase().runTest()
+    finally:
+        for key in _CLIENT.scan_iter(f"{_NAMESPACE}:*", count=1000):
+            _CLIENT.delete(key)
