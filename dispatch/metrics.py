@@ -288,6 +288,10 @@ def serve_metrics() -> None:
     flow = runtime.flow_control  # None without limits in the destinations file
     if flow is not None:
         registry.register(HostsCollector(flow))
+    if settings.outbox_url:  # its backlog, read at each scrape (the outbox extra, which DISPATCH_OUTBOX_URL implies)
+        from .outbox.metrics import OutboxCollector
+
+        registry.register(OutboxCollector(settings.outbox_url))
     try:
         _server, thread = start_http_server(port, host, registry)
     except OSError as exc:  # the port is taken: the worker goes on, without metrics

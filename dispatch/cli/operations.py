@@ -1,5 +1,8 @@
 """Running dispatch: ``dispatch hosts`` and ``status`` (what the destinations and queues hold), ``worker``, ``gateway``.
 
+``status`` also shows the outbox's backlog when ``DISPATCH_OUTBOX_URL`` is set: calls committed
+and not yet relayed are calls too, only not in RabbitMQ yet.
+
 Each command imports what it needs (the runtime, the management API client,
 the gateway) when it runs, so ``dispatch --help`` loads none of it.
 """
@@ -11,21 +14,33 @@ import os
 import sys
 import time
 from contextlib import nullcontext, suppress
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from ..cluster import vhost_of
 from ..destinations import load_destinations
 from ..errors import ConfigurationError
 from ..settings import Settings
 from .common import JsonOption, broker_cluster_name, flag, load_settings, reading_outcomes
-from .output import EXIT_USAGE, Output, broker_location, explain_broker_error, hosts_table, status_line, status_table
+from .output import (
+    EXIT_USAGE,
+    Output,
+    broker_location,
+    explain_broker_error,
+    hosts_table,
+    plain_line,
+    redis_location,
+    status_line,
+    status_table,
+)
 
 if TYPE_CHECKING:
     from rich.live import Live
 
     from ..management import Management
+    from ..outbox import Backlog
 
 CORES = os.cpu_count() or 1
 
@@ -86,7 +101,10 @@ def status(
     DISPATCH_BROKER_URL.  It fails, rather than describe another RabbitMQ,
     when that broker cannot be reached or the API belongs to another one.
     RabbitMQ refreshes these numbers every few seconds.  With --watch --json,
-    one JSON line per refresh.
+    one JSON line per refresh.  When DISPATCH_OUTBOX_URL is set, the outbox's
+    backlog too: calls committed and not yet relayed, and the age of the
+    oldest (`outbox`, `outbox_oldest_age` fields; `"outbox": {"calls",
+    "oldest_age"}` in JSON).
     """
     output = Output(as_json)
     settings = load_settings(output)
@@ -94,9 +112,11 @@ def status(
         output.fail("DISPATCH_BROKER_URL is stub://: there is no RabbitMQ to ask", EXIT_USAGE)
     management = _management(settings)
     _check_same_broker(output, settings, management)
+    _warn_if_store_evicts(output, settings)
     vhost = vhost_of(settings.broker_url)
+    outbox = bool(settings.outbox_url)
     if not watch:
-        _show_status(output, management, vhost, settings.queue)
+        _show_status(output, management, vhost, settings.queue, outbox=outbox)
         return
     live = None
     if output.tty:
@@ -108,8 +128,21 @@ def status(
         while iterations is None or shown < iterations:
             if shown:
                 time.sleep(interval)  # the refresh period asked for, not a synchronisation
-            _show_status(output, management, vhost, settings.queue, live)
+            _show_status(output, management, vhost, settings.queue, live, outbox=outbox)
             shown += 1
+
+
+def _warn_if_store_evicts(output: Output, settings: Settings) -> None:
+    """Name a results store whose maxmemory-policy may evict outcomes (workers log it at boot); quiet if unknown."""
+    if settings.results_url.startswith("stub:"):
+        return
+    from ..redis_connect import connect, eviction_warning  # redis-py: loaded by this command only
+
+    password = settings.sentinel_password or None
+    client = connect(settings.results_url, sentinel_password=password, socket_timeout=2, socket_connect_timeout=2)
+    warning = eviction_warning(client)
+    if warning:
+        output.note(f"[bold yellow]warning:[/] {escape(redis_location(settings.results_url))}: {escape(warning)}")
 
 
 def _management(settings: Settings) -> Management:
@@ -147,22 +180,52 @@ def _check_same_broker(output: Output, settings: Settings, management: Managemen
         )
 
 
-def _show_status(output: Output, management: Management, vhost: str, queue: str, live: Live | None = None) -> None:
-    """One snapshot: a table on a terminal (in ``live`` when watching), one line in a pipe, one JSON document."""
+def _show_status(
+    output: Output, management: Management, vhost: str, queue: str, live: Live | None = None, *, outbox: bool = False
+) -> None:
+    """One snapshot: a table on a terminal (in ``live`` when watching), one line in a pipe, one JSON document.
+
+    With ``outbox``, the backlog of DISPATCH_OUTBOX_URL's outbox too.
+    """
     from ..management import ManagementError
 
     try:
         current = management.dispatch_status(vhost, queue)
     except ManagementError as exc:
         output.fail(exc)
+    waiting = _outbox_backlog(output) if outbox else None
     if output.as_json:
-        output.json(current.summary())
-    elif output.tty and live is not None:
-        live.update(status_table(current), refresh=True)
-    elif output.tty:
-        output.out.print(status_table(current))
+        extra = {} if waiting is None else {"outbox": {"calls": waiting.calls, "oldest_age": waiting.oldest_age}}
+        output.json({**current.summary(), **extra})
+        return
+    if not output.tty:
+        line = status_line(current.summary())
+        if waiting is not None:
+            line = "\t".join([line, plain_line(f"outbox={waiting.calls}", f"outbox_oldest_age={_age(waiting)}")])
+        print(line, flush=True)
+        return
+    from rich.console import Group
+
+    shown: Any = status_table(current)
+    if waiting is not None:
+        age = "" if waiting.oldest_age is None else f", the oldest for {waiting.oldest_age:.1f}s"
+        shown = Group(shown, f"outbox: {waiting.calls} call(s) committed, not yet relayed{age}")
+    if live is not None:
+        live.update(shown, refresh=True)
     else:
-        print(status_line(current.summary()), flush=True)
+        output.out.print(shown)
+
+
+def _outbox_backlog(output: Output) -> Backlog:
+    """The backlog of DISPATCH_OUTBOX_URL's outbox (exits 1 naming the database when it cannot be read)."""
+    from .outbox import _outbox  # the outbox commands' own opening: the extra checked, failures named
+
+    with _outbox(output, "dispatch_outbox") as outbox:
+        return outbox.backlog()
+
+
+def _age(waiting: Backlog) -> str:
+    return "-" if waiting.oldest_age is None else f"{waiting.oldest_age:.3f}"
 
 
 def worker(
