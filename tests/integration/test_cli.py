@@ -328,6 +328,8 @@ def test_hosts_without_a_destinations_file_shows_the_hosts_with_live_state(redis
             "in_flight": 2,
             "breaker": "off",
             "failures": 0,
+            "holders": [],  # a counter from before leases: a count, no holders known
+            "probe": None,
         } in (json.loads(done.stdout))
         plain = dispatch("hosts", env={"DISPATCH_DESTINATIONS": ""})
         assert plain.returncode == 0 and f"{host}\t-\t-\t2\toff\t0" in plain.stdout.splitlines()
