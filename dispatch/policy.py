@@ -33,6 +33,7 @@ import urllib3
 from urllib3.util import Url
 
 from .errors import DestinationRefused
+from .redaction import redact_url
 from .urlsafety import parse_target, port_of
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -161,10 +162,11 @@ class DestinationPolicy:
         attempt).
         """
         if isinstance(target, str):
+            url = target
             try:
-                target = parse_target(target)
+                target = parse_target(url)
             except ValueError as exc:
-                raise DestinationRefused(f"{target} refused: {exc}") from None
+                raise DestinationRefused(f"{redact_url(url)} refused: {exc}") from None
         host = (target.host or "").strip("[]").rstrip(".")
         port = port_of(target)
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -175,7 +177,7 @@ class DestinationPolicy:
             rule = address_rule(address)
             if rule and not self.allows(address):
                 raise DestinationRefused(
-                    f"{target.url} refused: {host} resolves to {address}, a {rule} address "
+                    f"{redact_url(target.url)} refused: {host} resolves to {address}, a {rule} address "
                     "(DISPATCH_DENY_PRIVATE; allow it with DISPATCH_ALLOWED_HOSTS)"
                 )
         return str(addresses[0])

@@ -105,12 +105,17 @@ REDACTED_LOGGERS = (
 
 
 def install_log_redaction(*names: str) -> None:
-    """Put a :class:`RedactingFilter` on each named logger (once), ``REDACTED_LOGGERS`` by default.
+    """Put a :class:`RedactingFilter` on each named logger (once); by default on ``REDACTED_LOGGERS`` and more.
 
     A filter on a logger sees only records logged through that very logger
     (not its children's), so each logger that may carry a secret is named.
+    Called without names (a worker process at boot, once dramatiq has set up
+    its logging), it also filters every handler of the root logger: whatever
+    logger a record comes from, it is redacted on its way out.
     """
-    for name in names or REDACTED_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(existing, RedactingFilter) for existing in logger.filters):
-            logger.addFilter(RedactingFilter())
+    targets: list[logging.Filterer] = [logging.getLogger(name) for name in names or REDACTED_LOGGERS]
+    if not names:
+        targets += logging.getLogger().handlers
+    for target in targets:
+        if not any(isinstance(existing, RedactingFilter) for existing in target.filters):
+            target.addFilter(RedactingFilter())

@@ -3,7 +3,10 @@
 Operators grep worker logs by message id; dramatiq's own lines name the
 actor but not the outcome, so this is the line that says what happened.
 The URL is written with its password masked, and the logger redacts the
-whole line (:mod:`dispatch.redaction`).
+whole line (:mod:`dispatch.redaction`).  At each worker process's boot the
+middleware puts the redacting filter on dramatiq's loggers and the process's
+log handlers too: dramatiq's own lines name a failed message's arguments,
+URL and all.
 """
 
 from __future__ import annotations
@@ -14,13 +17,16 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 
 from ..call import Call, is_call
-from ..redaction import get_logger, redact_url
+from ..redaction import get_logger, install_log_redaction, redact_url
 
 call_log = get_logger("dispatch.calls")
 
 
 class CallLog(dramatiq.Middleware):
-    """One INFO line per finished call: its id, method and URL, and the outcome."""
+    """One INFO line per finished call: its id, method and URL, and the outcome; every log line redacted."""
+
+    def after_process_boot(self, broker: dramatiq.Broker) -> None:
+        install_log_redaction()
 
     def after_process_message(
         self, broker: dramatiq.Broker, message: MessageProxy, *, result: Any = None, exception: Any = None
