@@ -9,16 +9,18 @@ acked silently.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from dispatch import TransportError
-from dispatch.settings import Settings
 from dispatch.results import results_backend
+from dispatch.settings import Settings
 
 from .support import VHOST, free_port, queue_depth, rabbitmqctl, unique_key, wait_for
 
@@ -37,7 +39,9 @@ class PrivateRedis:
     def start(self) -> None:
         command = [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
         self.process = subprocess.Popen(
-            [*command, "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [*command, "--save", "", "--appendonly", "no", "--enable-debug-command", "local"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for(lambda: self.cli("PING") == "PONG", 20, "the private redis-server to answer")
 
@@ -70,9 +74,17 @@ def _queues_empty(queue: str) -> bool:
     return all(queue_depth(name) == 0 for name in (queue, f"{queue}.DQ", f"{queue}.XQ"))
 
 
-def test_an_outcome_not_stored_while_redis_is_down_is_performed_again_not_acked(
-    make_worker, python_endpoint, private_redis
-):
+@contextlib.contextmanager
+def writes_paused(redis: PrivateRedis, ms: int) -> Iterator[None]:
+    """``CLIENT PAUSE <ms> WRITE`` on the private Redis; always ``CLIENT UNPAUSE`` at the end."""
+    assert redis.cli("CLIENT", "PAUSE", str(ms), "WRITE") == "OK"
+    try:
+        yield
+    finally:
+        redis.cli("CLIENT", "UNPAUSE")
+
+
+def test_an_outcome_in_hand_is_stored_later_not_earned_again(make_worker, python_endpoint, private_redis):
     worker = make_worker(
         ready=False,
         DISPATCH_RESULTS_URL=private_redis.url,
@@ -82,16 +94,35 @@ def test_an_outcome_not_stored_while_redis_is_down_is_performed_again_not_acked(
     key = unique_key()
     handle = worker.send(python_endpoint.url("/slow"), params={"ms": 1500, "key": key})
     wait_for(lambda: python_endpoint.hits(key) == 1, 60, "the call to be in flight")
-    private_redis.stop()  # the store goes away while the endpoint is answering
-
-    wait_for(lambda: python_endpoint.hits(key) >= 2, 60, "the call to be performed again")
-    assert "could not be stored" in worker.log()
-    private_redis.start()
+    with writes_paused(private_redis, 8000):  # from before the answer until well past the patience
+        wait_for(lambda: "could not be stored" in worker.log(), 30, "the store to give up")
+        time.sleep(8)
 
     assert private_redis.outcome(handle) == "slow"
-    ids = json.loads(python_endpoint_get(python_endpoint, f"/call_ids/{key}"))["retval"]
-    assert set(ids) == {handle.message_id}  # every performance carried the same Idempotency-Key
+    assert python_endpoint.hits(key) == 1  # the answer the worker had was stored, the endpoint not called again
+    assert "travels with the message" in worker.log()
     wait_for(lambda: _queues_empty(worker.queue), 30, "nothing left in the queue, .DQ or .XQ")
+
+
+def test_a_cancelled_call_whose_claim_cannot_be_written_is_never_sent(make_worker, python_endpoint, private_redis):
+    from dispatch.actor import default_dispatcher
+
+    worker = make_worker(ready=False, DISPATCH_RESULTS_URL=private_redis.url, DISPATCH_RESULTS_WRITE_TIMEOUT="1")
+    states = results_backend(Settings.from_env({"DISPATCH_RESULTS_URL": private_redis.url})).states
+    key = unique_key()
+    message = default_dispatcher().message(python_endpoint.url("/multiply"), "GET", {"x": 1, "y": 1, "key": key})
+    message = message.copy(queue_name=worker.queue)
+    states.schedule(message.message_id, 4000)
+    default_dispatcher().broker.enqueue(message, delay=4000)
+    assert states.cancel(message.message_id) is True
+    time.sleep(2)
+    with writes_paused(private_redis, 12000):  # around the call's due time
+        wait_for(lambda: "cannot record that it starts" in worker.log(), 30, "a claim that cannot be written")
+        assert python_endpoint.hits(key) == 0
+    wait_for(lambda: f"call {message.message_id} GET" in worker.log() and "cancelled: not sent" in worker.log(), 60,
+             "the claim, once Redis writes again, to find the call cancelled")  # fmt: skip
+    assert python_endpoint.hits(key) == 0  # never sent, though Redis stalled at the claim
+    assert states.cancel(message.message_id) is True
 
 
 def test_a_hung_redis_does_not_hold_the_worker_thread(make_worker, python_endpoint, private_redis):
@@ -108,12 +139,17 @@ def test_a_hung_redis_does_not_hold_the_worker_thread(make_worker, python_endpoi
     sleeper = subprocess.Popen(["redis-cli", "-p", str(private_redis.port), "DEBUG", "SLEEP", "12"])
     try:
         # With one thread, a second call runs only once the first let go of it: long before Redis wakes up.
-        other = unique_key()
-        worker.send(python_endpoint.url("/slow"), params={"ms": 10, "key": other})
-        wait_for(lambda: python_endpoint.hits(other) >= 1, 9, "the worker thread to be free while Redis hangs")
+        # It cannot be claimed while Redis hangs, so it waits (fail closed) -- but it is taken up at once.
+        other = worker.send(python_endpoint.url("/slow"), params={"ms": 10})
+        wait_for(
+            lambda: f"call {other.message_id}: cannot record that it starts" in worker.log(),
+            9,
+            "the worker thread to be free while Redis hangs",
+        )
     finally:
         sleeper.wait(30)
     assert private_redis.outcome(hung) == "slow"
+    assert private_redis.outcome(other) == "slow"
 
 
 def test_a_scheduled_delivery_that_cannot_be_queued_is_dead_lettered_not_acked(make_worker, python_endpoint):
