@@ -19,6 +19,8 @@ Hierarchy (Celery's ``celery.task.http`` names, kept for familiarity)::
      +-- ResultTimeout                 res.get() gave up waiting (also a TimeoutError)
      +-- ConfigurationError            an environment variable could not be parsed
      +-- BrokerUnavailable             RabbitMQ unreachable within DISPATCH_SEND_TIMEOUT; not sent
+     |    +-- BrokerAccessRefused      RabbitMQ refused the login or the vhost; not sent, not retried
+     |    +-- PublishBlocked           RabbitMQ blocks publishers (memory or disk alarm); not confirmed
      +-- PublishRefused                RabbitMQ refused the message; not sent
 """
 
@@ -77,6 +79,23 @@ class ConfigurationError(DispatchError, ValueError):
 
 class BrokerUnavailable(DispatchError):
     """RabbitMQ could not be reached within ``DISPATCH_SEND_TIMEOUT``; the call was not sent."""
+
+
+class BrokerAccessRefused(BrokerUnavailable):
+    """RabbitMQ refused the login (``ACCESS_REFUSED``: wrong user or password) or the vhost; not retried, not sent."""
+
+
+class PublishBlocked(BrokerUnavailable):
+    """RabbitMQ blocks publishers (a memory or disk alarm) and confirmed nothing within the publish's timeout.
+
+    What was handed over unconfirmed stays in RabbitMQ's hands: it may still be
+    queued when the alarm clears.  ``message_ids`` names those messages (empty
+    when the publisher did not know them).
+    """
+
+    def __init__(self, message: str, message_ids: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.message_ids = list(message_ids)
 
 
 class PublishRefused(DispatchError):

@@ -28,13 +28,26 @@ lasts is a real refusal -- the queue at its length limit -- and raises
 :class:`PublishRefused`.  Errors name what happened: the nodes that could
 not be reached (``host:port``, never a password), a queue whose home node
 is down, or the refusal.
+
+Waits end, and failures are exact:
+
+* RabbitMQ blocking publishers (a memory or disk alarm) is not waited out:
+  after ``DISPATCH_SEND_TIMEOUT`` with no confirm the publish raises
+  :class:`PublishBlocked`, naming the alarm and the fix, and the ids of the
+  calls handed over unconfirmed -- RabbitMQ may still queue them when the
+  alarm clears (:mod:`dispatch.brokers.rabbitmq`).
+* A refused login (``ACCESS_REFUSED``) or vhost raises
+  :class:`BrokerAccessRefused` at once: trying again cannot help.
+* While RabbitMQ refuses connections, the first failed try is reported at
+  once -- one WARNING, or the caller's ``on_wait`` (which may give up by
+  raising) -- and the publish keeps trying for its patience.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import dramatiq
@@ -44,8 +57,10 @@ import tenacity
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.errors import BrokerConnectionError, ConnectionClosed
 
+from .brokers.rabbitmq import BLOCKED_ADVICE
 from .cluster import describe_nodes
-from .errors import BrokerUnavailable, PublishRefused
+from .errors import BrokerAccessRefused, BrokerUnavailable, PublishBlocked, PublishRefused
+from .redaction import redact
 from .settings import Settings
 from .upstream import async_channel, declare_again, publish_properties, reset_connection
 
@@ -83,37 +98,76 @@ def check_message_size(message: dramatiq.Message, settings: Settings, what: str)
         )
 
 
-def publish(broker: dramatiq.Broker, message: M, delay: int | None, patience: float) -> M:
+def publish(
+    broker: dramatiq.Broker,
+    message: M,
+    delay: int | None,
+    patience: float,
+    *,
+    on_wait: Callable[[str], None] | None = None,
+) -> M:
     """Enqueue ``message`` and return it once RabbitMQ confirmed it.
 
     While the broker is unreachable (restarting, failing over to another
     node) keep trying for up to ``patience`` seconds, then raise
     BrokerUnavailable; a refusal is retried for :data:`NACK_PATIENCE`, then
-    raises PublishRefused.  A caller gets either a confirmed message or an
-    error, never a handle for a call that was not stored.
+    raises PublishRefused; a refused login raises BrokerAccessRefused at once,
+    and a blocked publisher PublishBlocked when its timeout runs out.  A
+    caller gets either a confirmed message or an error, never a handle for a
+    call that was not stored.
+
+    ``on_wait(what)`` hears once, after the first try that found RabbitMQ
+    unreachable, what is wrong (e.g. "RabbitMQ refuses connections at
+    127.0.0.1:5672"); it may raise to give up at once.  By default a WARNING
+    is logged.
     """
+    started = time.monotonic()
     try:
-        return cast(M, broker.enqueue(message, delay=delay))  # the usual case, without building a retry loop
+        return _enqueue(broker, message, delay, started)  # the usual case, without building a retry loop
     except BrokerConnectionError as exc:
         error = exc
-    started, pause = time.monotonic(), 0.05
+    pause, told = 0.05, False
     while True:
         kind = _kind(error)
+        if kind == "login":
+            raise BrokerAccessRefused(
+                f"{_what_failed(kind, error, broker, message.queue_name)}; call {message.message_id} was not sent"
+            ) from None
         budget = min(patience, NACK_PATIENCE) if kind == "refused" else patience
         left = budget - (time.monotonic() - started)
         if left <= 0:
             if kind == "refused":
                 raise _refusal(message, time.monotonic() - started) from None
             raise BrokerUnavailable(
-                f"{_what_failed(kind, error, broker, message.queue_name)} for {patience:g}s "
+                f"{_what_failed(kind, error, broker, message.queue_name)}; tried for {patience:g}s "
                 f"(DISPATCH_SEND_TIMEOUT), call {message.message_id} was not sent"
             ) from None
+        if kind == "unreachable" and not told:
+            told = True
+            what = _what_failed(kind, error, broker, message.queue_name)
+            if on_wait is None:
+                logger.warning("%s; trying again for up to %gs (DISPATCH_SEND_TIMEOUT)", what, patience)
+            else:
+                on_wait(what)
         time.sleep(min(pause, left))
         pause = min(pause * 2, 1.0)
         try:
-            return cast(M, broker.enqueue(message, delay=delay))
+            return _enqueue(broker, message, delay, started)
         except BrokerConnectionError as exc:
             error = exc
+
+
+def _enqueue(broker: dramatiq.Broker, message: M, delay: int | None, started: float) -> M:
+    """``broker.enqueue``; a blocked publish raises PublishBlocked naming the call (it may be queued later)."""
+    try:
+        return cast(M, broker.enqueue(message, delay=delay))
+    except PublishBlocked:
+        raise PublishBlocked(
+            f"{BLOCKED_ADVICE}. Call {message.message_id} was not confirmed within "
+            f"{time.monotonic() - started:.0f}s (DISPATCH_SEND_TIMEOUT): RabbitMQ holds it and may queue it "
+            "when the alarm clears",
+            [message.message_id],
+        ) from None
 
 
 def publish_many(
@@ -131,9 +185,21 @@ def publish_many(
         for attempt in _reconnecting(patience):
             with attempt:
                 batch.publish_unconfirmed()
+    except PublishBlocked:
+        unconfirmed = list(batch.unconfirmed)
+        raise PublishBlocked(
+            f"{BLOCKED_ADVICE}. {len(unconfirmed)} of {len(messages)} calls were not confirmed within "
+            f"{patience:g}s (DISPATCH_SEND_TIMEOUT): RabbitMQ holds them and may queue them when the alarm "
+            "clears (exc.message_ids); the others were sent",
+            unconfirmed,
+        ) from None
     except BrokerConnectionError as exc:
+        if _kind(exc) == "login":
+            raise BrokerAccessRefused(
+                f"{_what_failed('login', exc, broker, messages[0].queue_name)}; none of {len(messages)} calls were sent"
+            ) from None
         raise BrokerUnavailable(
-            f"{_what_failed(_kind(exc), exc, broker, messages[0].queue_name)} for {patience:g}s "
+            f"{_what_failed(_kind(exc), exc, broker, messages[0].queue_name)}; tried for {patience:g}s "
             f"(DISPATCH_SEND_TIMEOUT): {len(batch.unconfirmed)} of {len(messages)} calls were not confirmed, "
             "the others were sent"
         ) from None
@@ -161,6 +227,9 @@ class _ConfirmedBatch:
         self.broker = broker
         self.window = max(1, window)
         self.patience = patience
+        # A blocked connection is dropped by pika after the broker's blocked_timeout, which tells a blocked
+        # publisher (PublishBlocked) apart; a confirm missing for longer is a connection gone quiet.
+        self.confirm_patience = max(patience, getattr(broker, "blocked_timeout", None) or 0.0) + 1.0
         self.unconfirmed = {message.message_id: message for message in messages}
         self.refused: dict[str, dramatiq.Message] = {}
         self._in_flight: dict[int, dramatiq.Message] = {}  # delivery tag -> message, in publish order
@@ -189,6 +258,9 @@ class _ConfirmedBatch:
                     if unroutable_rounds >= 3:
                         self.refused.update(self.unconfirmed)  # still unroutable: not stored, so not sent
                         self.unconfirmed.clear()
+        except pika.exceptions.ConnectionBlockedTimeout:
+            reset_connection(self.broker)
+            raise PublishBlocked(BLOCKED_ADVICE) from None  # publish_many says which calls
         except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError) as exc:
             logger.warning(
                 "lost the RabbitMQ connection with %d calls unconfirmed (%s); they will be published again",
@@ -229,8 +301,10 @@ class _ConfirmedBatch:
 
     def _wait(self, connection: pika.BlockingConnection) -> None:
         connection.process_data_events(time_limit=_POLL_SECONDS)
-        if time.monotonic() - self._progress_at > self.patience:
-            raise pika.exceptions.AMQPConnectionError(f"no publisher confirm from RabbitMQ for {self.patience:g}s")
+        if time.monotonic() - self._progress_at > self.confirm_patience:
+            raise pika.exceptions.AMQPConnectionError(
+                f"no publisher confirm from RabbitMQ for {self.confirm_patience:g}s"
+            )
 
     def _on_confirm(self, frame: pika.frame.Method) -> None:
         confirm = frame.method
@@ -256,25 +330,30 @@ class _ConfirmedBatch:
 
 
 def _reconnecting(patience: float) -> tenacity.Retrying:
-    """Retry while the broker is unreachable (not when it refuses), for up to ``patience`` seconds."""
+    """Retry while the broker is unreachable (not when it refuses a message or a login), for ``patience`` seconds."""
     return tenacity.Retrying(
-        retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, BrokerConnectionError) and not _refused(exc)),
+        retry=tenacity.retry_if_exception(
+            lambda exc: isinstance(exc, BrokerConnectionError) and _kind(exc) in ("unreachable", "queue")
+        ),
         stop=tenacity.stop_after_delay(patience),
         wait=tenacity.wait_exponential(multiplier=0.25, max=2),
         reraise=True,
     )
 
 
-def _refused(error: BrokerConnectionError) -> bool:
-    """dramatiq reports a negative publisher confirm as a closed connection, wrapping pika's NackError."""
-    return isinstance(getattr(error, "message", None), pika.exceptions.NackError)
-
-
 def _kind(error: BrokerConnectionError) -> str:
-    """What a failed publish ran into: ``refused``, ``queue`` (the queue is unavailable) or ``unreachable``."""
+    """What a failed publish ran into: ``refused`` (a nack), ``queue`` (the queue is unavailable), ``login``
+    (RabbitMQ refused the credentials or the vhost) or ``unreachable``.
+
+    dramatiq reports each as a closed connection wrapping pika's error.
+    """
     cause = getattr(error, "message", None)
     if isinstance(cause, pika.exceptions.NackError):
         return "refused"
+    if isinstance(cause, (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError)):
+        return "login"
+    if isinstance(cause, pika.exceptions.ProbableAccessDeniedError):
+        return "login"
     if isinstance(cause, pika.exceptions.UnroutableError):
         return "queue"
     if isinstance(cause, pika.exceptions.ChannelClosedByBroker) and cause.reply_code == 404:
@@ -288,8 +367,23 @@ def _what_failed(kind: str, error: BrokerConnectionError, broker: dramatiq.Broke
     if kind == "queue":
         reason = getattr(cause, "reply_text", "") or "its messages came back unroutable"
         return f"RabbitMQ queue {queue!r} unavailable ({reason}; is its node down?)"
-    nodes = describe_nodes(getattr(broker, "parameters", []))
-    return f"RabbitMQ unreachable at {nodes} ({type(cause).__name__}{': ' + str(cause) if str(cause) else ''})"
+    parameters = getattr(broker, "parameters", [])
+    nodes = describe_nodes(parameters)
+    if isinstance(cause, pika.exceptions.ProbableAccessDeniedError):
+        vhost = getattr(parameters[0] if isinstance(parameters, list) else parameters, "virtual_host", "?")
+        return (
+            f"RabbitMQ at {nodes} denied access to vhost {vhost!r} (does it exist, and may the user use it?); "
+            "check DISPATCH_BROKER_URL"
+        )
+    if kind == "login":
+        return (
+            f"RabbitMQ at {nodes} refused the login (ACCESS_REFUSED: wrong user or password); "
+            "check the credentials in DISPATCH_BROKER_URL"
+        )
+    if "ConnectionRefusedError" in repr(cause):
+        return f"RabbitMQ unreachable at {nodes}: it refuses connections (is it running? check DISPATCH_BROKER_URL)"
+    detail = redact(f"{type(cause).__name__}{': ' + str(cause) if str(cause) else ''}")
+    return f"RabbitMQ unreachable at {nodes} ({detail})"
 
 
 def _refusal(message: dramatiq.Message, refused_for: float = 0.0) -> PublishRefused:

@@ -33,6 +33,7 @@ import pika.exceptions
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.common import dq_name, q_name
 
+from ..errors import PublishBlocked
 from ..upstream import publish_properties, reset_connection
 
 logger = logging.getLogger("dispatch.delays")
@@ -99,8 +100,8 @@ class DelayParking:
                 properties=publish_properties(message),
                 mandatory=True,
             )
-        except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError) as error:
-            reset_connection(broker)
+        except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError, PublishBlocked) as error:
+            reset_connection(broker)  # PublishBlocked: dropped already; dropping again is harmless
             self.declared.discard(name)
             logger.warning("call %s: could not park it in %s (%s); holding it instead", message.message_id, name, error)
             return False

@@ -2,7 +2,16 @@
 
 Both ack cheaply and park long delays in wait queues (:mod:`dispatch.brokers.delays`);
 the quorum flavour also declares the calls queue and its ``.DQ``/``.XQ`` as
-replicated quorum queues with a delivery limit.  They build on
+replicated quorum queues with a delivery limit.
+
+Both also make every wait on RabbitMQ end.  A node under a memory or disk
+alarm *blocks* publishers: it stops reading their sockets, and a publish waits
+for its confirm for as long as the alarm lasts.  pika's
+``blocked_connection_timeout`` drops such a connection after ``blocked_timeout``
+seconds; the broker's channel then raises :class:`~dispatch.errors.PublishBlocked`
+at once -- dramatiq's ``enqueue`` would otherwise try again on a fresh
+connection, blocked in turn, six times over.  A short connect timeout
+(``connect_timeout``) makes a first try at a silent address fail fast too.  They build on
 :class:`dispatch.upstream.HookedRabbitmqBroker`, which holds the private
 dramatiq steps they change.
 """
@@ -15,8 +24,16 @@ from typing import Any
 import dramatiq
 import pika.exceptions
 
-from ..upstream import HookedRabbitmqBroker
+from ..cluster import describe_nodes
+from ..errors import PublishBlocked
+from ..upstream import HookedRabbitmqBroker, reset_connection
 from .delays import DelayParking
+
+#: What to do about a blocked publisher: the one sentence every PublishBlocked starts with.
+BLOCKED_ADVICE = (
+    "RabbitMQ blocks publishers: a memory or disk alarm (rabbitmqctl status / the management UI); "
+    "free memory/disk or raise the watermark"
+)
 
 
 def quorum_arguments(delivery_limit: int | None = None) -> dict[str, Any]:
@@ -36,15 +53,72 @@ def quorum_arguments(delivery_limit: int | None = None) -> dict[str, Any]:
 
 
 class ClassicRabbitmqBroker(HookedRabbitmqBroker):
-    """dramatiq's RabbitMQ broker with cheap acks and, given ``delay_parking``, long delays parked."""
+    """dramatiq's RabbitMQ broker with cheap acks, long delays parked (``delay_parking``) and waits that end.
 
-    def __init__(self, *, delay_parking: DelayParking | None = None, **kwargs: Any) -> None:
+    ``blocked_timeout``: seconds a publish waits while RabbitMQ blocks publishers
+    before it raises PublishBlocked; ``connect_timeout``: seconds one try to
+    open a connection may take (pika's ``socket_timeout``).
+    """
+
+    def __init__(
+        self,
+        *,
+        delay_parking: DelayParking | None = None,
+        blocked_timeout: float | None = None,
+        connect_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.delay_parking = delay_parking
+        self.blocked_timeout = blocked_timeout
+        for node in self.parameters if isinstance(self.parameters, list) else [self.parameters]:
+            node.blocked_connection_timeout = blocked_timeout
+            if connect_timeout is not None:
+                node.socket_timeout = connect_timeout
+
+    @property
+    def channel(self) -> Any:
+        """This thread's channel (dramatiq's), whose publishes raise PublishBlocked when RabbitMQ blocks them."""
+        return _BlockAwareChannel(self, HookedRabbitmqBroker.channel.fget(self))  # type: ignore[attr-defined]
+
+    @channel.deleter
+    def channel(self) -> None:
+        HookedRabbitmqBroker.channel.fdel(self)  # type: ignore[attr-defined]
+
+    def blocked(self) -> PublishBlocked:
+        """The error for a publish RabbitMQ blocked until ``blocked_timeout`` ran out (the connection is gone)."""
+        return PublishBlocked(
+            f"{BLOCKED_ADVICE}. RabbitMQ at {describe_nodes(self.parameters)} confirmed nothing for "
+            f"{self.blocked_timeout or 0:g}s (DISPATCH_SEND_TIMEOUT)"
+        )
 
     def park(self, message: dramatiq.Message) -> bool:
         parking = self.delay_parking
         return parking is not None and parking.should_park(message) and parking.park(self, message)
+
+
+class _BlockAwareChannel:
+    """A channel whose ``basic_publish`` turns pika's blocked-connection timeout into PublishBlocked.
+
+    Everything else goes to the channel itself.  PublishBlocked is not one of
+    the connection errors dramatiq's ``enqueue`` retries on a new connection,
+    so it ends the publish; the dead connection is dropped first, as
+    ``enqueue`` would.
+    """
+
+    def __init__(self, broker: ClassicRabbitmqBroker, channel: Any) -> None:
+        self._broker = broker
+        self._channel = channel
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._channel, name)
+
+    def basic_publish(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            self._channel.basic_publish(*args, **kwargs)
+        except pika.exceptions.ConnectionBlockedTimeout:
+            reset_connection(self._broker)
+            raise self._broker.blocked() from None
 
 
 class QuorumRabbitmqBroker(ClassicRabbitmqBroker):

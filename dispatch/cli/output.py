@@ -131,10 +131,19 @@ def broker_location(url: str) -> str:
 
 
 def redis_location(url: str) -> str:
-    """``Redis at host:port db N`` (or its socket path) for DISPATCH_RESULTS_URL; never the password."""
+    """``Redis at host:port db N`` (its socket path, or its sentinels) for DISPATCH_RESULTS_URL; never the password."""
     parts = urlsplit(url)
     if parts.scheme == "unix":
         return f"Redis at unix socket {parts.path}"
+    if parts.scheme.endswith("+sentinel"):
+        from ..redis_connect import parse_sentinel_url
+
+        try:
+            address = parse_sentinel_url(url)
+        except ValueError:
+            return "Redis behind Sentinel (a URL that cannot be parsed)"
+        sentinels = ", ".join(f"{host}:{port}" for host, port in address.sentinels)
+        return f"Redis master {address.service_name!r} of the sentinels at {sentinels} db {address.db}"
     try:
         port = parts.port
     except ValueError:
@@ -157,6 +166,8 @@ def explain_broker_error(error: BaseException, broker_url: str) -> str:
     """A RabbitMQ failure as: what failed, where, why, and what to check."""
     where = broker_location(broker_url)
     names = _names(error)
+    if names & {"BrokerAccessRefused", "PublishBlocked"}:  # their message says what happened and the fix
+        return str(error)
     why = labelled(error)
     if "ProbableAuthenticationError" in names or "AuthenticationError" in names:
         return f"{where} refused the login ({why}); check the user and password in DISPATCH_BROKER_URL"
