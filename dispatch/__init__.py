@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     BadStatusError,
+    BrokerAccessRefused,
     BrokerUnavailable,
     CallCancelled,
     ConfigurationError,
     DestinationRefused,
     DispatchError,
     InvalidResponseError,
+    PublishBlocked,
     PublishRefused,
     RemoteExecuteError,
     ResponseTooLargeError,
@@ -55,6 +57,7 @@ _LAZY = {
 __all__ = [
     "URL",
     "BadStatusError",
+    "BrokerAccessRefused",
     "BrokerUnavailable",
     "CallCancelled",
     "CallResult",
@@ -65,6 +68,7 @@ __all__ = [
     "HttpDispatchTask",
     "InvalidResponseError",
     "MutableURL",
+    "PublishBlocked",
     "PublishRefused",
     "RemoteExecuteError",
     "ResponseTooLargeError",
