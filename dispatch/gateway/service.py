@@ -21,7 +21,7 @@ import inspect
 import logging
 import math
 import socket
-from typing import Any
+from typing import Any, NoReturn
 
 import dramatiq
 from fastapi import HTTPException
@@ -29,7 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from redis.exceptions import RedisError
 
 from ..actor import default_dispatcher
-from ..errors import BrokerUnavailable, ConfigurationError, DestinationRefused, PublishRefused
+from ..errors import BrokerUnavailable, ConfigurationError, DestinationRefused, PublishBlocked, PublishRefused
 from ..publisher import check_message_size, publish
 from ..result import CallResult
 from ..results import CallResultsBackend
@@ -52,6 +52,11 @@ from .models import (
 )
 
 log = logging.getLogger("dispatch.gateway")
+
+
+def _unreachable(what: str) -> NoReturn:
+    """A request does not wait for RabbitMQ to come back (its first try failed): the caller hears it at once."""
+    raise BrokerUnavailable(f"{what}; nothing was queued")
 
 
 def _invalid(field: str, message: str, value: Any) -> RequestValidationError:
@@ -137,13 +142,27 @@ class Gateway:
         except RedisError as exc:
             raise HTTPException(503, f"results store unavailable, nothing was queued: {exc}") from None
         try:
-            publish(self.broker, message, delay or None, self.settings.send_timeout)
+            publish(self.broker, message, delay or None, self.settings.send_timeout, on_wait=_unreachable)
+        except PublishBlocked as exc:  # handed over unconfirmed: RabbitMQ may queue it when the alarm clears
+            raise HTTPException(503, f"{exc}. {self._withdraw(call_id, kind)}", headers={"Retry-After": "30"}) from None
         except (BrokerUnavailable, PublishRefused) as exc:
             with contextlib.suppress(RedisError):
                 self.redis.delete(self._marker(call_id))
                 if delay:
                     self.states.forget(call_id)
             raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from None
+
+    def _withdraw(self, call_id: str, kind: str) -> str:
+        """Cancel a call RabbitMQ holds unconfirmed, so it never runs if queued later; say what became of it."""
+        if kind == "call":
+            with contextlib.suppress(RedisError):
+                if self.states.cancel(call_id):
+                    return (
+                        f"Call {call_id} was withdrawn (cancelled): should RabbitMQ queue it when the alarm clears, "
+                        "no worker performs it; send it again once the alarm is over"
+                    )
+        what = "Call" if kind == "call" else "Task"
+        return f"{what} {call_id} may still be queued when the alarm clears: GET /calls/{call_id} tells"
 
     def status(self, call_id: str) -> Status:
         """The outcome if stored; else the call's state if it has one; else pending if this gateway queued it; else 404.
