@@ -16,6 +16,7 @@ venv: $(STAMP)
 
 services:
 	bash scripts/ensure-services.sh
+	bash scripts/ensure-browser.sh
 
 ## the main job end to end: a receiver, a worker, calls GET and POST, a failure, results
 demo: venv
@@ -35,6 +36,7 @@ unit: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	@$(MAKE) --no-print-directory typecheck
 
 ## mypy over dispatch/ ([tool.mypy] in pyproject.toml: the public API strictly)
 typecheck: venv
