@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -29,7 +30,7 @@ from dispatch.result import CallResult
 from tests.support import serving_wsgi
 
 from .console_support import TOKEN, ConsoleGateway
-from .support import ROOT, IsolatedWorker, delete_queues, queue_depth, unique_key, wait_for
+from .support import ROOT, TEST_ENV, IsolatedWorker, delete_queues, queue_depth, unique_key, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -77,8 +78,12 @@ def gateway(console_worker, destinations, tmp_path_factory) -> Iterator[ConsoleG
 
 
 @pytest.fixture(scope="module")
-def failed(console_worker, python_endpoint) -> dict[str, Any]:
-    """Calls that failed for good (dead letters), and two transport failures that opened localhost's breaker."""
+def failed(console_worker, python_endpoint) -> Iterator[dict[str, Any]]:
+    """Calls that failed for good (dead letters), and two transport failures that opened localhost's breaker.
+
+    The hosts' flow state is deleted afterwards: it lives in the Redis database every run shares.
+    """
+    port = python_endpoint.port
     recovering = console_worker.send(python_endpoint.url("/flaky"), params={"key": unique_key(), "fail": 3})
     hopeless = console_worker.send(python_endpoint.url("/fail"), params={"reason": "no such order"})
     breaking = [console_worker.send(python_endpoint.url("/status/503").replace("127.0.0.1", "localhost"))]
@@ -90,11 +95,11 @@ def failed(console_worker, python_endpoint) -> dict[str, Any]:
         with pytest.raises(TransportError):
             handle.get(timeout=30)
     wait_for(lambda: queue_depth(f"{console_worker.queue}.XQ") == 4, 20, "four dead letters")
-    return {
-        "recovering": recovering.message_id,
-        "hopeless": hopeless.message_id,
-        "broken": f"localhost:{python_endpoint.port}",
-    }
+    yield {"recovering": recovering.message_id, "hopeless": hopeless.message_id, "broken": f"localhost:{port}"}
+    client = redis.Redis.from_url(TEST_ENV["DISPATCH_RESULTS_URL"])
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}"):
+        for key in client.scan_iter(f"dispatch:flow:{host}:*"):
+            client.delete(key)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +111,8 @@ def browser() -> Iterator[WebDriver]:
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,800"):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_window_size(1280, 800)
+    metrics = {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)  # the page itself is 1280x800
     yield driver
     driver.quit()
 
