@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv services demo test unit lint typecheck format graph worker bench up down clean
+.PHONY: venv services demo test unit lint typecheck audit format graph worker bench up down clean
 
 # The package with its extras and the project's own tools (requirements/dev.txt: pytest, ruff, mypy, ...).
 $(STAMP): pyproject.toml requirements/dev.txt
@@ -37,10 +37,15 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	@$(MAKE) --no-print-directory typecheck
+	@$(MAKE) --no-print-directory audit
 
 ## mypy over dispatch/ ([tool.mypy] in pyproject.toml: the public API strictly)
 typecheck: venv
 	$(VENV)/bin/mypy
+
+## pip-audit over the requirements as installed; one line saying it is skipped where its database is unreachable
+audit: venv
+	$(PY) scripts/audit.py
 
 ## the package's import graph folder by folder, with each module's length; fails on a cycle or a module over 500 lines
 graph: venv
