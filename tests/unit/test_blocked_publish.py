@@ -1,0 +1,81 @@
+"""A publish RabbitMQ blocks ends at the first blocked-connection timeout, as PublishBlocked (issue 20.4).
+
+dramatiq's ``enqueue`` tries a publish again on a fresh connection after any connection error, six times;
+with pika's ``blocked_connection_timeout`` a blocked publish would wait it out six times over.  The real
+alarm is raised in tests/integration/test_blocked_broker.py; here a channel that times out blocked shows
+the broker gives up after one try, and the parking of long delays keeps the message instead of raising.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import dramatiq
+import pika.exceptions
+import pytest
+
+from dispatch.brokers.delays import DelayParking
+from dispatch.brokers.rabbitmq import BLOCKED_ADVICE, ClassicRabbitmqBroker
+from dispatch.errors import BrokerUnavailable, PublishBlocked
+from dispatch.publisher import publish
+from dispatch.upstream import HookedRabbitmqBroker
+
+
+class BlockedChannel:
+    def __init__(self) -> None:
+        self.publishes = 0
+
+    def basic_publish(self, *args: Any, **kwargs: Any) -> None:
+        self.publishes += 1
+        raise pika.exceptions.ConnectionBlockedTimeout("Blocked connection timeout expired.")
+
+    def queue_declare(self, *args: Any, **kwargs: Any) -> Any:
+        return None
+
+
+@pytest.fixture
+def channel(monkeypatch: pytest.MonkeyPatch) -> BlockedChannel:
+    blocked = BlockedChannel()
+    monkeypatch.setattr(HookedRabbitmqBroker, "channel", property(lambda self: blocked, None, lambda self: None))
+    return blocked
+
+
+def broker() -> ClassicRabbitmqBroker:
+    made = ClassicRabbitmqBroker(url=["amqp://guest:pw-secret@r1:5672/v"], blocked_timeout=3, connect_timeout=2)
+    made.queues.add("calls")  # declared already: the publish is the only step
+    return made
+
+
+def message() -> dramatiq.Message:
+    return dramatiq.Message(queue_name="calls", actor_name="a", args=(), kwargs={}, options={})
+
+
+def test_the_broker_sets_pikas_timeouts_on_every_node() -> None:
+    made = ClassicRabbitmqBroker(url=["amqp://a/v", "amqp://b/v"], blocked_timeout=3, connect_timeout=2)
+    assert [(p.blocked_connection_timeout, p.socket_timeout) for p in made.parameters] == [(3, 2), (3, 2)]
+
+
+def test_a_blocked_enqueue_is_tried_once_and_raises_publish_blocked(channel: BlockedChannel) -> None:
+    with pytest.raises(PublishBlocked) as error:
+        broker().enqueue(message())
+    assert channel.publishes == 1  # dramatiq alone: 6
+    assert str(error.value).startswith(BLOCKED_ADVICE) and "r1:5672" in str(error.value)
+    assert "pw-secret" not in str(error.value)
+    assert isinstance(error.value, BrokerUnavailable)  # an `except BrokerUnavailable` keeps catching it
+
+
+def test_publish_names_the_call_it_handed_over_unconfirmed(channel: BlockedChannel) -> None:
+    sent = message()
+    started = time.monotonic()
+    with pytest.raises(PublishBlocked) as error:
+        publish(broker(), sent, None, patience=30)
+    assert time.monotonic() - started < 5  # not retried for the patience: the blocked timeout was its wait
+    assert error.value.message_ids == [sent.message_id]
+    assert f"Call {sent.message_id} was not confirmed" in str(error.value)
+
+
+def test_parking_a_delay_while_blocked_keeps_the_message(channel: BlockedChannel) -> None:
+    eta = (time.time() + 3600) * 1000
+    delayed = dramatiq.Message(queue_name="calls.DQ", actor_name="a", args=(), kwargs={}, options={"eta": eta})
+    assert DelayParking(hold_max=300).park(broker(), delayed) is False  # held by the worker, not lost
