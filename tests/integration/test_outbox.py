@@ -128,12 +128,12 @@ def test_a_relay_killed_at_any_moment_loses_nothing_and_republishes_with_the_sam
     assert rows(outbox) == [res.message_id]  # the claim died with its connection, the row did not
 
     start_relay()
-    performed = 1 if moment == "before-publish" else 2
-    wait_for(lambda: python_endpoint.hits(key) == performed, 10, f"{performed} performance(s) of the call")
     assert res.get(timeout=10) == 42
-    assert rows(outbox) == []
+    wait_for(lambda: rows(outbox) == [], 10, "the row to be relayed")
+    time.sleep(0.5)  # after-publish: the second copy, republished, finds the outcome stored and is acked unsent
+    assert python_endpoint.hits(key) == 1
     ids = python_endpoint.url(f"/call_ids/{key}")
-    assert URL(ids).send().get(timeout=10) == [res.message_id] * performed  # the same Idempotency-Key
+    assert URL(ids).send().get(timeout=10) == [res.message_id]  # the same Idempotency-Key
 
 
 @pytest.mark.timeout(180)
