@@ -138,7 +138,7 @@ class Gateway:
         try:
             self.redis.set(self._marker(call_id), kind, px=self.ttl_ms)
             if delay:  # recorded first, so a scheduled call is never seen as unknown, and can be cancelled
-                self.states.schedule(call_id)
+                self.states.schedule(call_id, delay)
         except RedisError as exc:
             raise HTTPException(503, f"results store unavailable, nothing was queued: {exc}") from None
         try:
