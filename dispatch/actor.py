@@ -32,6 +32,7 @@ from .errors import DispatchError
 from .options import CallOptions
 from .protocol import parse_answer
 from .publisher import check_message_size, publish, publish_many
+from .redis_connect import patiently
 from .result import CallResult
 from .retries import DeliveryFailed
 from .runtime import get_runtime
@@ -116,7 +117,8 @@ class HttpDispatch(dramatiq.Actor[..., Any]):
         runtime = get_runtime()
         if delay:  # recorded first, so a scheduled call is never seen as unknown, and can be cancelled
             try:
-                runtime.call_states.schedule(message.message_id, delay)
+                schedule = functools.partial(runtime.call_states.schedule, message.message_id, delay)
+                patiently(schedule, runtime.settings.send_timeout)  # through a failover, as long as a send would
             except Exception as error:
                 raise DispatchError(
                     f"cannot record the scheduled call in the results store, it was not sent: {error}"

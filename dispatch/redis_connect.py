@@ -259,3 +259,15 @@ def patiently(operation: Callable[[], T], patience: float) -> T:
             return operation()
         except FAILOVER_ERRORS as error:
             time.sleep(outage.failed(error))
+
+
+def eviction_warning(client: Any) -> str | None:
+    """What to tell an operator whose Redis may evict dispatch's keys (Sidekiq's warning), or None."""
+    policy = eviction_policy(client)
+    if policy is None:
+        return None
+    return (
+        f"Redis uses maxmemory-policy {policy}: when it runs out of memory it deletes outcomes, call states "
+        "and leases without a word (a caller then waits for an outcome that is gone, a cancelled call may run). "
+        "Set maxmemory-policy noeviction and size maxmemory for the outcomes kept (docs/scaling.md)"
+    )

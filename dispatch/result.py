@@ -15,6 +15,7 @@ import asyncio
 import dataclasses
 import functools
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ from dramatiq.results import ResultTimeout as DramatiqResultTimeout
 
 from .call import ACTOR_NAME, Call
 from .errors import CallCancelled, ResultTimeout, error_from_result
+from .redis_connect import FAILOVER_ERRORS, Outage, patiently
 from .results import CANCELLED, SCHEDULED, STARTED, WAITING, CallResultsBackend
 from .runtime import get_runtime
 
@@ -69,17 +71,25 @@ class CallResult(Message[Any]):
         ``TransportError``, ...) with the same message, ``CallCancelled`` for a
         cancelled call, or :class:`~dispatch.errors.ResultTimeout` when time
         runs out.  The results store counts whole seconds, so a fraction is
-        rounded up.
+        rounded up.  A lost Redis master is waited out within the timeout:
+        the wait resumes (behind Sentinel, on the new master) for up to
+        ``DISPATCH_RESULTS_STORE_PATIENCE`` seconds of failures in a row.
         """
         remaining = self._wait_budget(timeout)
+        outage = Outage(get_runtime().settings.results_store_patience)
         while True:
             wait = min(remaining, _WAIT_SLICE_SECONDS)
+            began = time.monotonic()
             try:
                 return self._unwrapped(self.get_result, block=True, timeout=int(wait * 1000))
             except DramatiqResultTimeout:
                 remaining -= wait
-                if remaining <= 0:
-                    raise self._timed_out(timeout) from None
+                outage.clear()
+            except FAILOVER_ERRORS as error:
+                time.sleep(min(outage.failed(error), remaining))
+                remaining -= time.monotonic() - began
+            if remaining <= 0:
+                raise self._timed_out(timeout) from None
 
     async def aget(self, timeout: float | None = None) -> Any:
         """:meth:`get` for asyncio code: waits on Redis with redis-py's asyncio client, holding no thread."""
@@ -99,13 +109,21 @@ class CallResult(Message[Any]):
             socket_keepalive=True,
             socket_keepalive_options=BLOCKING_KEEPALIVE,
         )
+        outage = Outage(settings.results_store_patience)
         try:
             while True:
                 wait = min(remaining, _WAIT_SLICE_SECONDS)
-                data = await client.brpoplpush(key, key, max(1, int(wait)))
-                if data is not None:
-                    return self._unwrapped(backend.unwrap_result, res=backend.encoder.decode(data))
-                remaining -= wait
+                began = time.monotonic()
+                try:
+                    data = await client.brpoplpush(key, key, max(1, int(wait)))
+                except FAILOVER_ERRORS as error:
+                    await asyncio.sleep(min(outage.failed(error), remaining))
+                    remaining -= time.monotonic() - began
+                else:
+                    if data is not None:
+                        return self._unwrapped(backend.unwrap_result, res=backend.encoder.decode(data))
+                    remaining -= wait
+                    outage.clear()
                 if remaining <= 0:
                     raise self._timed_out(timeout)
         finally:
@@ -117,7 +135,8 @@ class CallResult(Message[Any]):
 
         One atomic write also stores the ``CallCancelled`` outcome: ``get()`` on a cancelled call raises it.
         """
-        return get_runtime().call_states.cancel(self.message_id)
+        runtime = get_runtime()  # tried again through a failover, as long as a send would be
+        return patiently(lambda: runtime.call_states.cancel(self.message_id), runtime.settings.send_timeout)
 
     async def acancel(self) -> bool:
         """:meth:`cancel` for asyncio code: the store's one atomic write runs in a thread, the loop keeps running."""

@@ -6,6 +6,7 @@ branches in the actor: the actor performs one call, the hooks observe it.
 * :mod:`~dispatch.middleware.call_log` -- one INFO line per finished call;
 * :mod:`~dispatch.middleware.skip_cancelled` -- the claim: a cancelled call is never sent, nor an unclaimed one;
 * :mod:`~dispatch.middleware.pool_sizing` -- Redis and HTTP pools sized to the worker's threads;
+* :mod:`~dispatch.middleware.store_check` -- a results store that may evict outcomes is named at boot;
 * :mod:`~dispatch.middleware.durable_retries` -- a scheduled wait is recorded; one that cannot be queued is
   dead-lettered;
 * :mod:`~dispatch.middleware.time_limit` -- a call's time limit is its own worst case, not dramatiq's 10 minutes;
@@ -22,7 +23,7 @@ from dramatiq.middleware import default_middleware as dramatiq_default_middlewar
 
 from .. import tracing
 from ..flow import FlowControl
-from ..results import DurableResults, ResultsBackend
+from ..results import CallResultsBackend, DurableResults, ResultsBackend
 from ..results.backends import redis_clients
 from ..results.states import CallStates
 from ..settings import Settings
@@ -31,6 +32,7 @@ from .call_log import CallLog, call_log
 from .durable_retries import DurableRetries
 from .pool_sizing import REDIS_HEADROOM, PoolSizing
 from .skip_cancelled import SkipCancelled
+from .store_check import EvictionCheck
 from .time_limit import CallTimeLimit
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "CallLog",
     "CallTimeLimit",
     "DurableRetries",
+    "EvictionCheck",
     "PoolSizing",
     "SkipCancelled",
     "call_log",
@@ -66,5 +69,6 @@ def default_middleware(
         *([flow_control] if flow_control else []),  # before SkipCancelled: a call waiting for its host can be cancelled
         SkipCancelled(call_states, settings),
         PoolSizing(redis_clients(results), transport),
+        *([EvictionCheck(results.write_client)] if isinstance(results, CallResultsBackend) else []),
         CallTimeLimit(settings),  # last: armed just before the call, disarmed before any other hook runs after it
     ]

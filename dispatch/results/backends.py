@@ -106,7 +106,10 @@ def results_backend(settings: Settings) -> ResultsBackend:
     backend = CallResultsBackend(
         client=reader, write_client=writer, namespace=NAMESPACE, use_namespace_prefix_keys=True
     )
-    backend.states = RedisCallStates(writer, ttl_ms, backend.encoder, NAMESPACE, Replication.of(writer, settings))
+    replication = Replication.for_store(
+        writer, settings.results_url, settings.redis_replicas, settings.results_write_timeout
+    )
+    backend.states = RedisCallStates(writer, ttl_ms, backend.encoder, NAMESPACE, replication)
     return backend
 
 
