@@ -269,7 +269,8 @@ class Settings:
         "DISPATCH_SEND_TIMEOUT",
         "10",
         _non_negative_number,
-        "seconds send() keeps trying while RabbitMQ is unreachable before raising BrokerUnavailable",
+        "seconds send() and the CLI keep trying while RabbitMQ is unreachable (BrokerUnavailable), and every publish "
+        "-- gateway and workers' re-enqueues too -- waits while it blocks publishers (PublishBlocked)",
     )
     backoff_initial: float = _setting(
         "DISPATCH_BACKOFF_INITIAL", "0.5", _positive_number, "seconds before the first retry"
