@@ -66,7 +66,6 @@ class HostRow:
     """A host's limits and live state, and whether its breaker can be closed by hand."""
 
     state: HostState
-    holders: Sequence[str]
 
     @property
     def closable(self) -> bool:
@@ -123,7 +122,7 @@ def hosts() -> list[HostRow] | None:
     flow = get_runtime().flow_control
     if flow is None:
         return None
-    return [HostRow(state, tuple(getattr(state, "holders", ()) or ())) for state in flow.host_states()]
+    return [HostRow(state) for state in flow.host_states()]
 
 
 @functools.cache
@@ -153,14 +152,8 @@ def call_page(desk: CallDesk, call_id: str) -> CallPage:
         result=json.dumps(answer["result"], indent=2, ensure_ascii=False) if answer["state"] == "success" else None,
         error_type=error.get("type"),
         error_message=error.get("message"),
-        attempts=gather(lambda: attempts(call_id), "the attempts"),
+        attempts=gather(CallResult.from_id(call_id).attempts, "the attempts"),
     )
-
-
-def attempts(call_id: str) -> list[dict[str, Any]]:
-    """The call's attempts, oldest first; none where this version keeps no record of them."""
-    read = getattr(CallResult.from_id(call_id), "attempts", None)
-    return list(read()) if read is not None else []
 
 
 def cancel(desk: CallDesk, call_id: str) -> str | None:
