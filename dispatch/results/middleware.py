@@ -43,11 +43,12 @@ from dramatiq.results.result import wrap_exception, wrap_result
 from ..attempts import take_delivery_attempts
 from ..call import is_call
 from ..errors import DispatchError
+from ..redaction import get_logger, redact
 from ..upstream import failure_of, result_options
 from .backends import ResultsBackend
 from .states import Attempt
 
-logger = logging.getLogger("dispatch.durability")
+logger = get_logger("dispatch.durability")
 
 #: The longest wait before an outcome that could not be stored is tried again.
 _REDO_MAX_SECONDS = 3600
@@ -127,7 +128,7 @@ class DurableResults(Results):
         if not (store_results and message.failed):
             return
         try:
-            self._durably(self.states.finish, message.message_id, wrap_exception(failure_of(message)), ttl, attempts)
+            self._durably(self.states.finish, message.message_id, _stored_failure(failure_of(message)), ttl, attempts)
         except Exception as error:
             logger.error(
                 "call %s failed and is kept in the dead-letter queue, but its outcome could not be stored: %s",
@@ -162,3 +163,10 @@ class DurableResults(Results):
             error,
             delay,
         )
+
+
+def _stored_failure(exception: BaseException) -> Any:
+    """The failure as the results store keeps it, its message redacted: an endpoint may echo a secret back."""
+    outcome = wrap_exception(exception)
+    outcome["exn"]["msg"] = redact(outcome["exn"]["msg"])
+    return outcome
