@@ -23,6 +23,7 @@ from starlette.routing import Match, Mount
 from starlette.types import Scope
 
 from .. import __version__
+from ..console import create_console
 from ..runtime import get_runtime
 from ..settings import Settings
 from .auth import BearerAuth, bearer, check_tokens
@@ -176,6 +177,7 @@ def create_app(tokens: Sequence[str] | None = None, max_body: int | None = None)
     def apply_task(task: NewTask, request: Request, response: Response, actor_name: str = actor_names) -> Queued:
         return queued(gateway.submit_task(actor_name, task), request, response)
 
+    app.mount("/console", create_console(tokens, gateway))  # with its own sign-in: BearerAuth lets mounts through
     return app
 
 
