@@ -368,7 +368,10 @@ def test_openapi_document_describes_the_api_and_its_bearer_auth(gateway):
         "scheme": "bearer",
         "description": "One of the tokens in DISPATCH_GATEWAY_TOKEN.",
     }
-    assert set(document["paths"]) == {"/calls", "/calls/{call_id}", "/tasks/{actor_name}"}
+    assert set(document["paths"]) == {"/calls", "/calls/{call_id}", "/calls/{call_id}/attempts", "/tasks/{actor_name}"}
+    attempts = document["paths"]["/calls/{call_id}/attempts"]["get"]
+    assert attempts["security"] == [{"HTTPBearer": []}]
+    assert {"200", "401", "404"} <= set(attempts["responses"])
     post = document["paths"]["/calls"]["post"]
     assert post["security"] == [{"HTTPBearer": []}]
     assert {"202", "401", "403", "422", "503"} <= set(post["responses"])
