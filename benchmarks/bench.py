@@ -21,6 +21,15 @@ Redis (db 8 for this package, db 7 for Celery).  For every system it measures
 * **CPU per call** -- CPU seconds every process on the path spent during the e2e run
   (client, worker tree, RabbitMQ, Redis, receiver), divided by N: on a 2-core machine, the
   sum is what bounds throughput;
+* **the outbox** (this package, issue 23) -- ``--outbox-calls`` calls (10,000) committed to a PostgreSQL
+  outbox table (``config.OUTBOX_URL``, a table of the run's own, dropped after) in
+  ``--outbox-transactions`` transactions (100) as fast as one writer commits them, published by a
+  ``dispatch relay`` process and performed by the worker, then every result read: e2e calls/s from the
+  first transaction to the last result, and **commit to endpoint** p50/p99 -- each call's first HTTP
+  attempt as the worker recorded it (``attempts()``) less its transaction's commit; beside it, on the same
+  worker, the same number of calls sent with one ``URL.map``.  CPU per call adds the relay and every
+  PostgreSQL process.  A second outbox run offers the calls at ``--outbox-rate`` (250/s, in the same
+  transactions) for the latency of a relay that keeps up rather than of a queue;
 * **memory over a long run** (this package) -- a fresh worker, ``--memory-calls`` calls in
   batches of 1,000, its RSS sampled after each batch;
 * **slow endpoints** -- the receiver's ``/multiply?...&delay_ms=D`` answers D ms later without
@@ -43,19 +52,19 @@ full N.  Every process this script starts is stopped when it ends, even on failu
 Ctrl-C; RabbitMQ and Redis are left running.  Results: ``benchmarks/results/results.json``
 and ``chart.png``.  A benchmark is a measurement, never a timed assertion in the tests.
 
-The package measured is a copy of ``dispatch/`` taken when the run starts (``--dispatch-src``
-picks another directory, e.g. a patched copy to A/B a change), so edits made to the working
-tree during a run do not mix versions.  ``--only dispatch|celery|no_queue|slow`` measures one
-system; ``--worker-env NAME=VALUE`` passes settings to the dispatch worker.  The receiver is
-``receiver/receiver.c`` (compiled with ``cc`` at each run), or ``receiver/receiver.js`` with
-``--receiver node`` or when there is no C compiler.  Needs ``requirements/bench.txt``:
-celery[redis], psutil, matplotlib (and py-spy, for ``profile_dispatch.py``).
+The package measured is a copy of ``dispatch/`` taken when the run starts (``--dispatch-src`` picks another
+directory, e.g. a patched copy to A/B a change), so edits made to the working tree during a run do not mix
+versions.  ``--only dispatch|outbox|celery|no_queue|slow`` measures one system (or only the outbox or slow
+rows); ``--worker-env NAME=VALUE`` passes settings to the dispatch worker.  The receiver is
+``receiver/receiver.c`` (compiled with ``cc`` at each run), or ``receiver/receiver.js`` with ``--receiver
+node`` or when there is no C compiler.  Needs ``requirements/bench.txt``: celery[redis], psutil, matplotlib
+(and py-spy, for ``profile_dispatch.py``), the package's ``outbox`` extra for the outbox row.
 
-``--quick`` is a smoke test of the whole pipeline, not a measurement: N at most 500, 50 round
-trips after 20 warm-up calls, two Celery configurations of 300 calls, a memory run of at most
-2,000 calls sampled every 500, slow runs of 2,000 (100 ms) and 500 (1 s) calls and two Celery
-slow shapes of 1,000; it writes ``results/quick-results.json.tmp`` and
-``quick-chart.png.tmp`` (ignored by git) and leaves the committed results alone.
+``--quick`` is a smoke test of the whole pipeline, not a measurement: N at most 500, 50 round trips after 20
+warm-up calls, two Celery configurations of 300 calls, a memory run of at most 2,000 calls sampled every 500,
+an outbox row of 2,000 calls in 20 transactions, slow runs of 2,000 (100 ms) and 500 (1 s) calls and two
+Celery slow shapes of 1,000; it writes ``results/quick-results.json.tmp`` and ``quick-chart.png.tmp`` (ignored
+by git) and leaves the committed results alone.
 
 The code is split by concern; this file only parses the options and runs the steps in order:
 
@@ -64,8 +73,8 @@ The code is split by concern; this file only parses the options and runs the ste
   Each measurement runs ``client.py`` in a process of its own;
 * how it is measured, one job a module: ``config.py`` (the vhost, Redis databases, environments
   and worker shapes), ``phases.py`` and ``meters.py`` (the timed phases and the CPU/memory meters,
-  in the client process), ``launch.py`` (the receiver, the workers, the client processes, the
-  snapshot of the package; every started process), ``services.py`` (RabbitMQ and Redis set-up
+  in the client process), ``launch.py`` (the receiver, the workers, the relay, the client processes, the
+  snapshot of the package; every started process), ``services.py`` (RabbitMQ, Redis and the outbox table: set-up
   and clean-up) and ``runs.py`` (one routine per system);
 * ``report.py`` -- ratios, targets, the table, the chart and the files in ``results/``;
 * ``celery_port.py`` -- the Celery side itself (the worker runs it);
@@ -112,11 +121,19 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--slow-calls-1s", type=int, default=5000, help="calls to the 1 s endpoint (0: skip)")
     parser.add_argument("--slow-every", type=int, default=2000, help="results between two RSS samples (slow)")
     parser.add_argument("--slow-scan-n", type=int, default=2000, help="calls per Celery shape in the slow scan")
+    parser.add_argument("--outbox-calls", type=int, default=10000, help="calls in the outbox row (0: skip it)")
+    parser.add_argument("--outbox-transactions", type=int, default=100, help="transactions the outbox calls go in")
+    parser.add_argument(
+        "--outbox-rate",
+        type=float,
+        default=250,
+        help="calls/s offered in the outbox row's paced run, for latency below saturation (0: skip it)",
+    )
     parser.add_argument("--receiver", choices=["c", "node"], default="c", help="receiver implementation")
     parser.add_argument("--out", type=Path, default=report.RESULTS, help="directory for results.json and chart.png")
     parser.add_argument(
         "--only",
-        choices=["dispatch", "celery", "no_queue", "slow"],
+        choices=["dispatch", "outbox", "celery", "no_queue", "slow"],
         help="measure one system only (for experiments); writes results/only-NAME.json.tmp, no table or chart",
     )
     parser.add_argument("--dispatch-processes", type=int, default=config.DISPATCH_PROCESSES, help=argparse.SUPPRESS)
@@ -140,6 +157,7 @@ def main(argv: list[str]) -> int:
         args.memory_calls, args.memory_every = min(args.memory_calls, 2000), 500
         args.slow_calls, args.slow_calls_1s = min(args.slow_calls, 2000), min(args.slow_calls_1s, 500)
         args.slow_every, args.slow_scan_n = 500, 1000
+        args.outbox_calls, args.outbox_transactions = min(args.outbox_calls, 2000), 20
     config.DISPATCH_WORKER.update(
         processes=args.dispatch_processes,
         threads=args.dispatch_threads,
@@ -174,7 +192,12 @@ def main(argv: list[str]) -> int:
         results["receiver"] = description
         log(f"receiver: {description} at {base}")
         if args.only:
-            run = {"dispatch": runs.run_dispatch, "celery": runs.run_celery, "slow": runs.run_slow}.get(args.only)
+            run = {
+                "dispatch": runs.run_dispatch,
+                "outbox": runs.run_outbox,
+                "celery": runs.run_celery,
+                "slow": runs.run_slow,
+            }.get(args.only)
             results[args.only] = (
                 run(procs, args, base, receiver.pid, args.out)
                 if run
@@ -185,6 +208,8 @@ def main(argv: list[str]) -> int:
             return 0
         results["no_queue"] = runs.run_no_queue(procs, args, base, receiver.pid)
         results["dispatch"] = runs.run_dispatch(procs, args, base, receiver.pid, args.out)
+        if args.outbox_calls:
+            results["outbox"] = runs.run_outbox(procs, args, base, receiver.pid, args.out)
         results["celery"] = runs.run_celery(procs, args, base, receiver.pid, args.out)
         if args.slow_calls or args.slow_calls_1s:
             results["slow"] = runs.run_slow(procs, args, base, receiver.pid, args.out)

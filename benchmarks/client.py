@@ -8,8 +8,9 @@ measurement, runs the named phases in order and reads one line, ``RESULT {json}`
 per phase.  A system here is only *how one call is made*, so the stopwatch (``phases.PHASES``)
 is the same for all of them:
 
-* ``dispatch`` -- this package: ``URL(u).send(x=i, y=2)``, and ``URL(u).map(...)`` for the bulk
-  phases; the environment (``config.DISPATCH_ENV``) points it at the bench vhost and the
+* ``dispatch`` -- this package: ``URL(u).send(x=i, y=2)``, ``URL(u).map(...)`` for the bulk phases, and
+  ``outbox.send(conn, URL(u), x=i, y=2)`` in one transaction per ``commit`` (with ``--outbox-table``: the
+  outbox row, issue 23); the environment (``config.DISPATCH_ENV``) points it at the bench vhost and the
   snapshot of the package;
 * ``celery`` -- the Celery 5 port of Celery 3's HTTP task: ``celery_port.URL(u).get_async(...)``;
 * ``requests`` / ``urllib3`` -- no queue at all: the request itself, in the calling loop,
@@ -27,6 +28,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from typing import Any
 
 import phases
@@ -35,10 +37,12 @@ import phases
 class Client:
     """One system's client: ``send(i)`` and ``ping()`` (``/health``) return something with ``get(timeout)``.
 
-    ``send_many(n)`` (dispatch only: the bulk phases) sends n calls with one ``URL.map``.
+    ``send_many(n)`` (dispatch only: the bulk phases) sends n calls with one ``URL.map``;
+    ``commit(first, count)`` (dispatch with an outbox table) writes calls ``first..first+count-1`` to
+    the outbox in one transaction and commits it: their handles, and when the commit was issued and returned.
     """
 
-    def __init__(self, system: str, base: str, delay_ms: int = 0) -> None:
+    def __init__(self, system: str, base: str, delay_ms: int = 0, outbox_url: str = "", outbox_table: str = "") -> None:
         self.system = system
         self.multiply = base + "/multiply"
         self.health = base + "/health"
@@ -51,6 +55,8 @@ class Client:
             self.send = lambda i: URL(multiply).send(x=i, y=2, **slow)
             self.send_many = lambda n: URL(multiply).map({"x": i, "y": 2, **slow} for i in range(n))
             self.ping = lambda: URL(self.health).send()
+            if outbox_table:
+                self.commit = _outbox_commit(outbox_url, outbox_table, multiply)
         elif system == "celery":
             import celery_port
 
@@ -71,6 +77,29 @@ class Client:
             self.ping = lambda: _Done(_protocol(pool.request("GET", self.health).data))
         else:
             raise SystemExit(f"unknown system {system!r}")
+
+
+def _outbox_commit(url: str, table: str, multiply: str) -> Any:
+    """``commit(first, count)``: calls first..first+count-1 written to the outbox in one transaction, committed.
+
+    Returns their handles, and the wall-clock times at which ``COMMIT`` was issued and returned.
+    """
+    from dispatch import URL
+    from dispatch.outbox import Outbox
+
+    outbox, target = Outbox(url, table=table), URL(multiply)
+    with outbox.engine.connect():  # the pooled connection, and its server process, exist before the CPU is read
+        pass
+
+    def commit(first: int, count: int) -> tuple[list[Any], float, float]:
+        with outbox.engine.connect() as conn:
+            transaction = conn.begin()
+            handles = [outbox.send(conn, target, x=i, y=2) for i in range(first, first + count)]
+            issued = time.time()
+            transaction.commit()
+            return handles, issued, time.time()
+
+    return commit
 
 
 class _Done:
@@ -104,12 +133,17 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--latency-n", type=int, default=200)
     parser.add_argument("--worker-pid", type=int, default=0)
     parser.add_argument("--receiver-pid", type=int, default=0)
+    parser.add_argument("--relay-pid", type=int, default=0, help="the outbox relay (its CPU and PostgreSQL's)")
+    parser.add_argument("--outbox-url", default="", help="the outbox's database (outbox_e2e)")
+    parser.add_argument("--outbox-table", default="", help="the outbox table (outbox_e2e)")
+    parser.add_argument("--transactions", type=int, default=100, help="transactions the outbox_e2e calls go in")
+    parser.add_argument("--rate", type=float, default=0, help="outbox_e2e: calls/s offered (0: as fast as it can)")
     parser.add_argument("--memory-calls", type=int, default=10000)
     parser.add_argument("--memory-every", type=int, default=1000)
     parser.add_argument("--delay-ms", type=int, default=0, help="call the slow route: answers this much later")
     parser.add_argument("--slow-every", type=int, default=2000, help="results between two memory samples (slow)")
     args = parser.parse_args(argv)
-    client = Client(args.system, args.base, args.delay_ms)
+    client = Client(args.system, args.base, args.delay_ms, args.outbox_url, args.outbox_table)
     out = {}
     for phase in args.phases:
         out[phase] = phases.PHASES[phase](client, args)

@@ -8,6 +8,7 @@ snapshot of ``dispatch/``, ``processes.snapshot_package``) and ``DISPATCH_WORKER
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,9 @@ CELERY_ENV = {
     "CELERY_PORT_QUEUE": CELERY_QUEUE,
     "PYTHONPATH": str(HERE),
 }
+
+#: The outbox row's database (issue 23): the machine's PostgreSQL; the run makes a table of its own and drops it.
+OUTBOX_URL = os.environ.get("DISPATCH_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 DISPATCH_PROCESSES, DISPATCH_THREADS = 2, 8  # the issue's worker: --processes 2 --threads 8
 CELERY_CONFIGS = [("prefork", 2), ("prefork", 3), ("prefork", 4), ("threads", 8), ("threads", 12), ("threads", 16)]

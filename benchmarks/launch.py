@@ -1,6 +1,7 @@
-"""Every process a run starts, in the orchestrator: the receiver, the dispatch and Celery workers, the client
-processes (``Processes``: each in its own session, so its whole tree is stopped even on failure), the
-snapshot of ``dispatch/`` they import, and the run's progress line.
+"""Every process a run starts, in the orchestrator: the receiver, the dispatch and Celery workers, the outbox
+relay (and the ``dispatch`` commands run to completion), the client processes (``Processes``: each in its own
+session, so its whole tree is stopped even on failure), the snapshot of ``dispatch/`` they import, and the
+run's progress line.
 
 A free port and waiting for the receiver are the test suite's helpers (``tests/support.py``).
 """
@@ -229,6 +230,41 @@ def start_dispatch_worker(
         cwd=Path(DISPATCH_ENV["PYTHONPATH"]),
         log_path=logs / f"dispatch-worker-{tag}.log.tmp",
     )
+
+
+def dispatch_cli(args: list[str], env: dict[str, str]) -> str:
+    """Run ``dispatch ARGS...`` (``python -m dispatch.cli``) on the snapshot to completion; its output."""
+    done = subprocess.run(
+        [sys.executable, "-m", "dispatch.cli", *args],
+        env={**os.environ, **DISPATCH_ENV, **env},
+        cwd=DISPATCH_ENV["PYTHONPATH"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if done.returncode:
+        raise RuntimeError(f"dispatch {' '.join(args)} failed (exit {done.returncode}): {done.stderr[-2000:]}")
+    return done.stdout
+
+
+def start_relay(procs: Processes, logs: Path, env: dict[str, str], table: str) -> subprocess.Popen:
+    """``dispatch relay --table TABLE`` on the snapshot, its own process; returned once it is listening."""
+    log_path = logs / "dispatch-relay.log.tmp"
+    process = procs.start(
+        "dispatch relay",
+        [sys.executable, "-m", "dispatch.cli", "relay", "--table", table],
+        env={**DISPATCH_ENV, **env},
+        cwd=Path(DISPATCH_ENV["PYTHONPATH"]),
+        log_path=log_path,
+    )
+
+    def listening() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"dispatch relay exited ({process.returncode}): {log_path.read_text()[-2000:]}")
+        return "relaying" in log_path.read_text()
+
+    wait_for(listening, 30, "the relay to listen")
+    return process
 
 
 def start_celery_worker(procs: Processes, pool: str, concurrency: int, logs: Path) -> subprocess.Popen:

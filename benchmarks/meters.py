@@ -65,15 +65,22 @@ def slope_per_1000(points: list[tuple[float, float]]) -> float:
 
 
 class CpuMeter:
-    """CPU seconds spent by the processes on the path, between two snapshots."""
+    """CPU seconds spent by the processes on the path, between two snapshots.
 
-    def __init__(self, worker_pid: int | None, receiver_pid: int) -> None:
+    With ``relay_pid`` (the outbox row) the relay and every PostgreSQL process are on the path too; on a
+    shared machine the latter includes other people's queries.
+    """
+
+    def __init__(self, worker_pid: int | None, receiver_pid: int, relay_pid: int | None = None) -> None:
         import psutil
 
         self.groups: dict[str, list] = {"receiver": [psutil.Process(receiver_pid)]}
         if worker_pid:
             root = psutil.Process(worker_pid)
             self.groups["worker"] = [root, *root.children(recursive=True)]
+        if relay_pid:
+            self.groups["relay"] = [psutil.Process(relay_pid)]
+            self.groups["postgres"] = [p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
         # The broker's VM, not the short-lived VMs of rabbitmqctl runs (also named beam.smp).
         self.groups["rabbitmq"] = [
             p

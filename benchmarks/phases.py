@@ -1,10 +1,10 @@
 """The timed phases, run in a client process (``client.py`` imports this module): ``ready``, ``enqueue``,
-``bulk_enqueue``, ``latency``, ``e2e``, ``bulk_e2e``, ``memory``, ``slow`` (``PHASES``).
+``bulk_enqueue``, ``latency``, ``e2e``, ``bulk_e2e``, ``outbox_e2e``, ``memory``, ``slow`` (``PHASES``).
 
-Each takes a client (``client.Client``: ``send(i)``, ``send_many(n)``, ``ping()``) and the client's
-options, and returns a JSON-able dict, so the same stopwatch runs against every system.  A client always
-runs in a process of its own: its CPU time is its own, a Celery client's result thread cannot outlive it,
-and the dispatch client imports the snapshot rather than the working tree.
+Each takes a client (``client.Client``: ``send(i)``, ``send_many(n)``, ``commit(first, count)``, ``ping()``)
+and the client's options, and returns a JSON-able dict, so the same stopwatch runs against every system.  A
+client always runs in a process of its own: its CPU time is its own, a Celery client's result thread cannot
+outlive it, and the dispatch client imports the snapshot rather than the working tree.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import statistics
 import time
 from argparse import Namespace
+from datetime import datetime
 from typing import Any
 
 from meters import CpuMeter, percentile, slope_per_1000, worker_tree_memory, worker_tree_rss
@@ -93,10 +94,59 @@ def bulk_e2e(client: Any, args: Namespace) -> dict[str, Any]:
     return _e2e(args, lambda: client.send_many(args.n))
 
 
+def outbox_e2e(client: Any, args: Namespace) -> dict[str, Any]:
+    """N calls committed to the outbox in ``--transactions`` transactions, then every result (issue 23).
+
+    The stopwatch of the other e2e phases, from the first transaction's start to the last result, plus
+    **commit to endpoint** per call: when the worker's first HTTP attempt of the call started (its
+    ``attempts()[0]["at"]``, recorded by the worker in milliseconds of the same machine's clock) less
+    when its transaction's ``COMMIT`` returned in this process.  ``--rate`` (calls/s) paces the transactions;
+    without it one writer commits them as fast as it can, and once that outruns the worker the latency is
+    mostly the queue.
+    """
+    per = args.n // args.transactions
+    assert per * args.transactions == args.n, "--n must be a multiple of --transactions"
+    commits: list[tuple[float, float]] = []
+    sent: list[Any] = []
+
+    def commit_all() -> list[Any]:
+        start, interval = time.perf_counter(), per / args.rate if args.rate else 0.0
+        for t in range(args.transactions):
+            time.sleep(max(0.0, start + t * interval - time.perf_counter()))  # --rate: offered, not as fast as it can
+            handles, issued, returned = client.commit(t * per, per)
+            sent.extend(handles)
+            commits.append((issued, returned))
+        return sent
+
+    result = _e2e(args, commit_all)
+    performed = [_epoch(handle.attempts()[0]["at"]) for handle in sent]
+    latencies = [(at - commits[i // per][1]) * 1000 for i, at in enumerate(performed)]
+    by_transaction = [latencies[t * per : (t + 1) * per] for t in range(args.transactions)]
+    return {
+        **result,
+        "transactions": args.transactions,
+        "calls_per_transaction": per,
+        "offered_calls_per_s": args.rate or None,
+        "commit_to_endpoint_p50_ms": percentile(latencies, 50),
+        "commit_to_endpoint_p99_ms": percentile(latencies, 99),
+        "commit_to_endpoint_min_ms": min(latencies),
+        "commit_to_endpoint_max_ms": max(latencies),
+        "commit_ms_p50": percentile([(returned - issued) * 1000 for issued, returned in commits], 50),
+        "first_call_after_commit_ms": [round(min(t), 2) for t in by_transaction],
+        "last_call_after_commit_ms": [round(max(t), 2) for t in by_transaction],
+        "last_commit_to_last_call_ms": (max(performed) - commits[-1][1]) * 1000,
+    }
+
+
+def _epoch(at: str) -> float:
+    """An attempt's ``at`` (ISO 8601 UTC, ``...Z``) as seconds since the epoch."""
+    return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
+
+
 def _e2e(args: Namespace, send_all: Any) -> dict[str, Any]:
-    """The one stopwatch for both e2e phases: the send half, the get half, and everyone's CPU around them."""
+    """The one stopwatch for the e2e phases: the send half, the get half, and everyone's CPU around them."""
     # The other processes' CPU is read here, around the timed region only (not our start-up).
-    meter = CpuMeter(args.worker_pid, args.receiver_pid) if args.receiver_pid else None
+    meter = CpuMeter(args.worker_pid, args.receiver_pid, args.relay_pid) if args.receiver_pid else None
     before = meter.snapshot() if meter else {}
     cpu0, t0 = time.process_time(), time.perf_counter()
     handles = send_all()
@@ -216,6 +266,7 @@ PHASES = {
     "latency": latency,
     "e2e": e2e,
     "bulk_e2e": bulk_e2e,
+    "outbox_e2e": outbox_e2e,
     "memory": memory,
     "slow": slow,
 }

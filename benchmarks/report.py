@@ -217,9 +217,59 @@ def table(report: dict[str, Any]) -> str:
             + f"{c['scan'][0]['n']:,} calls each): "
             + ", ".join(f"-P {s['pool']} -c {s['concurrency']}: {s['calls_per_s']:.0f}/s" for s in c["scan"]),
         ]
+    if report.get("outbox", {}).get("runs"):
+        lines += ["", outbox_table(report["outbox"])]
     if report.get("slow"):
         lines += ["", slow_table(report["slow"])]
     return "\n".join(lines)
+
+
+def outbox_table(outbox: dict[str, Any]) -> str:
+    """The outbox row (issue 23) beside URL.map of the same calls, each the median of its runs."""
+    o, b, paced = outbox["outbox"], outbox["bulk_e2e"], outbox.get("paced")
+    rows = [
+        ("outbox row", "calls", "e2e calls/s", "sent/s", "commit->endpoint p50", "p99", "CPU ms/call"),
+        (
+            f"outbox, {o['transactions']} transactions, dispatch relay",
+            f"{o['n']:,}",
+            f"{o['calls_per_s']:,.0f}",
+            f"{o['enqueue_calls_per_s']:,.0f}",
+            f"{o['commit_to_endpoint_p50_ms']:.1f} ms",
+            f"{o['commit_to_endpoint_p99_ms']:.1f} ms",
+            f"{o['cpu_ms_per_call']['total']:.2f}",
+        ),
+        (
+            "URL.map of the same calls",
+            f"{b['n']:,}",
+            f"{b['calls_per_s']:,.0f}",
+            f"{b['enqueue_calls_per_s']:,.0f}",
+            "-",
+            "-",
+            f"{b['cpu_ms_per_call']['total']:.2f}",
+        ),
+    ]
+    if paced:
+        rows.insert(
+            2,
+            (
+                f"outbox, offered at {paced['offered_calls_per_s']:,.0f} calls/s",
+                f"{paced['n']:,}",
+                f"{paced['calls_per_s']:,.0f}",
+                f"{paced['enqueue_calls_per_s']:,.0f}",
+                f"{paced['commit_to_endpoint_p50_ms']:.1f} ms",
+                f"{paced['commit_to_endpoint_p99_ms']:.1f} ms",
+                f"{paced['cpu_ms_per_call']['total']:.2f}",
+            ),
+        )
+    return "\n".join(
+        [
+            *aligned(rows),
+            "outbox: one writer commits the calls (outbox.send() in each transaction), one `dispatch relay` publishes",
+            "them, the worker performs them; e2e from the first transaction to the last result.  sent/s: committed",
+            "(outbox) or confirmed by RabbitMQ (URL.map) per second.  commit->endpoint: each call's first HTTP attempt",
+            "as the worker recorded it, less its transaction's commit.  CPU adds the relay and PostgreSQL (all of it).",
+        ]
+    )
 
 
 def slow_rows(slow: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:

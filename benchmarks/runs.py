@@ -1,9 +1,10 @@
-"""One routine per system (``run_dispatch``, ``run_celery``, ``run_no_queue``, ``run_slow``): each runs its
-phases in client processes against the workers it starts and returns its part of the report."""
+"""One routine per system (``run_dispatch``, ``run_outbox``, ``run_celery``, ``run_no_queue``, ``run_slow``):
+each runs its phases in client processes against the workers it starts and returns its part of the report."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from argparse import Namespace
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,22 @@ from config import (
     COLD,
     DISPATCH_ENV,
     DISPATCH_WORKER,
+    OUTBOX_URL,
     SLOW_DELAYS_MS,
     SLOW_DISPATCH_WORKERS,
 )
-from launch import Processes, celery_command, log, receiver_stats, start_celery_worker, start_dispatch_worker
+from launch import (
+    Processes,
+    celery_command,
+    dispatch_cli,
+    log,
+    receiver_stats,
+    start_celery_worker,
+    start_dispatch_worker,
+    start_relay,
+)
 from meters import CpuMeter, worker_tree_memory
-from services import clean_celery, clean_dispatch
+from services import clean_celery, clean_dispatch, drop_table
 
 
 def config_of(args: Namespace, *leave_out: str) -> dict[str, Any]:
@@ -136,6 +147,82 @@ def run_dispatch(procs: Processes, args: Namespace, base: str, receiver_pid: int
             procs.stop(worker)
         clean_dispatch()
     return out
+
+
+def run_outbox(procs: Processes, args: Namespace, base: str, receiver_pid: int, logs: Path) -> dict[str, Any]:
+    """The outbox row (issue 23): calls committed to PostgreSQL, relayed by ``dispatch relay``, beside URL.map.
+
+    One worker and one relay process run throughout; each of ``args.repeat`` rounds commits
+    ``--outbox-calls`` calls in ``--outbox-transactions`` transactions as fast as one writer can and collects
+    every result, sends the same calls with one ``URL.map`` and collects them, and (``--outbox-rate``) commits
+    them again offered at that rate.  The table is the run's own, dropped after.
+    """
+    if not (Path(DISPATCH_ENV["PYTHONPATH"]) / "dispatch" / "outbox").is_dir():
+        log("outbox: the package measured has no dispatch.outbox; row skipped")
+        return {"skipped": "no dispatch.outbox in the package measured"}
+    n, transactions, table = args.outbox_calls, args.outbox_transactions, f"bench_outbox_{os.getpid()}"
+    env = {**DISPATCH_ENV, "DISPATCH_OUTBOX_URL": OUTBOX_URL}
+    out: dict[str, Any] = {
+        "n": n,
+        "transactions": transactions,
+        "database": OUTBOX_URL,
+        "relay": f"dispatch relay --table {table}",
+        "worker": f"dramatiq dispatch.tasks --processes {DISPATCH_WORKER['processes']} "
+        f"--threads {DISPATCH_WORKER['threads']}",
+        "runs": [],
+    }
+    clean_dispatch()
+    try:
+        dispatch_cli(["outbox", "init", "--table", table], env)
+        worker = start_dispatch_worker(procs, logs, "outbox")
+        relay = start_relay(procs, logs, env, table)
+        try:
+            procs.run_client("dispatch", ["ready"], client_args(args, base), DISPATCH_ENV)
+            common = {
+                "phase": "outbox_e2e",
+                "relay_pid": relay.pid,
+                "outbox_url": OUTBOX_URL,
+                "outbox_table": table,
+                "transactions": transactions,
+            }
+            for r in range(args.repeat):
+                log(f"outbox: {n} calls committed in {transactions} transactions (run {r + 1}/{args.repeat})")
+                outbox = e2e_with_cpu(procs, "dispatch", args, base, env, worker.pid, receiver_pid, n, **common)
+                log("  " + _outbox_line(outbox))
+                log(f"outbox: the same {n} calls sent with one URL.map")
+                bulk = e2e_with_cpu(
+                    procs, "dispatch", args, base, DISPATCH_ENV, worker.pid, receiver_pid, n, phase="bulk_e2e"
+                )
+                log(f"  {bulk['calls_per_s']:.0f} calls/s e2e")
+                out["runs"].append({"outbox": outbox, "bulk_e2e": bulk})
+                if args.outbox_rate:
+                    log(f"outbox: {n} calls offered at {args.outbox_rate:g} calls/s")
+                    out["runs"][-1]["paced"] = paced = e2e_with_cpu(
+                        procs, "dispatch", args, base, env, worker.pid, receiver_pid, n, rate=args.outbox_rate, **common
+                    )
+                    log("  " + _outbox_line(paced))
+        finally:
+            procs.stop(relay)
+            procs.stop(worker)
+    finally:
+        drop_table(OUTBOX_URL, table)
+        clean_dispatch()
+    # Another helper's test may set off RabbitMQ's memory alarm: a blocked relay is a queue, not the outbox's cost.
+    out["rabbitmq_blocked"] = (logs / "dispatch-relay.log.tmp").read_text(errors="replace").count("Connection.Blocked")
+    if out["rabbitmq_blocked"]:
+        log(f"outbox: RabbitMQ blocked the relay {out['rabbitmq_blocked']} time(s) during the run (a memory alarm)")
+    out["outbox"] = _median_run([run["outbox"] for run in out["runs"]])
+    out["bulk_e2e"] = _median_run([run["bulk_e2e"] for run in out["runs"]])
+    if args.outbox_rate:
+        out["paced"] = _median_run([run["paced"] for run in out["runs"]])
+    return out
+
+
+def _outbox_line(run: dict[str, Any]) -> str:
+    return (
+        f"{run['calls_per_s']:.0f} calls/s e2e ({run['enqueue_calls_per_s']:.0f} committed/s), commit to endpoint "
+        f"p50 {run['commit_to_endpoint_p50_ms']:.1f} ms, p99 {run['commit_to_endpoint_p99_ms']:.1f} ms"
+    )
 
 
 def measure_worker(

@@ -1,5 +1,6 @@
 """RabbitMQ and Redis for a run: waiting for them, the ``dispatch-bench`` vhost, and emptying each system's
-queues and Redis database between measurements, so no run consumes another's leftovers."""
+queues and Redis database between measurements, so no run consumes another's leftovers; and dropping the
+outbox row's PostgreSQL table once it is done."""
 
 from __future__ import annotations
 
@@ -81,3 +82,12 @@ def clean_celery() -> None:
     """Empty the Celery port's queue, exchange and Redis db."""
     delete_queues([CELERY_QUEUE], [CELERY_QUEUE])
     flush_redis(CELERY_REDIS)
+
+
+def drop_table(url: str, table: str) -> None:
+    """Drop the outbox row's table (``DROP TABLE IF EXISTS``), so a run leaves nothing in the database."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as connection:
+        connection.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
