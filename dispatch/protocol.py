@@ -2,7 +2,10 @@
 
 ``{"status": "success", "retval": ...}`` is the call's result; ``failure``
 is :class:`RemoteExecuteError` with the endpoint's reason; anything else is
-:class:`UnknownStatusError` or :class:`InvalidResponseError`.  This is what
+:class:`UnknownStatusError` or :class:`InvalidResponseError`.  A non-2xx
+answer is a ``BadStatusError`` whatever its body, but a ``failure`` body's
+reason goes into its message (:func:`refusal_reason`): a receiver refusing
+an unsigned call says why.  This is what
 :meth:`HttpDispatch.parse` does unless a dispatcher overrides it.  What a
 call may carry is checked by :mod:`dispatch.validation`, its URL by
 :mod:`dispatch.urlsafety`.
@@ -15,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .errors import InvalidResponseError, RemoteExecuteError, UnknownStatusError
+from .redaction import redact
 
 # Moved to their own modules (issue 18); dispatch.gateway.models still imports them from here.
 # This block goes once it imports them from dispatch.validation and dispatch.urlsafety.
@@ -52,6 +56,25 @@ def parse_answer(body: bytes) -> Any:
     if status == "failure":
         raise RemoteExecuteError(_text(answer.get("reason", "")))
     raise UnknownStatusError(f"unknown status {_text(status, repr)}")
+
+
+#: The longest reason of a non-2xx ``failure`` answer carried into a BadStatusError: why, not a page.
+MAX_REFUSAL_REASON = 200
+
+
+def refusal_reason(body: bytes) -> str | None:
+    """The reason of a non-2xx body that is a protocol ``failure``, on one line, redacted, at most
+    :data:`MAX_REFUSAL_REASON` characters; None for any other body (HTML, empty, another status)."""
+    try:
+        answer = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(answer, dict) or answer.get("status") != "failure":
+        return None
+    reason = " ".join(redact(_text(answer.get("reason", ""))).split())  # redacted whole: a cut secret would show
+    if len(reason) > MAX_REFUSAL_REASON:
+        reason = reason[: MAX_REFUSAL_REASON - 3] + "..."
+    return reason or None
 
 
 def _text(value: Any, render: Callable[[Any], str] = str) -> str:

@@ -7,6 +7,9 @@
 * **A streamed, capped read.**  A declared ``Content-Length`` over the cap
   fails the call without reading; an undeclared one is read until the cap
   is crossed, then dropped.
+* **A refusal says why.**  A non-2xx answer (not retried) is a
+  ``BadStatusError``; when its body is a protocol ``failure`` (a receiver
+  refusing an unsigned call), its reason joins the message.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from .. import tracing
 from ..destinations import Destinations
 from ..errors import BadStatusError, ResponseTooLargeError
 from ..policy import DestinationPolicy
+from ..protocol import refusal_reason
 from ..redaction import redact_url
 from ..retries import RETRY_STATUSES, AttemptFailed, DeliveryFailed, RetryPolicy, parse_retry_after
 from ..validation import MAX_TIMEOUT
@@ -32,6 +36,9 @@ from ._redirects import MAX_REDIRECTS, redirected
 from ._wire import Shaper, WireRequest, build_wire_request
 
 _READ_CHUNK = 64 * 1024
+
+#: The most of a non-2xx answer's body read for a ``failure`` reason; a larger body is not read.
+_REFUSAL_BODY_BYTES = 16 * 1024
 
 
 class Transport:
@@ -117,6 +124,7 @@ class Transport:
                     if not 200 <= status < 300:
                         raise BadStatusError(
                             f"HTTP {status} {response.reason} from {request.method} {redact_url(request.url)}"
+                            + _refusal(response, deadline.at)
                         )
                     body = _read_capped(response, request.max_response_bytes, deadline.at)
                     if deadline.expired:  # a body without a length ends early, and looks whole, when cut
@@ -129,6 +137,17 @@ class Transport:
                     deadline.forget()  # the connection may go to another thread now: the watchdog lets go of it
                     response.release_conn()
             raise BadStatusError(f"more than {MAX_REDIRECTS} redirects from {request.method} {redact_url(request.url)}")
+
+
+def _refusal(response: urllib3.BaseHTTPResponse, deadline: float) -> str:
+    """``: <reason>`` when a non-2xx body is a protocol ``failure`` (:func:`~dispatch.protocol.refusal_reason`),
+    else nothing: a body too large, cut off or late does not turn the answer into a transport failure."""
+    try:
+        body = _read_capped(response, _REFUSAL_BODY_BYTES, deadline)
+    except (ResponseTooLargeError, AttemptFailed, urllib3.exceptions.HTTPError, OSError):
+        return ""
+    reason = refusal_reason(body)
+    return f": {reason}" if reason else ""
 
 
 def _read_capped(response: urllib3.BaseHTTPResponse, limit: int, deadline: float) -> bytes:

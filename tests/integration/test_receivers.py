@@ -113,11 +113,14 @@ def test_unicode_and_repeated_arguments_arrive_intact(worker, app):
     assert URL(app.url("echo"), method="POST").send(**sent).get(timeout=10) == sent
 
 
+#: How each receiver words a missing argument: Python's receivers bind the function's signature, Node checks by hand.
+MISSING_Y = {"node": r"^missing argument: y$"}
+MISSING_Y_PYTHON = r"^bad arguments for multiply\(\): missing a required argument: 'y'$"
+
+
 @pytest.mark.integration
 def test_missing_arguments_fail_with_a_clear_reason(worker, app):
-    if app.name == "node":
-        pytest.skip("the Node example leaves argument checks to JavaScript")
-    with pytest.raises(RemoteExecuteError, match=r"^bad arguments for multiply\(\): missing a required argument: 'y'$"):
+    with pytest.raises(RemoteExecuteError, match=MISSING_Y.get(app.name, MISSING_Y_PYTHON)):
         URL(app.url("multiply")).send(x=6).get(timeout=10)
 
 
@@ -133,6 +136,18 @@ def test_signed_get_and_post_are_answered(signed_app):
         200,
         {"status": "success", "retval": {"city": "Zürich ☃", "tags": ["a", "b"]}},
     )
+
+
+@pytest.mark.integration
+def test_an_unsigned_call_is_refused_and_the_caller_and_the_worker_log_say_why(worker, signed_app):
+    """The session worker signs nothing: the receiver's 401 reason reaches BadStatusError and the log line."""
+    res = URL(signed_app.url("multiply")).send(x=6, y=7)
+    with pytest.raises(BadStatusError) as caught:
+        res.get(timeout=10)
+    assert str(caught.value).startswith("HTTP 401 ")  # the reason phrase is each framework's own
+    assert f"from GET {signed_app.url('multiply')}: signature check failed: unsigned request" in str(caught.value)
+    line = next(line for line in worker.log().splitlines() if res.message_id in line and "failed" in line)
+    assert "BadStatusError" in line and "signature check failed: unsigned request" in line
 
 
 @pytest.mark.integration
