@@ -32,6 +32,7 @@ from .errors import (
     PublishRefused,
     RemoteExecuteError,
     ResponseTooLargeError,
+    ResultsUnavailable,
     ResultTimeout,
     TransportError,
     UnknownStatusError,
@@ -73,6 +74,7 @@ __all__ = [
     "RemoteExecuteError",
     "ResponseTooLargeError",
     "ResultTimeout",
+    "ResultsUnavailable",
     "TransportError",
     "UnknownStatusError",
 ]

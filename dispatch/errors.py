@@ -17,6 +17,7 @@ Hierarchy (Celery's ``celery.task.http`` names, kept for familiarity)::
      +-- DestinationRefused            the destination policy forbids the address
      +-- CallCancelled                 the call was cancelled before it started
      +-- ResultTimeout                 res.get() gave up waiting (also a TimeoutError)
+     +-- ResultsUnavailable            the results store (Redis) could not be read or written
      +-- ConfigurationError            an environment variable could not be parsed
      +-- BrokerUnavailable             RabbitMQ unreachable within DISPATCH_SEND_TIMEOUT; not sent
      |    +-- BrokerAccessRefused      RabbitMQ refused the login or the vhost; not sent, not retried
@@ -71,6 +72,14 @@ class CallCancelled(DispatchError):
 
 class ResultTimeout(DispatchError, TimeoutError):
     """``res.get(timeout=...)`` ran out of time before the outcome was stored."""
+
+
+class ResultsUnavailable(DispatchError):
+    """The results store (``DISPATCH_RESULTS_URL``'s Redis) failed a handle's read or write.
+
+    Raised by ``get()``, ``aget()``, ``state()``, ``cancel()``, ``acancel()`` and ``attempts()`` in place of
+    redis-py's errors; the message names the Redis that was asked (never its password) and what to check.
+    """
 
 
 class ConfigurationError(DispatchError, ValueError):

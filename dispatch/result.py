@@ -7,6 +7,12 @@ re-raises the worker's own error class instead of dramatiq's generic
 ``ResultFailure``, its asyncio twin :meth:`CallResult.aget`, :meth:`cancel`
 and :meth:`state`.  :meth:`CallResult.from_id` makes a handle for a call sent
 elsewhere: outcomes are keyed by call id alone.
+
+Whatever fails, a caller sees one of the package's errors: the results
+store's failures come out of every method as
+:class:`~dispatch.errors.ResultsUnavailable` (:mod:`dispatch.redis_errors`),
+and a ``ResultTimeout`` says when no worker consumes the call's queue
+(:mod:`dispatch.consumers`, asked once the wait has run out).
 """
 
 from __future__ import annotations
@@ -20,12 +26,15 @@ from collections.abc import Callable
 from typing import Any
 
 from dramatiq import Message
+from dramatiq.common import q_name
 from dramatiq.results import ResultBackend, ResultFailure, ResultMissing
 from dramatiq.results import ResultTimeout as DramatiqResultTimeout
 
 from .call import ACTOR_NAME, Call
+from .consumers import no_outcome_reason
 from .errors import CallCancelled, ResultTimeout, error_from_result
 from .redis_connect import FAILOVER_ERRORS, Outage, patiently
+from .redis_errors import mapped_redis_errors
 from .results import CANCELLED, SCHEDULED, STARTED, WAITING, CallResultsBackend
 from .runtime import get_runtime
 
@@ -74,22 +83,31 @@ class CallResult(Message[Any]):
         rounded up.  A lost Redis master is waited out within the timeout:
         the wait resumes (behind Sentinel, on the new master) for up to
         ``DISPATCH_RESULTS_STORE_PATIENCE`` seconds of failures in a row.
+        A store that cannot be read (still failing when time runs out) raises
+        :class:`~dispatch.errors.ResultsUnavailable`, naming it.
         """
         remaining = self._wait_budget(timeout)
-        outage = Outage(get_runtime().settings.results_store_patience)
-        while True:
-            wait = min(remaining, _WAIT_SLICE_SECONDS)
-            began = time.monotonic()
-            try:
-                return self._unwrapped(self.get_result, block=True, timeout=int(wait * 1000))
-            except DramatiqResultTimeout:
-                remaining -= wait
-                outage.clear()
-            except FAILOVER_ERRORS as error:
-                time.sleep(min(outage.failed(error), remaining))
-                remaining -= time.monotonic() - began
-            if remaining <= 0:
-                raise self._timed_out(timeout) from None
+        settings = get_runtime().settings
+        outage = Outage(settings.results_store_patience)
+        failing: Exception | None = None  # the store's last error, while it fails
+        with mapped_redis_errors(settings.results_url):
+            while True:
+                wait = min(remaining, _WAIT_SLICE_SECONDS)
+                began = time.monotonic()
+                try:
+                    return self._unwrapped(self.get_result, block=True, timeout=int(wait * 1000))
+                except DramatiqResultTimeout:
+                    remaining -= wait
+                    outage.clear()
+                    failing = None
+                except FAILOVER_ERRORS as error:
+                    failing = error
+                    time.sleep(min(outage.failed(error), remaining))
+                    remaining -= time.monotonic() - began
+                if remaining <= 0:
+                    if failing is not None:
+                        raise failing
+                    raise self._timed_out(timeout) from None
 
     async def aget(self, timeout: float | None = None) -> Any:
         """:meth:`get` for asyncio code: waits on Redis with redis-py's asyncio client, holding no thread."""
@@ -110,24 +128,30 @@ class CallResult(Message[Any]):
             socket_keepalive_options=BLOCKING_KEEPALIVE,
         )
         outage = Outage(settings.results_store_patience)
-        try:
-            while True:
-                wait = min(remaining, _WAIT_SLICE_SECONDS)
-                began = time.monotonic()
-                try:
-                    data = await client.brpoplpush(key, key, max(1, int(wait)))
-                except FAILOVER_ERRORS as error:
-                    await asyncio.sleep(min(outage.failed(error), remaining))
-                    remaining -= time.monotonic() - began
-                else:
-                    if data is not None:
-                        return self._unwrapped(backend.unwrap_result, res=backend.encoder.decode(data))
-                    remaining -= wait
-                    outage.clear()
-                if remaining <= 0:
-                    raise self._timed_out(timeout)
-        finally:
-            await client.aclose()
+        failing: Exception | None = None  # the store's last error, while it fails
+        with mapped_redis_errors(settings.results_url):
+            try:
+                while True:
+                    wait = min(remaining, _WAIT_SLICE_SECONDS)
+                    began = time.monotonic()
+                    try:
+                        data = await client.brpoplpush(key, key, max(1, int(wait)))
+                    except FAILOVER_ERRORS as error:
+                        failing = error
+                        await asyncio.sleep(min(outage.failed(error), remaining))
+                        remaining -= time.monotonic() - began
+                    else:
+                        if data is not None:
+                            return self._unwrapped(backend.unwrap_result, res=backend.encoder.decode(data))
+                        remaining -= wait
+                        outage.clear()
+                        failing = None
+                    if remaining <= 0:
+                        if failing is not None:
+                            raise failing
+                        raise await asyncio.to_thread(self._timed_out, timeout)
+            finally:
+                await client.aclose()
 
     def cancel(self) -> bool:
         """Make sure the call is never sent: True if so (again True when asked again, from any process), False
@@ -136,7 +160,8 @@ class CallResult(Message[Any]):
         One atomic write also stores the ``CallCancelled`` outcome: ``get()`` on a cancelled call raises it.
         """
         runtime = get_runtime()  # tried again through a failover, as long as a send would be
-        return patiently(lambda: runtime.call_states.cancel(self.message_id), runtime.settings.send_timeout)
+        with mapped_redis_errors(runtime.settings.results_url):
+            return patiently(lambda: runtime.call_states.cancel(self.message_id), runtime.settings.send_timeout)
 
     async def acancel(self) -> bool:
         """:meth:`cancel` for asyncio code: the store's one atomic write runs in a thread, the loop keeps running."""
@@ -155,23 +180,27 @@ class CallResult(Message[Any]):
         answer came), ``error`` (None for the attempt that succeeded, else the error class), ``detail``
         (at most 300 characters, never a secret).  Empty for a call not attempted yet, or unknown.
         """
-        return get_runtime().call_states.attempts(self.message_id)
+        runtime = get_runtime()
+        with mapped_redis_errors(runtime.settings.results_url):
+            return runtime.call_states.attempts(self.message_id)
 
     def snapshot(self) -> Snapshot:
         """Where the call stands and, once it has one, its outcome as stored -- from one read of the store.
 
         The CLI's ``dispatch result`` and the gateway's ``GET /calls/{id}`` show this.
         """
-        try:
-            result = self.get_result(block=False)
-        except ResultMissing:
-            state = get_runtime().call_states.state(self.message_id)
-            if state == WAITING:  # between scheduled deliveries: started, and no longer cancellable
-                state = STARTED
-            return Snapshot(state if state in (SCHEDULED, STARTED, CANCELLED) else "pending")
-        except ResultFailure as failure:
-            state = CANCELLED if failure.orig_exc_type == CallCancelled.__name__ else "failure"
-            return Snapshot(state, error_type=failure.orig_exc_type, error_message=failure.orig_exc_msg)
+        runtime = get_runtime()
+        with mapped_redis_errors(runtime.settings.results_url):
+            try:
+                result = self.get_result(block=False)
+            except ResultMissing:
+                state = runtime.call_states.state(self.message_id)
+                if state == WAITING:  # between scheduled deliveries: started, and no longer cancellable
+                    state = STARTED
+                return Snapshot(state if state in (SCHEDULED, STARTED, CANCELLED) else "pending")
+            except ResultFailure as failure:
+                state = CANCELLED if failure.orig_exc_type == CallCancelled.__name__ else "failure"
+                return Snapshot(state, error_type=failure.orig_exc_type, error_message=failure.orig_exc_msg)
         return Snapshot("success", result=result)
 
     @staticmethod
@@ -181,7 +210,9 @@ class CallResult(Message[Any]):
         return math.inf if timeout is None else math.ceil(timeout)
 
     def _timed_out(self, timeout: float | None) -> ResultTimeout:
-        return ResultTimeout(f"no outcome for call {self.message_id} after {timeout:g} seconds")
+        """The ResultTimeout for a wait that ran out, saying why when it is plain (no worker on the queue)."""
+        reason = no_outcome_reason(get_runtime().settings, q_name(self.queue_name))
+        return ResultTimeout(f"no outcome for call {self.message_id} after {timeout:g} seconds: {reason}")
 
     @staticmethod
     def _unwrapped(read: Callable[..., Any], **kwargs: Any) -> Any:

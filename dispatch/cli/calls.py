@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.markup import escape
 
-from ..errors import DispatchError, ResultTimeout
+from ..consumers import no_outcome_reason
+from ..errors import DispatchError, ResultsUnavailable, ResultTimeout
+from ..redis_errors import store_error_message
 from ..settings import Settings
-from .common import JsonOption, flag, load_settings, no_outcome_reason
+from .common import JsonOption, flag, load_settings
 from .output import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -30,8 +32,6 @@ from .output import (
     Output,
     describe,
     explain_broker_error,
-    explain_redis_error,
-    is_redis_error,
     print_calls,
 )
 
@@ -157,9 +157,10 @@ class CallBatch:
         except KeyboardInterrupt:  # show what is known; the rest stay "queued", their ids printed
             self.stop("interrupted", "interrupted while waiting for outcomes", EXIT_INTERRUPTED)
         except Exception as exc:
-            if not is_redis_error(exc):
+            message = store_error_message(exc, self.settings.results_url)
+            if message is None:
                 raise
-            self.stop(exc, explain_redis_error(exc, self.settings.results_url))
+            self.stop(exc, message)
         _explain_timeouts(self.settings, self.calls, timeout)
 
     def report(self) -> None:
@@ -198,6 +199,8 @@ def _outcome(handle: Any, timeout: float) -> dict[str, Any]:
 
     try:
         return {"status": "success", "result": handle.get(timeout=timeout)}
+    except ResultsUnavailable:  # not this call's outcome: the wait stops, naming the store
+        raise
     except (DispatchError, ResultFailure) as exc:
         return {"status": "failure", "error": {"type": type(exc).__name__, "message": str(exc)}}
 

@@ -1,7 +1,7 @@
 """What several commands share: the ``--json`` option, the settings, and reading Redis and RabbitMQ's queue.
 
 Only the standard library, Typer and the package's light modules are imported
-here; pika is imported by :func:`broker_connection` when it runs.
+here; pika is imported by :func:`~dispatch.consumers.broker_connection` when it runs.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from typing import Annotated, Any
 
 import typer
 
+from ..consumers import broker_connection
 from ..errors import ConfigurationError
+from ..redis_errors import store_error_message
 from ..settings import Settings
-from .output import EXIT_INTERRUPTED, EXIT_USAGE, Output, explain_redis_error, is_missing_queue, is_redis_error
+from .output import EXIT_INTERRUPTED, EXIT_USAGE, Output
 
 
 def flag(*names: str, **options: Any) -> Any:
@@ -42,51 +44,10 @@ def reading_outcomes(output: Output, settings: Settings) -> Iterator[None]:
         output.note("interrupted")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as exc:
-        if not is_redis_error(exc):
+        message = store_error_message(exc, settings.results_url)
+        if message is None:
             raise
-        output.fail(exc, message=explain_redis_error(exc, settings.results_url))
-
-
-def no_outcome_reason(settings: Settings) -> str:
-    """Why a call still has no outcome, when it is plain: no worker consumes the queue."""
-    consumers = consumer_count(settings)
-    if consumers == 0:
-        return (
-            f"no worker is consuming queue {settings.queue!r} -- start one with "
-            "`dispatch worker` (or `dramatiq dispatch.tasks`); the call stays queued until then"
-        )
-    if consumers:
-        return f"{consumers} worker(s) consume queue {settings.queue!r}: the call is still queued or running"
-    return "the call may still be queued or running"
-
-
-def broker_connection(settings: Settings) -> Any:
-    """A connection to DISPATCH_BROKER_URL for one question: one try per node, 5 s each; pika's error if none."""
-    import pika
-
-    from ..cluster import connection_parameters
-
-    parameters = connection_parameters(settings.broker_url)
-    for node in parameters:
-        node.connection_attempts, node.socket_timeout, node.blocked_connection_timeout = 1, 5, 5
-    return pika.BlockingConnection(parameters)
-
-
-def consumer_count(settings: Settings) -> int | None:
-    """How many consumers the calls queue has, asked of RabbitMQ over AMQP (no plugin needed); None if unknown."""
-    if settings.stub_broker:
-        return None
-    try:
-        connection = broker_connection(settings)
-    except Exception:
-        return None
-    try:
-        return connection.channel().queue_declare(settings.queue, passive=True).method.consumer_count
-    except Exception as exc:
-        return 0 if is_missing_queue(exc) else None
-    finally:
-        with suppress(Exception):
-            connection.close()
+        output.fail(exc, message=message)
 
 
 def broker_cluster_name(settings: Settings) -> str | None:

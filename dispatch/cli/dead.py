@@ -12,6 +12,8 @@ from typing import Annotated, Any
 import typer
 
 from ..cluster import vhost_of
+from ..consumers import is_missing_queue
+from ..redis_errors import store_error_message
 from ..settings import Settings
 from .common import JsonOption, flag, load_settings
 from .output import (
@@ -19,9 +21,6 @@ from .output import (
     EXIT_USAGE,
     Output,
     explain_broker_error,
-    explain_redis_error,
-    is_missing_queue,
-    is_redis_error,
     print_dead,
 )
 
@@ -49,8 +48,8 @@ def _run(output: Output, settings: Settings, action: str, empty: Any, *args: Any
                 "yet: nothing has failed on it (is DISPATCH_QUEUE right?)"
             )
             return empty
-        if is_redis_error(exc):
-            output.fail(exc, message=explain_redis_error(exc, settings.results_url))
+        if (message := store_error_message(exc, settings.results_url)) is not None:
+            output.fail(exc, message=message)
         output.fail(exc, message=explain_broker_error(exc, settings.broker_url))
 
 

@@ -22,6 +22,7 @@ from rich.markup import escape
 from ..cluster import vhost_of
 from ..destinations import load_destinations
 from ..errors import ConfigurationError
+from ..redis_errors import redis_location
 from ..settings import Settings
 from .common import JsonOption, broker_cluster_name, flag, load_settings, reading_outcomes
 from .output import (
@@ -31,7 +32,6 @@ from .output import (
     explain_broker_error,
     hosts_table,
     plain_line,
-    redis_location,
     status_line,
     status_table,
 )

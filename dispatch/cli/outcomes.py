@@ -13,9 +13,10 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from ..errors import DispatchError, ResultTimeout
+from ..consumers import no_outcome_reason
+from ..errors import DispatchError, ResultsUnavailable, ResultTimeout
 from ..settings import Settings
-from .common import JsonOption, load_settings, no_outcome_reason, reading_outcomes
+from .common import JsonOption, load_settings, reading_outcomes
 from .output import EXIT_FAILED, EXIT_USAGE, Output, print_result
 
 CallIdArgument = Annotated[
@@ -58,6 +59,8 @@ def _wait_for(handle: Any, seconds: float, settings: Settings) -> dict[str, Any]
             reason = no_outcome_reason(settings) + " (or no call has this id, or its outcome has expired)"
         message = f"no outcome for call {handle.message_id} after {seconds:g}s; {reason}"
         return {**entry, "error": {"type": ResultTimeout.__name__, "message": message}}
+    except ResultsUnavailable:  # not the call's outcome: reading_outcomes says what failed
+        raise
     except DispatchError:
         pass  # a stored failure: read as stored below, with the worker's own class name
     return _read_now(handle)

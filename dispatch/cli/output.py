@@ -130,28 +130,6 @@ def broker_location(url: str) -> str:
     return f"RabbitMQ at {', '.join(nodes)}, vhost {vhost_of(url)!r}"
 
 
-def redis_location(url: str) -> str:
-    """``Redis at host:port db N`` (its socket path, or its sentinels) for DISPATCH_RESULTS_URL; never the password."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        return f"Redis at unix socket {parts.path}"
-    if parts.scheme.endswith("+sentinel"):
-        from ..redis_connect import parse_sentinel_url
-
-        try:
-            address = parse_sentinel_url(url)
-        except ValueError:
-            return "Redis behind Sentinel (a URL that cannot be parsed)"
-        sentinels = ", ".join(f"{host}:{port}" for host, port in address.sentinels)
-        return f"Redis master {address.service_name!r} of the sentinels at {sentinels} db {address.db}"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    db = parts.path.strip("/") or dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p).get("db", "0")
-    return f"Redis at {parts.hostname or 'localhost'}:{port or 6379} db {db}"
-
-
 def labelled(error: BaseException) -> str:
     """``Class: message``, the class named once even when the message is only its class and arguments."""
     text = describe(error)
@@ -181,22 +159,6 @@ def explain_broker_error(error: BaseException, broker_url: str) -> str:
     if names & {"BrokerUnavailable", "AMQPConnectionError", "ConnectionError", "OSError", "BrokerConnectionError"}:
         return f"cannot reach {where} ({why}); is RabbitMQ running? check DISPATCH_BROKER_URL"
     return f"{why} (talking to {where})"
-
-
-def explain_redis_error(error: BaseException, results_url: str) -> str:
-    return (
-        f"cannot read outcomes from {redis_location(results_url)} ({labelled(error)}); "
-        "is Redis running? check DISPATCH_RESULTS_URL"
-    )
-
-
-def is_missing_queue(error: BaseException) -> bool:
-    """pika's channel error for a queue that does not exist (AMQP 404 NOT_FOUND)."""
-    return "ChannelClosedByBroker" in _names(error) and getattr(error, "reply_code", None) == 404
-
-
-def is_redis_error(error: BaseException) -> bool:
-    return type(error).__module__.startswith("redis")
 
 
 # --- dispatch call ------------------------------------------------------------------------------

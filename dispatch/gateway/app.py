@@ -24,6 +24,7 @@ from starlette.types import Scope
 
 from .. import __version__
 from ..console import create_console
+from ..errors import ResultsUnavailable
 from ..runtime import get_runtime
 from ..settings import Settings
 from .auth import BearerAuth, bearer, check_tokens
@@ -120,7 +121,7 @@ def create_app(tokens: Sequence[str] | None = None, max_body: int | None = None)
         or `failure` with `error`.  Tasks applied over `/tasks` are read here too."""
         try:
             return gateway.status(str(call_id))
-        except RedisError as exc:
+        except (RedisError, ResultsUnavailable) as exc:
             raise HTTPException(503, f"results store unavailable: {exc}") from None
 
     @app.delete(
@@ -135,7 +136,7 @@ def create_app(tokens: Sequence[str] | None = None, max_body: int | None = None)
         `GET` answers `cancelled` from now on.  409 if a worker already started or finished it."""
         try:
             return gateway.cancel(str(call_id))
-        except RedisError as exc:
+        except (RedisError, ResultsUnavailable) as exc:
             raise HTTPException(503, f"results store unavailable: {exc}") from None
 
     @app.get(
@@ -150,7 +151,7 @@ def create_app(tokens: Sequence[str] | None = None, max_body: int | None = None)
         the status it got (null when no answer came) and the error it ended with (null for the success)."""
         try:
             return gateway.attempts(str(call_id))
-        except RedisError as exc:
+        except (RedisError, ResultsUnavailable) as exc:
             raise HTTPException(503, f"results store unavailable: {exc}") from None
 
     actors_variable = Settings.env("gateway_actors")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from dispatch.cli.output import broker_location, describe, labelled, plain_line, redis_location
+from dispatch.cli.output import broker_location, describe, labelled, plain_line
+from dispatch.redis_errors import redis_location
 from tests.support import ROOT
 
 
