@@ -28,15 +28,28 @@ end
 local function expire_all(ms)
   for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ms) end
 end
+local function extend_all(ms)
+  for i = 1, 3 do
+    if redis.call('PTTL', KEYS[i]) < ms then redis.call('PEXPIRE', KEYS[i], ms) end
+  end
+end
 """
 
-# ARGV: delay_ms, ttl_ms.  A record that exists already is left as it is.
+# ARGV: delay_ms, ttl_ms.  -> 1 recorded, 0 a record exists: its state is kept (a cancelled call stays cancelled),
+# but it lives at least until the call is due plus the TTL (a cancel() can come before the outbox relay schedules).
 SCHEDULE = (
     _COMMON
     + """
-if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local delay = tonumber(ARGV[1])
-redis.call('HSET', KEYS[1], 'state', 'scheduled', 'wire', 0, 'due_at_ms', now_ms() + delay)
+local due = now_ms() + delay
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
+  if redis.call('EXISTS', KEYS[1]) == 1 and (tonumber(redis.call('HGET', KEYS[1], 'due_at_ms')) or 0) < due then
+    redis.call('HSET', KEYS[1], 'due_at_ms', due)
+  end
+  extend_all(delay + tonumber(ARGV[2]))
+  return 0
+end
+redis.call('HSET', KEYS[1], 'state', 'scheduled', 'wire', 0, 'due_at_ms', due)
 redis.call('PEXPIRE', KEYS[1], delay + tonumber(ARGV[2]))
 return 1
 """

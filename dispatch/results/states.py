@@ -81,7 +81,8 @@ class CallStates(Protocol):
     """Where calls' records live: :class:`RedisCallStates` beside the outcomes, :class:`MemoryCallStates` in-process."""
 
     def schedule(self, call_id: str, delay_ms: int = 0) -> None:
-        """Record a call sent with a delay as ``scheduled`` (unless it already has a record)."""
+        """Record a call sent with a delay as ``scheduled``; a record that exists keeps its state (a cancelled call
+        stays cancelled) and lives at least until the call is due plus the TTL."""
 
     def claim(self, call_id: str, holder: str, lease_ms: int) -> str:
         """Mark the call started for ``lease_ms``: ``claimed``; ``cancelled`` (skip it); ``done`` (ack it)."""
@@ -198,8 +199,12 @@ class MemoryCallStates:
 
     def schedule(self, call_id: str, delay_ms: int = 0) -> None:
         with self._lock:
-            if call_id not in self._records and not self._outcome_stored(call_id):
-                self._records[call_id] = {"state": SCHEDULED, "wire": False, "due_at_ms": _now_ms() + delay_ms}
+            due = _now_ms() + delay_ms
+            record = self._records.get(call_id)
+            if record is None and not self._outcome_stored(call_id):
+                self._records[call_id] = {"state": SCHEDULED, "wire": False, "due_at_ms": due}
+            elif record is not None:
+                record["due_at_ms"] = max(record.get("due_at_ms", 0), due)
 
     def claim(self, call_id: str, holder: str, lease_ms: int) -> str:
         with self._lock:

@@ -6,7 +6,9 @@ and the expiry of a finished record keeps the promises:
 
 * ``cancel()`` True => no attempt of the call ever reaches the wire, and it answers True again;
 * one final outcome per call; a stored outcome is never replaced;
-* the state Redis keeps is the model's; attempts are numbered 1..n over the call's life.
+* the state Redis keeps is the model's; attempts are numbered 1..n over the call's life;
+* a record that can still run (scheduled, waiting) or was cancelled lives at least until its next due
+  time plus the TTL -- also when ``cancel()`` came before the outbox relay scheduled the call.
 
 Redis db 9 (the integration tests' own), under a key namespace of this test run's own.
 """
@@ -14,6 +16,7 @@ Redis db 9 (the integration tests' own), under a key namespace of this test run'
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 
 import pytest
@@ -34,6 +37,7 @@ pytestmark = pytest.mark.integration
 _CLIENT = redis.Redis.from_url(TEST_ENV["DISPATCH_RESULTS_URL"], socket_timeout=10)
 _ENCODER = JSONEncoder()
 _NAMESPACE = f"dispatch-model-{uuid.uuid4().hex[:8]}"
+_TTL_MS = 60_000
 
 
 @dataclasses.dataclass
@@ -44,6 +48,7 @@ class Model:
     cancelled: bool = False
     attempts: int = 0  # attempts made over the call's life
     delivery: list[dict] = dataclasses.field(default_factory=list)  # the current delivery's, not yet written
+    due_ms: float = 0.0  # the latest due time asked for (wall clock, ms)
 
 
 class CallRecordMachine(RuleBasedStateMachine):
@@ -51,7 +56,7 @@ class CallRecordMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.states = RedisCallStates(_CLIENT, 60_000, _ENCODER, _NAMESPACE)
+        self.states = RedisCallStates(_CLIENT, _TTL_MS, _ENCODER, _NAMESPACE)
         self.model: dict[str, Model] = {}
 
     # -- the caller --------------------------------------------------------------------------
@@ -64,7 +69,19 @@ class CallRecordMachine(RuleBasedStateMachine):
         if delay_ms:
             self.states.schedule(call_id, delay_ms)
             self.model[call_id].state = "scheduled"
+            self.model[call_id].due_ms = _now_ms() + delay_ms
         return call_id
+
+    @rule(call_id=calls, delay_ms=st.sampled_from([5_000, 3_600_000]))
+    def relay_schedules(self, call_id: str, delay_ms: int) -> None:
+        """The outbox relay records a call for later -- perhaps after cancel() or a worker got to it first."""
+        model = self.model.get(call_id)
+        if model is None:
+            return  # expired and forgotten
+        self.states.schedule(call_id, delay_ms)
+        if model.state is None and model.outcome is None:
+            model.state = "scheduled"
+        model.due_ms = max(model.due_ms, _now_ms() + delay_ms)
 
     @rule(call_id=calls)
     def cancel(self, call_id: str) -> None:
@@ -124,6 +141,7 @@ class CallRecordMachine(RuleBasedStateMachine):
         model.delivery = []
         if model.outcome is None:
             model.state = WAITING
+            model.due_ms = _now_ms() + delay_ms
 
     @rule(call_id=calls, success=st.booleans())
     def finish(self, call_id: str, success: bool) -> None:
@@ -168,6 +186,21 @@ class CallRecordMachine(RuleBasedStateMachine):
             numbers = [attempt["attempt"] for attempt in self.states.attempts(call_id)]
             assert numbers == list(range(1, model.attempts + 1))
 
+    @invariant()
+    def a_record_outlives_its_next_due_time(self) -> None:
+        slack_ms = 5_000  # the steps' own time, and the clocks of this process and Redis
+        for call_id, model in self.model.items():
+            if model.state not in ("scheduled", WAITING, CANCELLED):
+                continue  # started: its lease keeps it; finished: it lives the TTL
+            needed = max(model.due_ms - _now_ms(), 0) + _TTL_MS - slack_ms
+            for key in self.states.keys(call_id):
+                if _CLIENT.exists(key):
+                    assert _CLIENT.pttl(key) >= needed, f"{key} expires before the call is due plus the TTL"
+
+
+def _now_ms() -> float:
+    return time.time() * 1000
+
 
 CallRecordMachine.TestCase.settings = settings(
     max_examples=30, stateful_step_count=20, deadline=None, suppress_health_check=list(HealthCheck)
@@ -180,3 +213,16 @@ def test_the_call_record_keeps_its_promises() -> None:
     finally:
         for key in _CLIENT.scan_iter(f"{_NAMESPACE}:*", count=1000):
             _CLIENT.delete(key)
+
+
+def test_a_cancel_before_the_relay_schedules_holds_until_the_call_is_due() -> None:
+    states = RedisCallStates(_CLIENT, _TTL_MS, _ENCODER, f"{_NAMESPACE}-direct")
+    call_id = uuid.uuid4().hex
+    try:
+        assert states.cancel(call_id)  # cancel() on the outbox's handle, before the relay published the call
+        states.schedule(call_id, 3_600_000)  # the relay records it for in an hour
+        assert states.state(call_id) == CANCELLED
+        assert all(_CLIENT.pttl(key) > 3_600_000 for key in states.keys(call_id)[:2])
+        assert states.claim(call_id, "worker", 60_000) == CANCELLED
+    finally:
+        _CLIENT.delete(*states.keys(call_id))
