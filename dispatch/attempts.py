@@ -64,9 +64,15 @@ class AttemptRecorder:
     def __init__(self) -> None:
         self._local = threading.local()
 
-    def reset(self) -> None:
-        """Forget this thread's attempts: a delivery starts."""
+    def reset(self, delivery: str = "") -> None:
+        """Forget this thread's attempts: a delivery starts (``delivery``: its token, the claim's holder)."""
         self._local.attempts = []
+        self._local.delivery = delivery
+
+    def delivery(self) -> str:
+        """The token of this thread's current delivery ("" before any): the record appends its attempts once."""
+        token: str = getattr(self._local, "delivery", "")
+        return token
 
     def take_delivery_attempts(self) -> list[dict[str, Any]]:
         """This thread's attempts since :meth:`reset`, oldest first; the list is cleared."""
@@ -136,3 +142,4 @@ def _utc_now() -> str:
 RECORDER = AttemptRecorder()
 take_delivery_attempts = RECORDER.take_delivery_attempts
 reset = RECORDER.reset
+delivery = RECORDER.delivery

@@ -13,19 +13,19 @@ twin for outcomes is :class:`dispatch.results.DurableResults`.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Retries
 
-from ..attempts import take_delivery_attempts
+from .. import attempts
 from ..call import is_call
 from ..errors import TransportError
+from ..redaction import get_logger
 from ..results.states import CallStates
 
-logger = logging.getLogger("dispatch.durability")
+logger = get_logger("dispatch.durability")
 
 
 class DurableRetries(Retries):
@@ -54,7 +54,7 @@ class DurableRetries(Retries):
 
     def _record_wait(self, message: MessageProxy, delay_ms: int) -> None:
         try:
-            self.states.wait(message.message_id, delay_ms, take_delivery_attempts())
+            self.states.wait(message.message_id, delay_ms, attempts.take_delivery_attempts(), attempts.delivery())
         except Exception as error:
             # The claim's record still lives its lease plus DISPATCH_RESULT_TTL: only a longer delay outlives it.
             logger.warning(

@@ -21,6 +21,7 @@ import os
 import random
 import socket
 import threading
+import uuid
 from typing import NoReturn
 
 import dramatiq
@@ -53,8 +54,8 @@ class SkipCancelled(dramatiq.Middleware):
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         if not is_call(broker, message):
             return
-        attempts.reset()  # this delivery's attempts, for the record's WAIT or FINISH
-        holder = f"{_PROCESS}:{threading.current_thread().name}"
+        holder = f"{_PROCESS}:{threading.current_thread().name}:{uuid.uuid4().hex[:12]}"  # this delivery, no other
+        attempts.reset(holder)  # this delivery's attempts, for the record's WAIT or FINISH (appended once)
         try:
             verdict = self.states.claim(message.message_id, holder, self._lease_ms(message))
         except Exception as error:

@@ -4,7 +4,10 @@ Every script takes the record's three keys, ``KEYS = {call, result, attempts}``
 (hash-tagged on the call id: one Cluster slot), and reads the clock of Redis
 (``TIME``), so workers and clients with skewed clocks agree on due times and
 leases.  Attempts come as JSON objects (``ARGV`` from a fixed index on) and
-are numbered here, over the call's whole life, with ``HINCRBY attempts_total``.
+are numbered here, over the call's whole life, with ``HINCRBY attempts_total``, and
+appended once per delivery: a write retried after the script ran (its answer lost
+to a timeout, ``NotReplicated``) finds the delivery's token in the record's
+``delivery`` field and appends nothing again.
 """
 
 from __future__ import annotations
@@ -17,8 +20,12 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function append_attempts(first)
+local function append_attempts(delivery, first)
   if #ARGV < first then return end
+  if delivery ~= '' then
+    if redis.call('HGET', KEYS[1], 'delivery') == delivery then return end  -- a retried write of this delivery's
+    redis.call('HSET', KEYS[1], 'delivery', delivery)
+  end
   for i = first, #ARGV do
     local n = redis.call('HINCRBY', KEYS[1], 'attempts_total', 1)
     redis.call('RPUSH', KEYS[3], '{{"attempt":' .. n .. ',' .. string.sub(ARGV[i], 2))
@@ -69,7 +76,7 @@ return 'claimed'
 """
 )
 
-# ARGV: delay_ms, ttl_ms, wire (0/1), attempts...  The delivery ended with a scheduled redelivery.
+# ARGV: delay_ms, ttl_ms, wire (0/1), delivery, attempts...  The delivery ended with a scheduled redelivery.
 WAIT = (
     _COMMON
     + """
@@ -79,20 +86,25 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('HDEL', KEYS[1], 'holder', 'lease_until_ms')
 end
 if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'wire', 1) else redis.call('HSETNX', KEYS[1], 'wire', 0) end
-append_attempts(4)
+append_attempts(ARGV[4], 5)
 redis.call('PEXPIRE', KEYS[1], delay + tonumber(ARGV[2]))
 redis.call('PEXPIRE', KEYS[3], delay + tonumber(ARGV[2]))
 return 1
 """
 )
 
-# ARGV: encoded outcome, final state, ttl_ms, wire (0/1), attempts...  -> 1 stored, 0 one was there already.
+# ARGV: encoded outcome, final state, ttl_ms, wire (0/1), delivery, attempts...
+# -> 1 stored (now, or by this delivery's earlier try of the same write), 0 another outcome was there already.
 FINISH = (
     _COMMON
     + """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  if ARGV[5] ~= '' and redis.call('HGET', KEYS[1], 'delivery') == ARGV[5] then return 1 end
+  return 0
+end
 if ARGV[4] == '1' then redis.call('HSET', KEYS[1], 'wire', 1) else redis.call('HSETNX', KEYS[1], 'wire', 0) end
-append_attempts(5)
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+append_attempts(ARGV[5], 6)
+redis.call('HSET', KEYS[1], 'delivery', ARGV[5])
 redis.call('LPUSH', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', ARGV[2])
 redis.call('HDEL', KEYS[1], 'holder', 'lease_until_ms')

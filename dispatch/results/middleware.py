@@ -40,7 +40,7 @@ from dramatiq.middleware import SkipMessage
 from dramatiq.results import Results
 from dramatiq.results.result import wrap_exception, wrap_result
 
-from ..attempts import take_delivery_attempts
+from .. import attempts as delivery_attempts
 from ..call import is_call
 from ..errors import DispatchError
 from ..redaction import get_logger, redact
@@ -106,14 +106,15 @@ class DurableResults(Results):
             return super().after_process_message(broker, message, result=result, exception=exception)
         if isinstance(exception, dramatiq.Retry):
             return  # a scheduled redelivery: DurableRetries writes the record's WAIT with this delivery's attempts
-        attempts = take_delivery_attempts() if is_call(broker, message) else []
+        attempts = delivery_attempts.take_delivery_attempts() if is_call(broker, message) else []
+        delivery = delivery_attempts.delivery() if is_call(broker, message) else ""
         if exception is not None:
             if attempts:  # a call's failure ends dead-lettered; its outcome is stored then, with these
                 self._failed_attempts[message.message_id] = attempts
             return
         outcome = wrap_result(result)
         try:
-            self._durably(self.states.finish, message.message_id, outcome, ttl, attempts)
+            self._durably(self.states.finish, message.message_id, outcome, ttl, attempts, delivery)
         except Exception as error:
             self._store_later(broker, message, outcome, attempts, error)
 

@@ -87,11 +87,15 @@ class CallStates(Protocol):
     def claim(self, call_id: str, holder: str, lease_ms: int) -> str:
         """Mark the call started for ``lease_ms``: ``claimed``; ``cancelled`` (skip it); ``done`` (ack it)."""
 
-    def wait(self, call_id: str, delay_ms: int, attempts: Sequence[Attempt]) -> None:
-        """The delivery ended with a scheduled redelivery in ``delay_ms``: ``waiting``, its attempts appended."""
+    def wait(self, call_id: str, delay_ms: int, attempts: Sequence[Attempt], delivery: str = "") -> None:
+        """The delivery ended with a scheduled redelivery in ``delay_ms``: ``waiting``, its attempts appended
+        (once per ``delivery``, the claim's holder: a retried write appends nothing again)."""
 
-    def finish(self, call_id: str, outcome: Any, ttl_ms: int, attempts: Sequence[Attempt] = ()) -> bool:
-        """Store the (dramatiq-wrapped) outcome unless one is stored already; False then (it is never replaced)."""
+    def finish(
+        self, call_id: str, outcome: Any, ttl_ms: int, attempts: Sequence[Attempt] = (), delivery: str = ""
+    ) -> bool:
+        """Store the (dramatiq-wrapped) outcome unless one is stored already; False then (it is never replaced).
+        True again when the same ``delivery`` retries the write that stored it."""
 
     def cancel(self, call_id: str) -> bool:
         """True if the call is cancelled (now or before) and will never be sent; False if it may have been."""
@@ -154,13 +158,17 @@ class RedisCallStates:
     def claim(self, call_id: str, holder: str, lease_ms: int) -> str:
         return _text(self._run(_scripts.CLAIM, call_id, holder, int(lease_ms), self.ttl_ms))
 
-    def wait(self, call_id: str, delay_ms: int, attempts: Sequence[Attempt]) -> None:
-        self._run(_scripts.WAIT, call_id, int(delay_ms), self.ttl_ms, int(reached_wire(attempts)), *_json(attempts))
+    def wait(self, call_id: str, delay_ms: int, attempts: Sequence[Attempt], delivery: str = "") -> None:
+        wire = int(reached_wire(attempts))
+        self._run(_scripts.WAIT, call_id, int(delay_ms), self.ttl_ms, wire, delivery, *_json(attempts))
 
-    def finish(self, call_id: str, outcome: Any, ttl_ms: int, attempts: Sequence[Attempt] = ()) -> bool:
+    def finish(
+        self, call_id: str, outcome: Any, ttl_ms: int, attempts: Sequence[Attempt] = (), delivery: str = ""
+    ) -> bool:
         encoded = self.encoder.encode(outcome)
         wire = int(bool(attempts) and reached_wire(attempts))
-        return bool(self._run(_scripts.FINISH, call_id, encoded, _final_state(outcome), ttl_ms, wire, *_json(attempts)))
+        state = _final_state(outcome)
+        return bool(self._run(_scripts.FINISH, call_id, encoded, state, ttl_ms, wire, delivery, *_json(attempts)))
 
     def cancel(self, call_id: str) -> bool:
         outcome = self.encoder.encode(wrap_exception(CallCancelled(f"call {call_id} was cancelled")))
@@ -190,7 +198,11 @@ class MemoryCallStates:
     def _outcome_stored(self, call_id: str) -> bool:
         return stub_outcome_stored(self.results, record_keys(self.namespace, call_id)[1])
 
-    def _append(self, call_id: str, record: dict[str, Any], attempts: Sequence[Attempt]) -> None:
+    def _append(self, call_id: str, record: dict[str, Any], attempts: Sequence[Attempt], delivery: str) -> None:
+        if not attempts or (delivery and record.get("delivery") == delivery):
+            return
+        if delivery:
+            record["delivery"] = delivery
         kept = self._attempts.setdefault(call_id, [])
         for attempt in attempts:
             record["attempts_total"] = record.get("attempts_total", 0) + 1
@@ -216,22 +228,25 @@ class MemoryCallStates:
             record.update(state=STARTED, holder=holder, lease_until_ms=_now_ms() + lease_ms)
             return CLAIMED
 
-    def wait(self, call_id: str, delay_ms: int, attempts: Sequence[Attempt]) -> None:
+    def wait(self, call_id: str, delay_ms: int, attempts: Sequence[Attempt], delivery: str = "") -> None:
         with self._lock:
             record = self._records.setdefault(call_id, {"wire": False})
             if not self._outcome_stored(call_id):
                 record.update(state=WAITING, due_at_ms=_now_ms() + delay_ms)
                 _release(record)
             record["wire"] = record["wire"] or reached_wire(attempts)
-            self._append(call_id, record, attempts)
+            self._append(call_id, record, attempts, delivery)
 
-    def finish(self, call_id: str, outcome: Any, ttl_ms: int, attempts: Sequence[Attempt] = ()) -> bool:
+    def finish(
+        self, call_id: str, outcome: Any, ttl_ms: int, attempts: Sequence[Attempt] = (), delivery: str = ""
+    ) -> bool:
         with self._lock:
             record = self._records.setdefault(call_id, {"wire": False})
-            record["wire"] = record["wire"] or (bool(attempts) and reached_wire(attempts))
-            self._append(call_id, record, attempts)
             if self._outcome_stored(call_id):
-                return False
+                return bool(delivery) and record.get("delivery") == delivery
+            record["wire"] = record["wire"] or (bool(attempts) and reached_wire(attempts))
+            self._append(call_id, record, attempts, delivery)
+            record["delivery"] = delivery
             stub_store_outcome(self.results, record_keys(self.namespace, call_id)[1], outcome, ttl_ms)
             record["state"] = _final_state(outcome)
             _release(record)

@@ -226,3 +226,36 @@ def test_a_cancel_before_the_relay_schedules_holds_until_the_call_is_due() -> No
         assert states.claim(call_id, "worker", 60_000) == CANCELLED
     finally:
         _CLIENT.delete(*states.keys(call_id))
+
+
+def test_a_retried_write_appends_its_delivery_attempts_once() -> None:
+    """FINISH or WAIT retried after the script ran (its answer lost: a socket timeout, NotReplicated)."""
+    states = RedisCallStates(_CLIENT, _TTL_MS, _ENCODER, f"{_NAMESPACE}-direct")
+    call_id = uuid.uuid4().hex
+    attempt = {"at": "t", "status_code": 503, "error": "TransportError", "wire": True}
+    try:
+        assert states.claim(call_id, "delivery-1", 60_000) == CLAIMED
+        for _ in range(3):
+            states.wait(call_id, 1_000, [attempt, attempt], delivery="delivery-1")
+        assert [a["attempt"] for a in states.attempts(call_id)] == [1, 2]
+        assert states.claim(call_id, "delivery-2", 60_000) == CLAIMED
+        for _ in range(3):
+            assert states.finish(call_id, {"ok": 1}, 30_000, [attempt], delivery="delivery-2") is True
+        assert [a["attempt"] for a in states.attempts(call_id)] == [1, 2, 3]
+        assert states.finish(call_id, {"ok": 2}, 30_000, [attempt], delivery="delivery-3") is False
+        assert [a["attempt"] for a in states.attempts(call_id)] == [1, 2, 3]  # another delivery's: never replaces
+        assert all(0 < _CLIENT.pttl(key) <= 30_000 for key in states.keys(call_id))
+    finally:
+        _CLIENT.delete(*states.keys(call_id))
+
+
+def test_finish_on_a_stored_outcome_leaves_no_key_without_expiry() -> None:
+    states = RedisCallStates(_CLIENT, _TTL_MS, _ENCODER, f"{_NAMESPACE}-direct")
+    call_id = uuid.uuid4().hex
+    try:
+        assert states.cancel(call_id)
+        assert states.finish(call_id, {"ok": 1}, 30_000, [{"at": "t", "wire": True}], delivery="d") is False
+        assert not _CLIENT.exists(states.keys(call_id)[2])
+        assert all(_CLIENT.pttl(key) > 0 for key in states.keys(call_id) if _CLIENT.exists(key))
+    finally:
+        _CLIENT.delete(*states.keys(call_id))
