@@ -92,7 +92,7 @@ def create_app(tokens: Sequence[str] | None = None, max_body: int | None = None)
         "headers": {"Location": {"description": "The status URL, as in the body.", "schema": {"type": "string"}}},
         "links": {
             operation: {"operationId": operation, "parameters": {"call_id": "$response.body#/id"}}
-            for operation in ("getCall", "cancelCall")
+            for operation in ("getCall", "cancelCall", "getCallAttempts")
         },
     }
 

@@ -1,11 +1,11 @@
-"""schemathesis, every check (``--checks all``), against a real gateway process: no failure, no warning.
+"""schemathesis, every check (``--checks all``), against a real gateway process: no failure, one known warning.
 
 The gateway serves its own OpenAPI document; schemathesis reads it and sends what it
 describes (its examples, boundary values, random bodies, schema-violating ones, and
 sequences following its links: queue, then read and cancel) with a valid token, so
-the real handlers answer, on a real RabbitMQ and Redis.  The run is bounded (a few
-dozen cases per operation) and seeded, with no example database: the same run each
-time.
+the real handlers answer, on a real RabbitMQ and Redis.  The run is bounded (a dozen
+cases per operation and phase, about 20 s here) and seeded, with no example database:
+the same run each time.  It checks every operation the document lists, however many.
 
 Safety: generated URLs must never become requests.  The gateway's queue is one no
 worker consumes, deleted afterwards; ``DISPATCH_ALLOWED_HOSTS`` opens only 127.0.0.1,
@@ -16,8 +16,11 @@ What the document cannot say: a body may fit the schema and still be refused, 42
 for a fact outside its shape -- a host name that does not resolve (offline, any
 name), a header name the worker owns, arguments that do not fit the actor's
 signature, a message over ``DISPATCH_MAX_MESSAGE_BYTES``.  So for the two ``POST``
-operations, ``positive_data_acceptance`` also expects 422; every other check is
-as schemathesis defines it.
+operations, ``positive_data_acceptance`` also expects 422 -- and, unlike
+schemathesis' default, no 5xx; every other check is as schemathesis defines it.
+That 422 is also the one warning the run prints, and the only one it may: a
+"Schema validation mismatch" for exactly the two ``POST`` operations (most
+generated bodies name a host that does not resolve).
 
 The console (``/console/``) is not in the document (a mounted app of HTML pages and
 forms, tested in a browser), so it is not fuzzed here.
@@ -43,7 +46,7 @@ pytestmark = pytest.mark.integration
 
 ACTORS = "tests.integration.gateway_actors"
 AUTHORIZED = {"Authorization": f"Bearer {TOKEN}"}
-EXAMPLES = 40  # per operation and phase: about 10 s here
+EXAMPLES = 12  # per operation and phase
 
 CONFIG = f"""
 seed = 20
@@ -61,7 +64,7 @@ bearer = "{TOKEN}"
 
 [[operations]]
 include-method = "POST"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "422", "429"]
 """
 
 
@@ -96,9 +99,18 @@ def test_schemathesis_finds_nothing_with_every_check(fuzz_gateway, tmp_path):
     out, seconds = schemathesis(fuzz_gateway.base, tmp_path)
     report = out.stdout[-8000:] + out.stderr[-2000:]
     assert out.returncode == 0, report
-    assert "4 selected / 4 total" in out.stdout, report
+    document = requests.get(f"{fuzz_gateway.base}/openapi.json", timeout=10).json()
+    operations = sum(len(methods) for methods in document["paths"].values())
+    assert f"Selected: {operations}/{operations}" in out.stdout and f"Tested: {operations}" in out.stdout, report
     generated = re.search(r"(\d+) generated, \1 passed", out.stdout)
-    assert generated and int(generated[1]) >= 4 * EXAMPLES, report
+    assert generated and int(generated[1]) >= operations * EXAMPLES, report
+    warnings = re.findall(r"⚠️ ([^:\n]+)", out.stdout.partition("Warnings:")[2])
+    assert set(warnings) <= {"Schema validation mismatch"}, report
+    if warnings:  # the 422s the document cannot state: most generated hosts do not resolve
+        listed = re.search(r"Schema validation mismatch: .*\n\n((?:  - .+\n)+)", out.stdout)
+        posts = {"  - POST /calls", "  - POST /tasks/{actor_name}"}
+        assert listed and set(listed[1].splitlines()) <= posts, report
+    print(f"\nschemathesis: {generated[1]} cases in {seconds:.0f} s, warnings: {warnings or 'none'}")
     assert seconds < 60, f"schemathesis took {seconds:.0f} s\n{report}"
 
 
