@@ -21,9 +21,15 @@ that re-enqueue fails is the message dead-lettered (kept in ``.XQ``,
 replayable).  A redelivery after a lost ack finds the outcome stored at its
 claim and is acked too (:class:`dispatch.middleware.SkipCancelled`).
 
-A failed call's outcome is stored after its message was dead-lettered
-(dramatiq's ``after_nack``): there the message is already kept, so a store
-that still fails is logged, and the dead letter is what remains.  The
+A failed call's outcome is stored just before its message is dead-lettered
+(dramatiq's ``before_nack``, in the consumer thread: dramatiq nacks right
+after it, whatever the hook does), so a worker killed between the two leaves
+a redelivery that finds the failure stored, not a dead letter without an
+outcome.  A store that fails within the patience sends the failure on in a
+travelling copy, as for a success; the dead letter is kept all the same (the
+nack cannot be withheld), and a replay of it is not answered by that copy's
+late outcome: FINISH refuses an outcome from before the record's last replay
+(``options["replays"]``, see :meth:`CallResultsBackend.forget`).  The
 scheduled deliveries' twin is :class:`dispatch.middleware.DurableRetries`.
 """
 
@@ -70,7 +76,8 @@ class DurableResults(Results):
             before_sleep=tenacity.before_sleep_log(logger, logging.WARNING),
             reraise=True,
         )
-        self._failed_attempts: dict[str, list[Attempt]] = {}  # from the worker thread to the consumer's after_nack
+        # From the worker thread to the consumer's before_nack: a failure's attempts and its delivery token.
+        self._failed_attempts: dict[str, tuple[list[Attempt], str]] = {}
 
     def _durably(self, write: Callable[..., Any], *args: Any) -> Any:
         """``write(*args)``, retried for ``patience`` seconds if it fails.
@@ -110,7 +117,7 @@ class DurableResults(Results):
         delivery = delivery_attempts.delivery() if is_call(broker, message) else ""
         if exception is not None:
             if attempts:  # a call's failure ends dead-lettered; its outcome is stored then, with these
-                self._failed_attempts[message.message_id] = attempts
+                self._failed_attempts[message.message_id] = (attempts, delivery)
             return
         outcome = wrap_result(result)
         try:
@@ -123,19 +130,19 @@ class DurableResults(Results):
         if not (message.options.get("cancelled") or message.options.get("postponed")):
             super().after_skip_message(broker, message)
 
-    def after_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        attempts = self._failed_attempts.pop(message.message_id, [])
+    def before_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        attempts, delivery = self._failed_attempts.pop(message.message_id, ([], ""))
         store_results, ttl = result_options(self, broker, message)
         if not (store_results and message.failed):
             return
+        outcome = _stored_failure(failure_of(message))
         try:
-            self._durably(self.states.finish, message.message_id, _stored_failure(failure_of(message)), ttl, attempts)
+            self._durably(self.states.finish, message.message_id, outcome, ttl, attempts, delivery)
         except Exception as error:
-            logger.error(
-                "call %s failed and is kept in the dead-letter queue, but its outcome could not be stored: %s",
-                message.message_id,
-                error,
-            )
+            self._store_later(broker, message, outcome, attempts, error)
+
+    def after_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        """Nothing: the failure was stored before the nack (dramatiq's Results stores it here)."""
 
     def _store_later(
         self, broker: dramatiq.Broker, message: MessageProxy, outcome: Any, attempts: list[Attempt], error: Exception
