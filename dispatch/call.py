@@ -35,10 +35,6 @@ class Call:
         url, method, params, options = (*message.args, *(None,) * (4 - len(message.args)))[:4]
         return cls(url or "", method or "GET", params or {}, options or {})
 
-    def as_args(self) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
-        """The actor's positional arguments for this call, as they are put on the queue."""
-        return self.url, self.method, self.params, self.options
-
     @property
     def host(self) -> str:
         """``host[:port]`` of the URL, credentials left out: the name calls are grouped by."""

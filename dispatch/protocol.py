@@ -20,24 +20,6 @@ from typing import Any
 from .errors import InvalidResponseError, RemoteExecuteError, UnknownStatusError
 from .redaction import redact
 
-# Moved to their own modules (issue 18); dispatch.gateway.models still imports them from here.
-# This block goes once it imports them from dispatch.validation and dispatch.urlsafety.
-from .urlsafety import check_url  # noqa: F401
-from .validation import CALL_METHODS as METHODS  # noqa: F401
-from .validation import (  # noqa: F401
-    MAX_ATTEMPTS,
-    MAX_SCHEDULE_DELAY,
-    MAX_SCHEDULE_ENTRIES,
-    MAX_SCHEDULE_SPAN,
-    MAX_TIMEOUT,
-    check_headers,
-    check_method,
-    check_options,
-    check_params,
-    sends_json,
-    shape_options,
-)
-
 
 def parse_answer(body: bytes) -> Any:
     """The ``retval`` of a 2xx answer, or the error the answer means."""
