@@ -10,7 +10,9 @@ for its confirm for as long as the alarm lasts.  pika's
 ``blocked_connection_timeout`` drops such a connection after ``blocked_timeout``
 seconds; the broker's channel then raises :class:`~dispatch.errors.PublishBlocked`
 at once -- dramatiq's ``enqueue`` would otherwise try again on a fresh
-connection, blocked in turn, six times over.  A short connect timeout
+connection, blocked in turn, six times over.  In a worker that error is also
+a dramatiq connection error (:class:`BlockedConnectionClosed`), so a delayed
+message whose promotion was not confirmed is redelivered, never acked.  A short connect timeout
 (``connect_timeout``) makes a first try at a silent address fail fast too.  They build on
 :class:`dispatch.upstream.HookedRabbitmqBroker`, which holds the private
 dramatiq steps they change.
@@ -23,6 +25,7 @@ from typing import Any
 
 import dramatiq
 import pika.exceptions
+from dramatiq.errors import ConnectionClosed
 
 from ..cluster import describe_nodes
 from ..errors import PublishBlocked
@@ -34,6 +37,25 @@ BLOCKED_ADVICE = (
     "RabbitMQ blocks publishers: a memory or disk alarm (rabbitmqctl status / the management UI); "
     "free memory/disk or raise the watermark"
 )
+
+
+class BlockedConnectionClosed(PublishBlocked, ConnectionClosed):
+    """PublishBlocked as the broker raises it: also dramatiq's ``ConnectionClosed``, which is what it is.
+
+    The connection is gone (pika dropped it after ``blocked_timeout``), and a
+    worker must treat it so.  Its ``.DQ`` consumer thread promotes every due
+    delayed message -- a scheduled retry, a ``send_in()``, a flow-control
+    postponement -- with ``broker.enqueue`` (dramatiq's
+    ``ConsumerThread.handle_delayed_messages``), and acks the ``.DQ`` copy only
+    after that publish returns.  For a ``BrokerConnectionError`` the thread
+    starts its consumer afresh *and drops its in-memory delay queue*: nothing
+    was acked, RabbitMQ redelivers every message it held, each is promoted again
+    once the alarm clears.  Any other error makes it log a traceback and restart
+    with the old delay queue kept: messages redelivered anyway, published
+    twice, whose acks then fail ("not in known tags").  A caller still catches
+    it as PublishBlocked (``send()`` re-raises it naming the call); the worker
+    threads' own re-enqueues (retries, postponements, claims) handle any error.
+    """
 
 
 def quorum_arguments(delivery_limit: int | None = None) -> dict[str, Any]:
@@ -85,9 +107,9 @@ class ClassicRabbitmqBroker(HookedRabbitmqBroker):
     def channel(self) -> None:
         HookedRabbitmqBroker.channel.fdel(self)  # type: ignore[attr-defined]
 
-    def blocked(self) -> PublishBlocked:
+    def blocked(self) -> BlockedConnectionClosed:
         """The error for a publish RabbitMQ blocked until ``blocked_timeout`` ran out (the connection is gone)."""
-        return PublishBlocked(
+        return BlockedConnectionClosed(
             f"{BLOCKED_ADVICE}. RabbitMQ at {describe_nodes(self.parameters)} confirmed nothing for "
             f"{self.blocked_timeout or 0:g}s (DISPATCH_SEND_TIMEOUT)"
         )
@@ -101,9 +123,9 @@ class _BlockAwareChannel:
     """A channel whose ``basic_publish`` turns pika's blocked-connection timeout into PublishBlocked.
 
     Everything else goes to the channel itself.  PublishBlocked is not one of
-    the connection errors dramatiq's ``enqueue`` retries on a new connection,
-    so it ends the publish; the dead connection is dropped first, as
-    ``enqueue`` would.
+    the pika errors dramatiq's ``enqueue`` retries on a new connection, so it
+    ends the publish; the dead connection is dropped first, as ``enqueue``
+    would.
     """
 
     def __init__(self, broker: ClassicRabbitmqBroker, channel: Any) -> None:

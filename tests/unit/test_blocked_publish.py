@@ -8,12 +8,17 @@ the broker gives up after one try, and the parking of long delays keeps the mess
 
 from __future__ import annotations
 
+import logging
 import time
+from queue import PriorityQueue
 from typing import Any
 
 import dramatiq
 import pika.exceptions
 import pytest
+from dramatiq import worker as dramatiq_worker
+from dramatiq.broker import MessageProxy
+from dramatiq.worker import ConsumerThread
 
 from dispatch.brokers.delays import DelayParking
 from dispatch.brokers.rabbitmq import BLOCKED_ADVICE, ClassicRabbitmqBroker
@@ -77,5 +82,70 @@ def test_publish_names_the_call_it_handed_over_unconfirmed(channel: BlockedChann
 
 def test_parking_a_delay_while_blocked_keeps_the_message(channel: BlockedChannel) -> None:
     eta = (time.time() + 3600) * 1000
-    delayed = dramatiq.Message(queue_name="calls.DQ", actor_name="a", args=(), kwargs={}, options={"eta": eta})
+    delayed: dramatiq.Message[Any] = dramatiq.Message(
+        queue_name="calls.DQ", actor_name="a", args=(), kwargs={}, options={"eta": eta}
+    )
     assert DelayParking(hold_max=300).park(broker(), delayed) is False  # held by the worker, not lost
+
+
+class HeldMessages:
+    """A consumer of ``.DQ`` handing out ``messages``, then nothing; acks nothing back to RabbitMQ (like dramatiq's)."""
+
+    def __init__(self, messages: list[MessageProxy]) -> None:
+        self.messages = messages
+        self.acked: list[str] = []
+        self.closed = False
+
+    def __iter__(self) -> HeldMessages:
+        return self
+
+    def __next__(self) -> MessageProxy | None:
+        return self.messages.pop(0) if self.messages else None
+
+    def ack(self, message: MessageProxy) -> None:
+        self.acked.append(message.message_id)
+
+    nack = ack
+
+    def requeue(self, messages: Any) -> None:
+        """RabbitMQ's consumer: a no-op (what it held comes back when it closes)."""
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def due_in(seconds_from_now: float) -> MessageProxy:
+    eta = int((time.time() + seconds_from_now) * 1000)
+    return MessageProxy(
+        dramatiq.Message(queue_name="calls.DQ", actor_name="a", args=(), kwargs={}, options={"eta": eta})
+    )
+
+
+def test_a_blocked_promotion_restarts_the_delay_consumer_afresh_and_acks_nothing(
+    channel: BlockedChannel, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """dramatiq's own .DQ consumer thread promotes a due message with ``enqueue``; blocked, it must start over
+    as after a lost connection -- its in-memory delay queue dropped (RabbitMQ redelivers what it held) --
+    not keep that queue, whose messages would then be published twice and their acks fail."""
+    made = ClassicRabbitmqBroker(url="amqp://r1/v", blocked_timeout=3, middleware=[])
+    made.queues.add("calls")
+    first, second = HeldMessages([due_in(3600), due_in(-1)]), HeldMessages([])
+    thread = ConsumerThread(
+        broker=made, queue_name="calls.DQ", prefetch=2, work_queue=PriorityQueue(), worker_timeout=10
+    )
+
+    def consume(queue_name: str, prefetch: int, timeout: int) -> HeldMessages:
+        if not second.closed and first.closed:
+            thread.stop()  # started again: that is all this test needs to see
+        return first if not first.closed else second
+
+    monkeypatch.setattr(made, "consume", consume)
+    monkeypatch.setattr(dramatiq_worker, "CONSUMER_RESTART_DELAY_SECS", 0)
+    with caplog.at_level(logging.INFO, logger="dramatiq"):
+        thread.run()  # in this thread: returns once stopped
+    assert channel.publishes == 1 and first.closed
+    assert first.acked == []  # the due message was not acked: RabbitMQ redelivers it
+    assert thread.delay_queue.empty()  # the message held for an hour is not kept in memory: redelivered too
+    assert "Consumer encountered a connection error: " + BLOCKED_ADVICE in caplog.text
+    assert "unexpected error" not in caplog.text
+    assert isinstance(made.blocked(), PublishBlocked)  # callers catch it as before
