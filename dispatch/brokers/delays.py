@@ -19,6 +19,12 @@ the tier expires, and is parked again in a smaller tier or held for the
 last few minutes -- a wait of ``d`` seconds takes at most ``log2(d)`` hops,
 and no message is ever unacked in a worker for longer than the hold limit.
 The message itself (id, options, ``eta``) travels unchanged.
+
+While RabbitMQ blocks publishers (a memory or disk alarm) a park waits
+``DISPATCH_SEND_TIMEOUT`` and fails; the message is then held instead.  The
+block is remembered: for :data:`BLOCKED_PAUSE` seconds after, messages are
+held without trying, so a backlog of long delays does not stall the ``.DQ``
+consumer one timeout each.
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ from ..errors import PublishBlocked
 from ..upstream import publish_properties, reset_connection
 
 logger = logging.getLogger("dispatch.delays")
+
+#: Seconds parking is not tried after RabbitMQ blocked a park: messages are held meanwhile.
+BLOCKED_PAUSE = 30.0
 
 #: Wait-queue tiers, in seconds: 1, 2, 4, ... 2**21 (about 24 days).
 TIERS = tuple(2**exponent for exponent in range(22))
@@ -72,6 +81,8 @@ class DelayParking:
     hold_max: float
     queue_arguments: dict[str, Any] = dataclasses.field(default_factory=dict)
     declared: set[str] = dataclasses.field(default_factory=set)
+    #: ``time.monotonic()`` until which parking is not tried (RabbitMQ blocked the last park).
+    paused_until: float = 0.0
 
     def should_park(self, message: dramatiq.Message) -> bool:
         eta = message.options.get("eta")
@@ -82,7 +93,10 @@ class DelayParking:
         )
 
     def park(self, broker: RabbitmqBroker, message: dramatiq.Message) -> bool:
-        """Publish ``message`` to its wait queue with a confirm; False (the caller keeps it) if that failed."""
+        """Publish ``message`` to its wait queue with a confirm; False (the caller keeps it) if that failed,
+        or if RabbitMQ blocked a park less than :data:`BLOCKED_PAUSE` seconds ago."""
+        if time.monotonic() < self.paused_until:
+            return False
         remaining = message.options["eta"] / 1000 - time.time()
         tier = tier_for(remaining)
         name = wait_queue_name(message.queue_name, tier)
@@ -103,7 +117,13 @@ class DelayParking:
         except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError, PublishBlocked) as error:
             reset_connection(broker)  # PublishBlocked: dropped already; dropping again is harmless
             self.declared.discard(name)
-            logger.warning("call %s: could not park it in %s (%s); holding it instead", message.message_id, name, error)
+            pause = ""
+            if isinstance(error, PublishBlocked):
+                self.paused_until = time.monotonic() + BLOCKED_PAUSE
+                pause = f"; delayed calls are held, not parked, for {BLOCKED_PAUSE:g}s"
+            logger.warning(
+                "call %s: could not park it in %s (%s); holding it instead%s", message.message_id, name, error, pause
+            )
             return False
         logger.debug("call %s: %.0fs to wait, parked in %s", message.message_id, remaining, name)
         return True

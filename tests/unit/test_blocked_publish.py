@@ -20,7 +20,7 @@ from dramatiq import worker as dramatiq_worker
 from dramatiq.broker import MessageProxy
 from dramatiq.worker import ConsumerThread
 
-from dispatch.brokers.delays import DelayParking
+from dispatch.brokers.delays import BLOCKED_PAUSE, DelayParking
 from dispatch.brokers.rabbitmq import BLOCKED_ADVICE, ClassicRabbitmqBroker
 from dispatch.errors import BrokerUnavailable, PublishBlocked
 from dispatch.publisher import publish
@@ -88,6 +88,19 @@ def test_parking_a_delay_while_blocked_keeps_the_message(channel: BlockedChannel
     assert DelayParking(hold_max=300).park(broker(), delayed) is False  # held by the worker, not lost
 
 
+def test_after_a_blocked_park_a_backlog_is_held_without_waiting_for_each(
+    channel: BlockedChannel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each blocked park waits DISPATCH_SEND_TIMEOUT: a backlog of long delays would stall .DQ that long apiece."""
+    parking, made = DelayParking(hold_max=300), broker()
+    backlog = [delayed_message(3600) for _ in range(50)]
+    assert [parking.park(made, message) for message in backlog] == [False] * 50  # all held
+    assert channel.publishes == 1  # only the first waited for RabbitMQ
+    now = time.monotonic()
+    monkeypatch.setattr(time, "monotonic", lambda: now + BLOCKED_PAUSE + 1)
+    assert parking.park(made, backlog[0]) is False and channel.publishes == 2  # tried again after the pause
+
+
 class HeldMessages:
     """A consumer of ``.DQ`` handing out ``messages``, then nothing; acks nothing back to RabbitMQ (like dramatiq's)."""
 
@@ -114,11 +127,13 @@ class HeldMessages:
         self.closed = True
 
 
-def due_in(seconds_from_now: float) -> MessageProxy:
+def delayed_message(seconds_from_now: float) -> dramatiq.Message[Any]:
     eta = int((time.time() + seconds_from_now) * 1000)
-    return MessageProxy(
-        dramatiq.Message(queue_name="calls.DQ", actor_name="a", args=(), kwargs={}, options={"eta": eta})
-    )
+    return dramatiq.Message(queue_name="calls.DQ", actor_name="a", args=(), kwargs={}, options={"eta": eta})
+
+
+def due_in(seconds_from_now: float) -> MessageProxy:
+    return MessageProxy(delayed_message(seconds_from_now))
 
 
 def test_a_blocked_promotion_restarts_the_delay_consumer_afresh_and_acks_nothing(
