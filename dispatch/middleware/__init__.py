@@ -59,7 +59,8 @@ def default_middleware(
     (with the ``otel`` extra), results, call log, flow control, cancellation, pool sizing and the call's time
     limit -- in the order they must run."""
     defaults = [m for m in dramatiq_default_middleware if m is not TimeLimit]
-    return [DurableRetries(call_states) if m is Retries else m() for m in defaults] + [
+    retries = DurableRetries(call_states, patience=settings.results_store_patience)
+    return [retries if m is Retries else m() for m in defaults] + [
         CurrentMessage(),
         *([tracing.Tracing()] if tracing.enabled() else []),  # first: its span covers the call, waits and skips too
         DurableResults(

@@ -32,7 +32,7 @@ from .. import attempts
 from ..call import Call, is_call
 from ..errors import DispatchError
 from ..options import worst_case
-from ..results.states import CANCELLED, DONE, CallStates
+from ..results.states import CANCELLED, DONE, UNRECORDED_WAIT, CallStates
 from ..settings import Settings
 from .call_log import call_log
 
@@ -57,9 +57,12 @@ class SkipCancelled(dramatiq.Middleware):
         holder = f"{_PROCESS}:{threading.current_thread().name}:{uuid.uuid4().hex[:12]}"  # this delivery, no other
         attempts.reset(holder)  # this delivery's attempts, for the record's WAIT or FINISH (appended once)
         try:
-            verdict = self.states.claim(message.message_id, holder, self._lease_ms(message))
+            verdict = self.states.claim(
+                message.message_id, holder, self._lease_ms(message), message.options.get(UNRECORDED_WAIT)
+            )
         except Exception as error:
             self._claim_later(broker, message, error)
+        message.options.pop(UNRECORDED_WAIT, None)  # written: the copies re-enqueued from here do not carry it
         if verdict == CANCELLED:
             message.options["cancelled"] = True
             raise SkipMessage(f"call {message.message_id} was cancelled")

@@ -62,12 +62,17 @@ return 1
 """
 )
 
-# ARGV: holder, lease_ms, ttl_ms.  -> 'cancelled' | 'done' (a final outcome is stored) | 'claimed'.
+# ARGV: holder, lease_ms, ttl_ms, then the wait a previous delivery could not record (its delivery, wire (0/1),
+# attempts...; '' when none).  -> 'cancelled' | 'done' (a final outcome is stored) | 'claimed'.
 CLAIM = (
     _COMMON
     + """
 if redis.call('HGET', KEYS[1], 'state') == 'cancelled' then return 'cancelled' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'done' end
+if ARGV[4] ~= '' then
+  if ARGV[5] == '1' then redis.call('HSET', KEYS[1], 'wire', 1) end
+  append_attempts(ARGV[4], 6)
+end
 local lease = tonumber(ARGV[2])
 redis.call('HSET', KEYS[1], 'state', 'started', 'holder', ARGV[1], 'lease_until_ms', now_ms() + lease)
 redis.call('HSETNX', KEYS[1], 'wire', 0)

@@ -42,7 +42,7 @@ import json
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from dramatiq.encoder import Encoder
 from dramatiq.results.backends import StubBackend
@@ -60,6 +60,18 @@ SUCCESS, FAILURE = "success", "failure"
 CLAIMED, DONE = "claimed", "done"
 
 Attempt = dict[str, Any]
+
+
+#: The message option carrying a wait that could not be written to the next delivery's claim.
+UNRECORDED_WAIT = "unrecorded_wait"
+
+
+class UnrecordedWait(TypedDict):
+    """A delivery's wait that could not be written (``options["unrecorded_wait"]``): written by the next claim."""
+
+    delivery: str  # its token: written once
+    wire: bool  # whether an attempt of it reached the wire
+    attempts: list[Attempt]
 
 
 def record_keys(namespace: str, call_id: str) -> tuple[str, str, str]:
@@ -84,8 +96,11 @@ class CallStates(Protocol):
         """Record a call sent with a delay as ``scheduled``; a record that exists keeps its state (a cancelled call
         stays cancelled) and lives at least until the call is due plus the TTL."""
 
-    def claim(self, call_id: str, holder: str, lease_ms: int) -> str:
-        """Mark the call started for ``lease_ms``: ``claimed``; ``cancelled`` (skip it); ``done`` (ack it)."""
+    def claim(self, call_id: str, holder: str, lease_ms: int, unrecorded: UnrecordedWait | None = None) -> str:
+        """Mark the call started for ``lease_ms``: ``claimed``; ``cancelled`` (skip it); ``done`` (ack it).
+
+        ``unrecorded``: the wait of the delivery before, which could not be written then (it came in the
+        message): claiming writes its wire flag and attempts too."""
 
     def wait(self, call_id: str, delay_ms: int, attempts: Sequence[Attempt], delivery: str = "") -> None:
         """The delivery ended with a scheduled redelivery in ``delay_ms``: ``waiting``, its attempts appended
@@ -155,8 +170,10 @@ class RedisCallStates:
     def schedule(self, call_id: str, delay_ms: int = 0) -> None:
         self._run(_scripts.SCHEDULE, call_id, max(int(delay_ms), 0), self.ttl_ms)
 
-    def claim(self, call_id: str, holder: str, lease_ms: int) -> str:
-        return _text(self._run(_scripts.CLAIM, call_id, holder, int(lease_ms), self.ttl_ms))
+    def claim(self, call_id: str, holder: str, lease_ms: int, unrecorded: UnrecordedWait | None = None) -> str:
+        wait = unrecorded or {"delivery": "", "wire": False, "attempts": []}
+        carried = (wait["delivery"], int(wait["wire"]), *_json(wait["attempts"]))
+        return _text(self._run(_scripts.CLAIM, call_id, holder, int(lease_ms), self.ttl_ms, *carried))
 
     def wait(self, call_id: str, delay_ms: int, attempts: Sequence[Attempt], delivery: str = "") -> None:
         wire = int(reached_wire(attempts))
@@ -218,13 +235,16 @@ class MemoryCallStates:
             elif record is not None:
                 record["due_at_ms"] = max(record.get("due_at_ms", 0), due)
 
-    def claim(self, call_id: str, holder: str, lease_ms: int) -> str:
+    def claim(self, call_id: str, holder: str, lease_ms: int, unrecorded: UnrecordedWait | None = None) -> str:
         with self._lock:
             record = self._records.setdefault(call_id, {"wire": False})
             if record.get("state") == CANCELLED:
                 return CANCELLED
             if self._outcome_stored(call_id):
                 return DONE
+            if unrecorded:
+                record["wire"] = record["wire"] or unrecorded["wire"]
+                self._append(call_id, record, unrecorded["attempts"], unrecorded["delivery"])
             record.update(state=STARTED, holder=holder, lease_until_ms=_now_ms() + lease_ms)
             return CLAIMED
 

