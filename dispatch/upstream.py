@@ -1,13 +1,13 @@
-"""Every reach into dramatiq's and pika's private parts, in one place.
+"""Every reach into dramatiq's and pika's private parts, in one place; urllib3's are named here too.
 
 dispatch leans on a few things its dependencies do not promise to keep.
 Each is here, named, with the reason it is worth the risk; the rest of the
 package uses the public names this module gives them.
 ``tests/unit/test_upstream.py`` checks that every upstream name used here
-still exists, and ``pyproject.toml`` pins dramatiq (``>=2.2,<2.3``) and pika
-(``>=1.3.2,<1.5``) to the minor versions these were written against: a
-minor release is where a private name may move.  When an upgrade breaks
-one, this file and that test are the whole of what to read.
+(and urllib3's, below) still exists, and ``pyproject.toml`` pins dramatiq
+(``>=2.2,<2.3``) and pika (``>=1.3.2,<1.5``) to the minor versions these were
+written against: a minor release is where a private name may move.  When an
+upgrade breaks one, this file and that test are the whole of what to read.
 
 The reaches:
 
@@ -29,6 +29,20 @@ The reaches:
 * the worker module's globals (``has_results_middleware``,
   ``CONSUMER_RESTART_DELAY_SECS``, ``POST_PROCESS_MESSAGE_RETRY_DELAY_SECS``)
   and the Prometheus middleware's ``DB_PATH``.
+
+urllib3's, which stay beside the code they serve in :mod:`dispatch.transport` (a
+connection subclass cannot live apart from its pool):
+
+* ``HTTPConnection._new_conn`` and ``_dns_host``, overridden by
+  ``transport/_deadline.py`` so a host is looked up within the attempt's
+  deadline and each address found is tried;
+* ``PoolManager.pool_classes_by_scheme``, set there so a manager makes those
+  connections;
+* ``PoolManager.pools.dispose_func`` (``RecentlyUsedContainer``), set by
+  ``transport/_connections.py`` so an evicted pool is closed.
+
+urllib3 is pinned by major version only (``<3``): its security releases
+matter more than these names, and the test fails on the release that moves one.
 """
 
 from __future__ import annotations

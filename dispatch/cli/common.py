@@ -52,10 +52,11 @@ def reading_outcomes(output: Output, settings: Settings) -> Iterator[None]:
 
 def broker_cluster_name(settings: Settings) -> str | None:
     """The cluster name DISPATCH_BROKER_URL's RabbitMQ announces when a client connects; pika's error if unreachable."""
+    from ..upstream import server_properties  # dramatiq and pika: loaded when this runs
+
     connection = broker_connection(settings)
     try:
-        # pika keeps the server's Connection.Start properties on the connection it wraps, and nowhere public.
-        name = (getattr(connection._impl, "server_properties", None) or {}).get("cluster_name")
+        name = server_properties(connection).get("cluster_name")
     finally:
         with suppress(Exception):
             connection.close()

@@ -1,4 +1,5 @@
-"""Every private dramatiq and pika name :mod:`dispatch.upstream` relies on still exists, and behaves as it assumes.
+"""Every private dramatiq, pika and urllib3 name dispatch relies on (:mod:`dispatch.upstream` lists them) still exists,
+and behaves as it assumes.
 
 These fail on the upgrade that removes or changes one, before any worker
 misbehaves; ``dispatch/upstream.py`` says why each reach is worth it and
@@ -12,14 +13,19 @@ from typing import Any
 
 import pika
 import pika.connection
+import urllib3
 from dramatiq import Message
 from dramatiq import worker as dramatiq_worker
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers import rabbitmq
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import prometheus
 from dramatiq.results import Results
-from dramatiq.results.backends import RedisBackend, StubBackend
+from dramatiq.results.backend import Missing
+from dramatiq.results.backends import StubBackend
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+from urllib3._collections import RecentlyUsedContainer
+from urllib3.connection import HTTPConnection
 
 from dispatch import upstream
 from dispatch.brokers.rabbitmq import QuorumRabbitmqBroker
@@ -78,8 +84,23 @@ def test_the_results_middleware_looks_its_options_up_in_one_private_step():
     assert upstream.result_options(results, broker, message) == (False, 0)  # an unknown actor stores nothing
 
 
-def test_the_redis_backend_stores_in_one_private_step():
-    assert _parameters(RedisBackend._store) == ["self", "message_key", "result", "ttl"]
+def test_a_failed_message_keeps_its_exception_where_the_results_middleware_reads_it():
+    message = MessageProxy(Message("q", "a", (), {}, {}))
+    assert message._exception is None
+    failure = ValueError("boom")
+    message.stuff_exception(failure)
+    assert upstream.failure_of(message) is failure
+
+
+def test_the_stub_backend_reads_and_stores_in_private_steps():
+    assert _parameters(StubBackend._get) == ["self", "message_key"]
+    assert _parameters(StubBackend._store) == ["self", "message_key", "result", "ttl"]
+    backend = StubBackend()
+    assert backend._get("absent") is Missing
+    assert not upstream.stub_outcome_stored(backend, "key")
+    upstream.stub_store_outcome(backend, "key", {"result": 1}, 60_000)
+    assert upstream.stub_outcome_stored(backend, "key")
+    assert backend._get("key") == {"result": 1}
 
 
 def test_the_worker_module_globals_dispatch_tunes():
@@ -90,3 +111,24 @@ def test_the_worker_module_globals_dispatch_tunes():
     assert "POST_PROCESS_MESSAGE_RETRY_DELAY_SECS" in source
     assert '"Message %s was skipped."' in source  # the line the postponed-skips filter drops
     assert isinstance(prometheus.DB_PATH, str)
+
+
+def test_urllib3_connects_through_the_steps_the_deadline_overrides():
+    assert _parameters(HTTPConnection._new_conn) == ["self"]
+    assert "(self._dns_host, self.port)" in inspect.getsource(HTTPConnection._new_conn)
+    connection = HTTPConnection("example.com", 80)
+    assert connection._dns_host == "example.com"
+    connection._dns_host = "192.0.2.1"  # what transport/_deadline.py sets for each address it tries...
+    assert connection.host == "192.0.2.1"  # ...and puts back before TLS and the Host header read .host
+
+
+def test_urllib3_pool_managers_pick_pool_classes_and_dispose_of_evicted_pools_as_assumed():
+    manager = urllib3.PoolManager(num_pools=1)
+    assert set(manager.pool_classes_by_scheme) == {"http", "https"}
+    assert "self.pool_classes_by_scheme[scheme]" in inspect.getsource(urllib3.PoolManager._new_pool)
+    assert isinstance(manager.pools, RecentlyUsedContainer)
+    disposed: list[Any] = []
+    manager.pools.dispose_func = disposed.append
+    first = manager.connection_from_host("a.example", 80)
+    manager.connection_from_host("b.example", 80)  # evicts the first: num_pools=1
+    assert disposed == [first]
