@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import quote, urlencode
 
 from fastapi import FastAPI, HTTPException, Request
@@ -43,6 +43,8 @@ CALL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 REFRESH_SECONDS = 3
 
 ACTIONS = ("replay", "discard")
+
+T = TypeVar("T")
 
 
 def base(request: Request) -> str:
@@ -166,9 +168,15 @@ def create_console(tokens: Sequence[str], desk: views.CallDesk) -> ASGIApp:
         refused = await run_in_threadpool(views.cancel, desk, call_id)
         return _go(request, f"/calls/{call_id}", cancel="refused" if refused else "done")
 
+    def available(part: views.Part[T]) -> T:
+        """The part's value; its failure (RabbitMQ or Redis down) is the problem page, 503, saying why."""
+        if part.error is not None:
+            raise HTTPException(503, part.error)
+        return cast(T, part.value)
+
     @app.get("/dead")
     def dead(request: Request, host: str = "", error: str = "") -> Response:
-        shown = views.dead_page(host, error)
+        shown = available(views.gather(lambda: views.dead_page(host, error), "the dead letters"))
         done = {
             k: int(v)
             for k, v in request.query_params.items()
@@ -186,7 +194,7 @@ def create_console(tokens: Sequence[str], desk: views.CallDesk) -> ASGIApp:
             raise HTTPException(400, "Choose to replay or to discard.")
         if not ids:
             return _go(request, "/dead")
-        letters = await run_in_threadpool(views.dead_letters, ids)
+        letters = available(await run_in_threadpool(views.gather, lambda: views.dead_letters(ids), "the dead letters"))
         return render(request, "confirm.html", page="dead", action=action, letters=letters, asked=len(ids))
 
     @app.post("/dead/{action}")
@@ -195,7 +203,10 @@ def create_console(tokens: Sequence[str], desk: views.CallDesk) -> ASGIApp:
         if action not in ACTIONS:
             raise HTTPException(404, "No such action.")
         ids = [str(value) for value in form.getlist("id")]
-        done = await run_in_threadpool(views.act_on_dead, action, ids)
+        acted = await run_in_threadpool(views.act_on_dead, action, ids)
+        if acted.error is not None:  # say what was done before it stopped: acting again would skip those
+            return render(request, "problem.html", 503, detail=acted.error, action=action, done=acted.done, asked=ids)
+        done = acted.done or []
         if action == "replay" and len(ids) == len(done) == 1:
             return _go(request, f"/calls/{quote(done[0], safe='')}", replayed=1)
         return _go(request, "/dead", **{f"{action}ed": len(done), "missed": len(ids) - len(done)})
@@ -213,7 +224,8 @@ def create_console(tokens: Sequence[str], desk: views.CallDesk) -> ASGIApp:
     async def close_breaker(request: Request) -> Response:
         form = await checked_form(request)
         host = str(form.get("host", ""))
-        await run_in_threadpool(views.close_breaker, host)
+        closing = await run_in_threadpool(views.gather, lambda: views.close_breaker(host), f"{host}'s breaker", "close")
+        available(closing)
         return _go(request, "/hosts", closed=host)
 
     return Guard(app, sessions, sign_in_page)

@@ -80,11 +80,11 @@ class Sessions:
     def verify(self, cookie: str) -> Session | None:
         """The session this cookie value stands for, or None when it is forged, tampered with or expired."""
         parts = cookie.split(".")
-        if len(parts) != 5 or parts[0] != _VERSION or not parts[3].isdigit():
-            return None
+        if not cookie.isascii() or len(parts) != 5 or parts[0] != _VERSION or not parts[3].isdigit():
+            return None  # every cookie issued is ASCII (and compare_digest takes no other str)
         _, key_id, session_id, expires, mac = parts
         key = self._keys.get(key_id)
-        if key is None or not hmac.compare_digest(mac, _mac(key, key_id, session_id, expires)):
+        if key is None or not hmac.compare_digest(mac.encode(), _mac(key, key_id, session_id, expires).encode()):
             return None
         if int(expires) <= time.time():
             return None

@@ -50,15 +50,17 @@ class Part(Generic[T]):
     error: str | None = None
 
 
-def gather(read: Callable[[], T], what: str) -> Part[T]:
+def gather(read: Callable[[], T], what: str, doing: str = "read") -> Part[T]:
     """``read()``, or its failure in words (logged) -- one source down leaves the rest of the page."""
     try:
         return Part(read())
     except HTTPException as exc:
         return Part(error=str(exc.detail))
     except Exception as exc:
-        log.warning("console: cannot read %s: %s: %s", what, type(exc).__name__, exc)
-        return Part(error=f"cannot read {what}: {type(exc).__name__}: {exc}")
+        said = str(exc).strip() or "; ".join(str(arg) or repr(arg) for arg in exc.args)  # pika's str is often ''
+        reason = f"{type(exc).__name__}: {said}"
+        log.warning("console: cannot %s %s: %s", doing, what, reason)
+        return Part(error=f"cannot {doing} {what}: {reason}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,11 +191,27 @@ def dead_letters(ids: Sequence[str] | None = None) -> list[deadletters.DeadLette
     return letters if ids is None else [letter for letter in letters if letter.message_id in ids]
 
 
-def act_on_dead(action: str, ids: Sequence[str]) -> list[str]:
+@dataclasses.dataclass(frozen=True)
+class Acted:
+    """What replaying or discarding dead letters did: the ids acted on, or why it stopped.
+
+    After a failure, ``done`` holds the asked ids no longer in the dead-letter queue
+    (this action's, or another operator's), or None when the queue cannot be read either.
+    """
+
+    done: list[str] | None
+    error: str | None = None
+
+
+def act_on_dead(action: str, ids: Sequence[str]) -> Acted:
     """Replay or discard these dead letters; the ids acted on (another operator may have taken the others)."""
-    done = deadletters.replay(set(ids)) if action == "replay" else deadletters.discard(set(ids))
-    log.info("console: %s %d dead letter(s): %s", action, len(done), " ".join(done))
-    return done
+    act = deadletters.replay if action == "replay" else deadletters.discard
+    acted = gather(lambda: act(set(ids)), "the dead letters", action)
+    if acted.value is None:
+        left = gather(lambda: {letter.message_id for letter in dead_letters(ids)}, "the dead letters")
+        return Acted(None if left.value is None else [i for i in ids if i not in left.value], acted.error)
+    log.info("console: %s %d dead letter(s): %s", action, len(acted.value), " ".join(acted.value))
+    return Acted(acted.value)
 
 
 def close_breaker(host: str) -> bool:

@@ -4,6 +4,7 @@ no tampered session, and its security headers on every answer.
 
 from __future__ import annotations
 
+import html
 import re
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import requests
 from dispatch.console.session import SESSION_SECONDS, Sessions
 
 from .console_support import OTHER_TOKEN, TOKEN, ConsoleGateway, csrf_of
+from .support import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -142,10 +144,14 @@ def test_a_tampered_forged_or_expired_session_is_refused(gateway):
         "",
         "v1....",
         "garbage",
+        f"{version}.{key_id}.{session_id}.{expires}.{mac[:-1]}é",  # not ASCII: was a TypeError, a 500
+        f"{version}.{key_id}.{session_id}.{expires}.\u00ff{mac}",
     ]
     for cookie in refused:
         answer = requests.get(gateway.console + "/", cookies={"dispatch_console": cookie}, timeout=10)
         assert is_only_the_sign_in_form(answer), cookie
+        raw = requests.get(gateway.console + "/sign-in", headers={"Cookie": f"dispatch_console={cookie}"}, timeout=10)
+        assert raw.status_code == 200 and '<h1 id="sign-in-title">' in raw.text, cookie  # the form, not a 500
     assert requests.get(gateway.console + "/", cookies={"dispatch_console": issued(TOKEN)}, timeout=10).ok
     assert client.get(gateway.console + "/", timeout=10).status_code == 200  # the real one still works
 
@@ -188,3 +194,51 @@ def test_pages_carry_no_inline_script_or_style(gateway):
     for path in ("/", "/dead", "/hosts", f"/calls/{CALL}", "/sign-in"):
         page = client.get(gateway.console + path, timeout=10).text
         assert "<script" not in page and "style=" not in page and "<style" not in page, path
+
+
+@pytest.fixture(scope="module")
+def cut_off(tmp_path_factory) -> Iterator[ConsoleGateway]:
+    """A gateway whose RabbitMQ, its management API and Redis are a closed port: what the console says when down."""
+    folder = tmp_path_factory.mktemp("console-cut-off")
+    destinations = folder / "destinations.toml"
+    destinations.write_text('[destinations."example.com"]\nbreaker = { failures = 2, cooldown = 60 }\n')
+    closed = free_port()
+    process = ConsoleGateway(
+        folder / "gateway.log",
+        DISPATCH_BROKER_URL=f"amqp://guest:guest@127.0.0.1:{closed}/",
+        DISPATCH_MANAGEMENT_URL=f"http://guest:guest@127.0.0.1:{closed}/",
+        DISPATCH_RESULTS_URL=f"redis://127.0.0.1:{closed}/0",
+        DISPATCH_DESTINATIONS=str(destinations),
+        DISPATCH_SEND_TIMEOUT="1",
+    )
+    yield process
+    process.stop()
+
+
+def test_with_rabbitmq_and_redis_down_pages_and_actions_answer_503_saying_why(cut_off):
+    client = cut_off.signed_in()  # the overview answers: each of its parts says what failed
+    csrf = csrf_of(client.get(cut_off.console + "/", timeout=10).text)
+    other = "11111111-1111-1111-1111-111111111111"
+    answers = {
+        "the dead letters": client.get(cut_off.console + "/dead", timeout=30),
+        "confirming": client.post(cut_off.console + "/dead/confirm", timeout=30,
+                                  data={"csrf": csrf, "action": "replay", "id": [CALL, other]}),
+        "replaying": client.post(cut_off.console + "/dead/replay", timeout=30,
+                                 data={"csrf": csrf, "id": [CALL, other]}),
+        "discarding": client.post(cut_off.console + "/dead/discard", data={"csrf": csrf, "id": CALL}, timeout=30),
+        "closing": client.post(cut_off.console + "/hosts/close-breaker", timeout=30,
+                               data={"csrf": csrf, "host": "example.com"}),
+    }  # fmt: skip
+    for what, answer in answers.items():
+        assert answer.status_code == 503, (what, answer.status_code, answer.text)
+        assert "<h1>Sorry</h1>" in answer.text and "Internal Server Error" not in answer.text, what
+    assert "cannot read the dead letters: AMQPConnectionError" in answers["the dead letters"].text
+    assert "Connection refused" in answers["the dead letters"].text  # pika's own words, not an empty message
+    assert "cannot read the dead letters: AMQPConnectionError" in answers["confirming"].text
+    assert "cannot replay the dead letters" in answers["replaying"].text
+    assert "Which of the 2 selected dead letter(s) were replayed before it stopped cannot be told" in html.unescape(
+        answers["replaying"].text
+    )
+    assert "cannot discard the dead letters" in answers["discarding"].text
+    assert "cannot close example.com&#39;s breaker: ConnectionError" in answers["closing"].text
+    assert client.get(cut_off.console + "/hosts", timeout=30).status_code == 200  # a page that reads: it says why
