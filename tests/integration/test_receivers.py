@@ -146,7 +146,11 @@ def test_an_unsigned_call_is_refused_and_the_caller_and_the_worker_log_say_why(w
         res.get(timeout=10)
     assert str(caught.value).startswith("HTTP 401 ")  # the reason phrase is each framework's own
     assert f"from GET {signed_app.url('multiply')}: signature check failed: unsigned request" in str(caught.value)
-    line = next(line for line in worker.log().splitlines() if res.message_id in line and "failed" in line)
+
+    def logged() -> list[str]:  # the log line may follow the stored outcome by a moment
+        return [line for line in worker.log().splitlines() if res.message_id in line and "failed" in line]
+
+    line = wait_for(logged, 10, "the worker's log line for the call")[0]
     assert "BadStatusError" in line and "signature check failed: unsigned request" in line
 
 
