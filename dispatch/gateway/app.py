@@ -17,7 +17,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from redis.exceptions import RedisError
 from starlette.routing import Match, Mount
 from starlette.types import Scope
@@ -178,14 +178,21 @@ def create_app(tokens: Sequence[str] | None = None, max_body: int | None = None)
     def apply_task(task: NewTask, request: Request, response: Response, actor_name: str = actor_names) -> Queued:
         return queued(gateway.submit_task(actor_name, task), request, response)
 
+    @app.get("/console", include_in_schema=False)
+    def console_without_slash(request: Request) -> RedirectResponse:
+        """The console lives at ``/console/``: an operator typing ``/console`` goes there, not to a JSON 401."""
+        query = f"?{request.url.query}" if request.url.query else ""
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/console/{query}", status_code=307)
+
     app.mount("/console", create_console(tokens, gateway))  # with its own sign-in: BearerAuth lets mounts through
     return app
 
 
 def _open_without_token(app: FastAPI) -> Callable[[Scope], bool]:
     """Whether a request is for the OpenAPI document or its pages (nothing there is secret), or for an app
-    mounted with a door of its own (the console); the app's routes are read per request, mounts added later too."""
-    documents = {app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
+    mounted with a door of its own (the console, and ``/console`` leading to it); the app's routes are read per
+    request, mounts added later too."""
+    documents = {app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url, "/console"}
 
     def is_open(scope: Scope) -> bool:
         return any(

@@ -65,6 +65,15 @@ def test_without_a_token_every_route_answers_only_the_sign_in_form(gateway, meth
     assert answer.headers["WWW-Authenticate"] == 'Bearer realm="dispatch"'
 
 
+def test_the_console_without_its_slash_leads_to_it(gateway):
+    answer = requests.get(gateway.base + "/console", timeout=10, allow_redirects=False)
+    assert answer.status_code == 307 and answer.headers["Location"] == "/console/"  # was the API's JSON 401
+    assert is_only_the_sign_in_form(requests.get(gateway.base + "/console", timeout=10))
+    client = gateway.signed_in()
+    assert "<h1>Overview</h1>" in client.get(gateway.base + "/console", timeout=10).text
+    assert requests.get(gateway.base + "/consoles", timeout=10).status_code == 401  # nothing else is opened
+
+
 def test_a_body_is_not_parsed_before_the_token_is_checked(gateway):
     broken = "multipart/form-data; boundary=x"  # a body the form parser would refuse with 400
     for path in ("/dead/discard", "/dead/confirm", "/hosts/close-breaker"):
