@@ -368,6 +368,11 @@ class Settings:
         return self.broker_url.startswith("stub:")
 
     @property
+    def stub_results(self) -> bool:
+        """Whether outcomes and call records are kept in this process's memory (``DISPATCH_RESULTS_URL=stub://``)."""
+        return self.results_url.startswith("stub:")
+
+    @property
     def metrics_enabled(self) -> bool:
         return self.metrics or self.metrics_port is not None
 

@@ -134,7 +134,7 @@ def status(
 
 def _warn_if_store_evicts(output: Output, settings: Settings) -> None:
     """Name a results store whose maxmemory-policy may evict outcomes (workers log it at boot); quiet if unknown."""
-    if settings.results_url.startswith("stub:"):
+    if settings.stub_results:
         return
     from ..redis_connect import connect, eviction_warning  # redis-py: loaded by this command only
 

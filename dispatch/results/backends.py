@@ -75,7 +75,7 @@ ResultsBackend = CallResultsBackend | MemoryResultsBackend
 def results_backend(settings: Settings) -> ResultsBackend:
     """The store for outcomes named by ``DISPATCH_RESULTS_URL``, with its call records (``.states``)."""
     ttl_ms = int(settings.result_ttl * 1000)
-    if settings.results_url.startswith("stub:"):
+    if settings.stub_results:
         memory = MemoryResultsBackend()
         memory.states = MemoryCallStates(memory, ttl_ms, NAMESPACE)
         return memory

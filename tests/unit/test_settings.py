@@ -82,3 +82,10 @@ def test_retry_schedule_parses_and_per_call_schedule_is_checked():
     assert URL("http://h/", retry_schedule=(1, 2)).options == {"retry_schedule": [1, 2]}
     with pytest.raises(ValueError, match="retry_schedule"):
         URL("http://h/", retry_schedule=[1, -5])
+
+
+def test_stub_urls_are_recognised_in_one_place():
+    stub = Settings.from_env({"DISPATCH_BROKER_URL": "stub://", "DISPATCH_RESULTS_URL": "stub://"})
+    assert stub.stub_broker and stub.stub_results
+    real = Settings.from_env({})
+    assert not real.stub_broker and not real.stub_results
