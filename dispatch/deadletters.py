@@ -178,6 +178,7 @@ def replay(message_ids: Collection[str] | None = None) -> list[str]:
             if not claims.take(message.message_id):
                 continue
             options = {k: v for k, v in message.options.items() if k not in _DELIVERY_OPTIONS}
+            options["replays"] = options.get("replays", 0) + 1  # an outcome from before it is not stored
             fresh = dataclasses.replace(message, queue_name=q_name(message.queue_name), options=options)
             try:
                 runtime.results.forget(fresh)

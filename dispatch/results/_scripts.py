@@ -98,8 +98,9 @@ return 1
 """
 )
 
-# ARGV: encoded outcome, final state, ttl_ms, wire (0/1), delivery, attempts...
-# -> 1 stored (now, or by this delivery's earlier try of the same write), 0 another outcome was there already.
+# ARGV: encoded outcome, final state, ttl_ms, wire (0/1), delivery, replays, attempts...
+# -> 1 stored (now, or by this delivery's earlier try of the same write), 0 another outcome was there already,
+# or the outcome comes from before the call's last replay (``replays``: the message's count of them).
 FINISH = (
     _COMMON
     + """
@@ -107,8 +108,9 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
   if ARGV[5] ~= '' and redis.call('HGET', KEYS[1], 'delivery') == ARGV[5] then return 1 end
   return 0
 end
+if (tonumber(redis.call('HGET', KEYS[1], 'replays')) or 0) > tonumber(ARGV[6]) then return 0 end
 if ARGV[4] == '1' then redis.call('HSET', KEYS[1], 'wire', 1) else redis.call('HSETNX', KEYS[1], 'wire', 0) end
-append_attempts(ARGV[5], 6)
+append_attempts(ARGV[5], 7)
 redis.call('HSET', KEYS[1], 'delivery', ARGV[5])
 redis.call('LPUSH', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', ARGV[2])
@@ -132,6 +134,19 @@ redis.call('HSET', KEYS[1], 'state', 'cancelled')
 redis.call('HSETNX', KEYS[1], 'wire', 0)
 redis.call('LPUSH', KEYS[2], ARGV[1])
 expire_all(math.max(due - now, 0) + tonumber(ARGV[2]))
+return 1
+"""
+)
+
+# ARGV: ttl_ms, replays.  A dead letter is replayed (its ``replays``-th replay): its outcome goes and its state
+# with it, so the replay is performed, not acked as done; its attempts and wire flag stay (the call's whole life).
+FORGET = (
+    _COMMON
+    + """
+redis.call('DEL', KEYS[2])
+redis.call('HDEL', KEYS[1], 'state', 'holder', 'lease_until_ms', 'due_at_ms', 'delivery')
+if tonumber(ARGV[2]) > 0 then redis.call('HSET', KEYS[1], 'replays', ARGV[2]) end
+expire_all(tonumber(ARGV[1]))
 return 1
 """
 )

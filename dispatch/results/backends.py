@@ -35,10 +35,16 @@ class _RecordedOutcomes:
         return record_keys(NAMESPACE, message.message_id)[1]
 
     def store_result(self, message: dramatiq.Message[Any], result: Any, ttl: int) -> None:
-        self.states.finish(message.message_id, wrap_result(result), ttl)
+        self.states.finish(message.message_id, wrap_result(result), ttl, replays=message.options.get("replays", 0))
 
     def store_exception(self, message: dramatiq.Message[Any], exception: Exception, ttl: int) -> None:
-        self.states.finish(message.message_id, wrap_exception(exception), ttl)
+        outcome = wrap_exception(exception)
+        self.states.finish(message.message_id, outcome, ttl, replays=message.options.get("replays", 0))
+
+    def forget(self, message: dramatiq.Message[Any]) -> None:
+        """Drop the call's outcome and state before a replay publishes it again (``options["replays"]``, counted
+        by the replay): the replay is performed, not acked as done, and no outcome from before it is stored."""
+        self.states.forget(message.message_id, message.options.get("replays", 0))
 
 
 class CallResultsBackend(_RecordedOutcomes, RedisBackend):
@@ -54,18 +60,11 @@ class CallResultsBackend(_RecordedOutcomes, RedisBackend):
         super().__init__(**kwargs)
         self.write_client = write_client
 
-    def forget(self, message: dramatiq.Message) -> None:
-        """Drop the call's outcome (a replayed call then waits for its new one)."""
-        self.client.delete(self.build_message_key(message))
-
 
 class MemoryResultsBackend(_RecordedOutcomes, StubBackend):
     """Outcomes in this process's memory (dramatiq's StubBackend)."""
 
     states: MemoryCallStates
-
-    def forget(self, message: dramatiq.Message) -> None:
-        self.results.pop(self.build_message_key(message), None)
 
 
 #: A results store of dispatch's: either implementation.

@@ -97,7 +97,7 @@ class DurableResults(Results):
         _, ttl = result_options(self, broker, message)
         outcome, attempts = travelling["value"], travelling.get("attempts", [])
         try:
-            self.states.finish(message.message_id, outcome, ttl, attempts)
+            self.states.finish(message.message_id, outcome, ttl, attempts, replays=_replays(message))
         except Exception as error:
             self._store_later(broker, message, outcome, attempts, error)
         else:
@@ -121,7 +121,7 @@ class DurableResults(Results):
             return
         outcome = wrap_result(result)
         try:
-            self._durably(self.states.finish, message.message_id, outcome, ttl, attempts, delivery)
+            self._durably(self.states.finish, message.message_id, outcome, ttl, attempts, delivery, _replays(message))
         except Exception as error:
             self._store_later(broker, message, outcome, attempts, error)
 
@@ -137,7 +137,7 @@ class DurableResults(Results):
             return
         outcome = _stored_failure(failure_of(message))
         try:
-            self._durably(self.states.finish, message.message_id, outcome, ttl, attempts, delivery)
+            self._durably(self.states.finish, message.message_id, outcome, ttl, attempts, delivery, _replays(message))
         except Exception as error:
             self._store_later(broker, message, outcome, attempts, error)
 
@@ -171,6 +171,11 @@ class DurableResults(Results):
             error,
             delay,
         )
+
+
+def _replays(message: MessageProxy) -> int:
+    """How many times this call was replayed from the dead letters: an outcome from before the last is not stored."""
+    return int(message.options.get("replays", 0))
 
 
 def _stored_failure(exception: BaseException) -> Any:

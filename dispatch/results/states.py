@@ -107,10 +107,17 @@ class CallStates(Protocol):
         (once per ``delivery``, the claim's holder: a retried write appends nothing again)."""
 
     def finish(
-        self, call_id: str, outcome: Any, ttl_ms: int, attempts: Sequence[Attempt] = (), delivery: str = ""
+        self,
+        call_id: str,
+        outcome: Any,
+        ttl_ms: int,
+        attempts: Sequence[Attempt] = (),
+        delivery: str = "",
+        replays: int = 0,
     ) -> bool:
         """Store the (dramatiq-wrapped) outcome unless one is stored already; False then (it is never replaced).
-        True again when the same ``delivery`` retries the write that stored it."""
+        True again when the same ``delivery`` retries the write that stored it; False for an outcome from before
+        the call's last replay (``replays``: the message's count of them, ``options["replays"]``)."""
 
     def cancel(self, call_id: str) -> bool:
         """True if the call is cancelled (now or before) and will never be sent; False if it may have been."""
@@ -121,8 +128,9 @@ class CallStates(Protocol):
     def attempts(self, call_id: str) -> list[Attempt]:
         """Every attempt on record, oldest first, numbered from 1 over the call's life (the last 100)."""
 
-    def forget(self, call_id: str) -> None:
-        """Drop the call's record (a scheduled call that was not sent after all)."""
+    def forget(self, call_id: str, replays: int = 0) -> None:
+        """Drop the call's outcome and state (a scheduled call not sent after all; a dead letter replayed for the
+        ``replays``-th time): it is performed when it comes, not acked as done; its attempts stay."""
 
 
 def _final_state(outcome: Any) -> str:
@@ -180,12 +188,18 @@ class RedisCallStates:
         self._run(_scripts.WAIT, call_id, int(delay_ms), self.ttl_ms, wire, delivery, *_json(attempts))
 
     def finish(
-        self, call_id: str, outcome: Any, ttl_ms: int, attempts: Sequence[Attempt] = (), delivery: str = ""
+        self,
+        call_id: str,
+        outcome: Any,
+        ttl_ms: int,
+        attempts: Sequence[Attempt] = (),
+        delivery: str = "",
+        replays: int = 0,
     ) -> bool:
         encoded = self.encoder.encode(outcome)
         wire = int(bool(attempts) and reached_wire(attempts))
-        state = _final_state(outcome)
-        return bool(self._run(_scripts.FINISH, call_id, encoded, state, ttl_ms, wire, delivery, *_json(attempts)))
+        args = (encoded, _final_state(outcome), ttl_ms, wire, delivery, int(replays), *_json(attempts))
+        return bool(self._run(_scripts.FINISH, call_id, *args))
 
     def cancel(self, call_id: str) -> bool:
         outcome = self.encoder.encode(wrap_exception(CallCancelled(f"call {call_id} was cancelled")))
@@ -197,8 +211,8 @@ class RedisCallStates:
     def attempts(self, call_id: str) -> list[Attempt]:
         return [json.loads(entry) for entry in self.client.lrange(self.keys(call_id)[2], 0, -1)]
 
-    def forget(self, call_id: str) -> None:
-        self.client.delete(self.keys(call_id)[0])
+    def forget(self, call_id: str, replays: int = 0) -> None:
+        self._run(_scripts.FORGET, call_id, self.ttl_ms, int(replays))
 
 
 class MemoryCallStates:
@@ -258,12 +272,20 @@ class MemoryCallStates:
             self._append(call_id, record, attempts, delivery)
 
     def finish(
-        self, call_id: str, outcome: Any, ttl_ms: int, attempts: Sequence[Attempt] = (), delivery: str = ""
+        self,
+        call_id: str,
+        outcome: Any,
+        ttl_ms: int,
+        attempts: Sequence[Attempt] = (),
+        delivery: str = "",
+        replays: int = 0,
     ) -> bool:
         with self._lock:
             record = self._records.setdefault(call_id, {"wire": False})
             if self._outcome_stored(call_id):
                 return bool(delivery) and record.get("delivery") == delivery
+            if record.get("replays", 0) > replays:
+                return False
             record["wire"] = record["wire"] or (bool(attempts) and reached_wire(attempts))
             self._append(call_id, record, attempts, delivery)
             record["delivery"] = delivery
@@ -292,9 +314,14 @@ class MemoryCallStates:
         with self._lock:
             return list(self._attempts.get(call_id, []))
 
-    def forget(self, call_id: str) -> None:
+    def forget(self, call_id: str, replays: int = 0) -> None:
         with self._lock:
-            self._records.pop(call_id, None)
+            self.results.results.pop(record_keys(self.namespace, call_id)[1], None)
+            record = self._records.get(call_id)
+            if record is not None:
+                for name in ("state", "holder", "lease_until_ms", "due_at_ms", "delivery"):
+                    record.pop(name, None)
+                record["replays"] = max(record.get("replays", 0), replays)
 
 
 def _release(record: dict[str, Any]) -> None:

@@ -90,3 +90,35 @@ def test_a_wait_that_cannot_be_written_travels_and_the_next_claim_writes_it() ->
     states.wait(again.message_id, 1_000, [])
     assert states.state(again.message_id) == WAITING
     assert states.claim(again.message_id, "w", 1_000) == CLAIMED
+
+
+def test_a_replayed_dead_letter_is_performed_again_not_acked_by_its_old_outcome() -> None:
+    from dispatch.results import results_backend
+    from dispatch.results.states import DONE
+
+    backend = results_backend(Settings.from_env(TEST_ENV))
+    states = backend.states
+    broker = _Broker()
+    message = broker.actor.message("http://127.0.0.1:9/x", "GET", {"x": 1})
+    failure = {"__t": "exn", "exn": {"type": "RemoteExecuteError", "msg": "no"}}
+    attempt = {"at": "t", "status_code": 500, "error": "RemoteExecuteError", "wire": True}
+    try:
+        assert states.claim(message.message_id, "d1", 60_000) == CLAIMED
+        assert states.finish(message.message_id, failure, 60_000, [attempt], delivery="d1")
+        assert states.claim(message.message_id, "d2", 60_000) == DONE  # dead-lettered: a redelivery is acked
+        replayed = message.copy(options={"replays": 1})  # as dispatch.deadletters.replay publishes it
+        reader, backend.client = backend.client, None  # forget writes through the write client (timeout, WAIT)
+        try:
+            backend.forget(replayed)
+        finally:
+            backend.client = reader
+        assert states.state(message.message_id) is None  # pending again, not "failure"
+        assert not _CLIENT.exists(states.keys(message.message_id)[1])
+        assert [a["attempt"] for a in states.attempts(message.message_id)] == [1]  # the call's history stays
+        # The failure's travelling copy, from before the replay, arrives late: it does not answer the replay.
+        assert states.finish(message.message_id, failure, 60_000, [], replays=0) is False
+        assert states.claim(message.message_id, "d3", 60_000) == CLAIMED  # performed again
+        assert states.finish(message.message_id, {"ok": 1}, 60_000, [attempt], delivery="d3", replays=1)
+        assert states.state(message.message_id) == "success"
+    finally:
+        _CLIENT.delete(*states.keys(message.message_id))
