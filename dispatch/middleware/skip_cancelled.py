@@ -4,7 +4,10 @@ The record's CLAIM script (:mod:`dispatch.results.states`) answers, in one round
 
 * ``claimed``   -- perform it; the worker holds a lease on the record for the delivery's worst case;
 * ``cancelled`` -- skip it (ack, never send): ``cancel()`` already answered True;
-* ``done``      -- its outcome is stored already (a redelivery after a lost ack): ack it, do not call again.
+* ``done``      -- its outcome is stored already (a redelivery after a lost ack): ack it, do not call again;
+* ``busy``      -- another delivery of the call holds an unexpired lease (a redelivery while the first is
+  still in flight): it waits as a delayed message, like a claim that cannot be written, and is claimed
+  again then -- never performed twice at once.
 
 **Fail closed.** When the claim cannot be written (Redis down, stalled,
 paused for writes), the call is not sent "to be safe": ``cancel()`` may
@@ -32,7 +35,7 @@ from .. import attempts
 from ..call import Call, is_call
 from ..errors import DispatchError
 from ..options import worst_case
-from ..results.states import CANCELLED, DONE, UNRECORDED_WAIT, CallStates
+from ..results.states import BUSY, CANCELLED, DONE, UNRECORDED_WAIT, CallStates
 from ..settings import Settings
 from .call_log import call_log
 
@@ -61,7 +64,9 @@ class SkipCancelled(dramatiq.Middleware):
                 message.message_id, holder, self._lease_ms(message), message.options.get(UNRECORDED_WAIT)
             )
         except Exception as error:
-            self._claim_later(broker, message, error)
+            self._claim_later(broker, message, f"cannot record that it starts ({error})", "claim")
+        if verdict == BUSY:
+            self._claim_later(broker, message, "another delivery of it is in flight", "busy")
         message.options.pop(UNRECORDED_WAIT, None)  # written: the copies re-enqueued from here do not carry it
         if verdict == CANCELLED:
             message.options["cancelled"] = True
@@ -75,20 +80,13 @@ class SkipCancelled(dramatiq.Middleware):
         """How long the claim holds the record: the delivery's worst case, plus a margin."""
         return int((worst_case(Call.from_message(message).options, self.settings) + LEASE_MARGIN) * 1000)
 
-    def _claim_later(self, broker: dramatiq.Broker, message: MessageProxy, error: Exception) -> NoReturn:
+    def _claim_later(self, broker: dramatiq.Broker, message: MessageProxy, why: str, label: str) -> NoReturn:
         waits = message.options.get("claim_waits", 0) + 1
         delay_ms = int(min(2**waits, CLAIM_WAIT_MAX) * 1000 * random.uniform(1.0, 1.5))  # jitter: not all at once
         try:
             broker.enqueue(message.copy(options={"claim_waits": waits}), delay=delay_ms)
         except Exception as enqueue_error:
-            raise DispatchError(
-                f"cannot record that the call starts ({error}) nor queue it again ({enqueue_error}); it was not sent"
-            ) from None
-        call_log.warning(
-            "call %s: cannot record that it starts (%s); not sent, claimed again in %.1fs",
-            message.message_id,
-            error,
-            delay_ms / 1000,
-        )
-        message.options["postponed"] = "claim"  # no outcome to store, no skip warning; a metrics label
+            raise DispatchError(f"{why}, and it cannot be queued again ({enqueue_error}); it was not sent") from None
+        call_log.warning("call %s: %s; not sent, claimed again in %.1fs", message.message_id, why, delay_ms / 1000)
+        message.options["postponed"] = label  # no outcome to store, no skip warning; a metrics label
         raise SkipMessage(f"call {message.message_id} waits for its claim")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from .backends import NAMESPACE, CallResultsBackend, MemoryResultsBackend, ResultsBackend, results_backend
 from .middleware import DurableResults
 from .states import (
+    BUSY,
     CANCELLED,
     CLAIMED,
     DONE,
@@ -24,6 +25,7 @@ from .states import (
 )
 
 __all__ = [
+    "BUSY",
     "CANCELLED",
     "CLAIMED",
     "DONE",

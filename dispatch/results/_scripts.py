@@ -63,12 +63,19 @@ return 1
 )
 
 # ARGV: holder, lease_ms, ttl_ms, then the wait a previous delivery could not record (its delivery, wire (0/1),
-# attempts...; '' when none).  -> 'cancelled' | 'done' (a final outcome is stored) | 'claimed'.
+# attempts...; '' when none).  -> 'cancelled' | 'done' (a final outcome is stored) | 'busy' (another delivery
+# of the call holds an unexpired lease: a redelivery while the first is still in flight) | 'claimed'.
 CLAIM = (
     _COMMON
     + """
-if redis.call('HGET', KEYS[1], 'state') == 'cancelled' then return 'cancelled' end
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'cancelled' then return 'cancelled' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'done' end
+if state == 'started' then
+  local holder = redis.call('HGET', KEYS[1], 'holder')
+  local lease_until = tonumber(redis.call('HGET', KEYS[1], 'lease_until_ms')) or 0
+  if holder and holder ~= ARGV[1] and holder ~= ARGV[4] and lease_until > now_ms() then return 'busy' end
+end
 if ARGV[4] ~= '' then
   if ARGV[5] == '1' then redis.call('HSET', KEYS[1], 'wire', 1) end
   append_attempts(ARGV[4], 6)

@@ -56,8 +56,9 @@ from . import _scripts
 
 SCHEDULED, STARTED, WAITING, CANCELLED = "scheduled", "started", "waiting", "cancelled"
 SUCCESS, FAILURE = "success", "failure"
-#: What a claim answers: perform the call, skip it (cancelled), or ack it (its outcome is stored already).
-CLAIMED, DONE = "claimed", "done"
+#: What a claim answers: perform the call, skip it (cancelled), ack it (its outcome is stored already), or
+#: postpone it (another delivery of it holds an unexpired lease).
+CLAIMED, DONE, BUSY = "claimed", "done", "busy"
 
 Attempt = dict[str, Any]
 
@@ -97,7 +98,8 @@ class CallStates(Protocol):
         stays cancelled) and lives at least until the call is due plus the TTL."""
 
     def claim(self, call_id: str, holder: str, lease_ms: int, unrecorded: UnrecordedWait | None = None) -> str:
-        """Mark the call started for ``lease_ms``: ``claimed``; ``cancelled`` (skip it); ``done`` (ack it).
+        """Mark the call started for ``lease_ms``: ``claimed``; ``cancelled`` (skip it); ``done`` (ack it);
+        ``busy`` (another delivery holds an unexpired lease on it: postpone this one).
 
         ``unrecorded``: the wait of the delivery before, which could not be written then (it came in the
         message): claiming writes its wire flag and attempts too."""
@@ -256,6 +258,13 @@ class MemoryCallStates:
                 return CANCELLED
             if self._outcome_stored(call_id):
                 return DONE
+            previous = unrecorded["delivery"] if unrecorded else ""
+            if (
+                record.get("state") == STARTED
+                and record.get("holder") not in (holder, previous)
+                and record.get("lease_until_ms", 0) > _now_ms()
+            ):
+                return BUSY
             if unrecorded:
                 record["wire"] = record["wire"] or unrecorded["wire"]
                 self._append(call_id, record, unrecorded["attempts"], unrecorded["delivery"])

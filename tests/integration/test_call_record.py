@@ -82,7 +82,8 @@ def test_a_wait_that_cannot_be_written_travels_and_the_next_claim_writes_it() ->
     next_delivery = MessageProxy(again)
     claiming.before_process_message(broker, next_delivery)  # type: ignore[arg-type]
     assert states.state(again.message_id) == "started"
-    assert states.claim(again.message_id, "retried", 1_000, carried) == CLAIMED  # a claim retried: written once
+    holder = _CLIENT.hget(states.keys(again.message_id)[0], "holder").decode()
+    assert states.claim(again.message_id, holder, 1_000, carried) == CLAIMED  # the claim retried: written once
     assert [a["attempt"] for a in states.attempts(again.message_id)] == [1]
     assert _CLIENT.hget(states.keys(again.message_id)[0], "wire") == b"1"
     assert UNRECORDED_WAIT not in next_delivery.options  # written: not carried further
@@ -122,3 +123,23 @@ def test_a_replayed_dead_letter_is_performed_again_not_acked_by_its_old_outcome(
         assert states.state(message.message_id) == "success"
     finally:
         _CLIENT.delete(*states.keys(message.message_id))
+
+
+def test_a_redelivery_while_the_first_delivery_holds_its_lease_waits() -> None:
+    from dramatiq.middleware import SkipMessage
+
+    from dispatch.results.states import BUSY
+
+    broker, states = _Broker(), _states(_CLIENT)
+    first = _call(broker)
+    claiming = SkipCancelled(states, Settings.from_env(TEST_ENV))
+    claiming.before_process_message(broker, first)  # type: ignore[arg-type]
+    redelivered = MessageProxy(first._message.copy())  # RabbitMQ redelivers it (a lost ack, a consumer timeout)
+    with pytest.raises(SkipMessage):
+        claiming.before_process_message(broker, redelivered)  # type: ignore[arg-type]
+    ((postponed, delay),) = broker.enqueued
+    assert postponed.message_id == first.message_id and delay and delay >= 1_000
+    assert redelivered.options["postponed"] == "busy"
+    assert states.claim(first.message_id, "another", 1_000) == BUSY
+    _CLIENT.hset(states.keys(first.message_id)[0], "lease_until_ms", 0)  # the first delivery's lease ran out
+    assert states.claim(first.message_id, "another", 1_000) == CLAIMED  # its worker died: taken over
