@@ -33,10 +33,11 @@ from ..validation import (
 )
 
 
-class CallOptions(TypedDict, total=False):
+class CallOptionsBody(TypedDict, total=False):
     """Per-call overrides of the worker's settings (``dispatch.validation.OPTIONS``)."""
 
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    # The HTTP API's name for it (the schema's title and, below, its name) stays CallOptions.
+    __pydantic_config__ = ConfigDict(extra="forbid", title="CallOptions")  # type: ignore[misc]
     # The bounds are dispatch.validation's, which refuses a value past them first (with its own message).
     timeout: Annotated[
         float, Field(gt=0, le=MAX_TIMEOUT, description="Seconds for one HTTP attempt (DISPATCH_TIMEOUT).")
@@ -52,6 +53,11 @@ class CallOptions(TypedDict, total=False):
             f"at most {MAX_SCHEDULE_SPAN:g} seconds in all.",
         ),
     ]
+
+
+# A body's options, as sent (the worker resolves them with dispatch.options.CallOptions).  pydantic names a
+# schema in the OpenAPI document after its class's __qualname__.
+CallOptionsBody.__qualname__ = "CallOptions"
 
 
 # JSON can put any type anywhere; dispatch.validation's checks expect Python callers, and
@@ -111,8 +117,8 @@ class NewCall(BaseModel):
     body: Literal["form", "json"] = Field(
         "form", description="How params travel in a method with a body: form-encoded, or one JSON object."
     )
-    options: Annotated[CallOptions, BeforeValidator(_object_of("options", check_options))] = Field(
-        default_factory=CallOptions
+    options: Annotated[CallOptionsBody, BeforeValidator(_object_of("options", check_options))] = Field(
+        default_factory=CallOptionsBody
     )
     delay: Annotated[float, BeforeValidator(_check_delay)] = Field(
         0,
