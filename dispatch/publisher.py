@@ -45,7 +45,6 @@ Waits end, and failures are exact:
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
@@ -60,11 +59,11 @@ from dramatiq.errors import BrokerConnectionError, ConnectionClosed
 from .brokers.rabbitmq import BLOCKED_ADVICE
 from .cluster import describe_nodes
 from .errors import BrokerAccessRefused, BrokerUnavailable, PublishBlocked, PublishRefused
-from .redaction import redact
+from .redaction import get_logger, redact
 from .settings import Settings
 from .upstream import async_channel, declare_again, publish_properties, reset_connection
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: Unconfirmed messages :func:`publish_many` keeps in flight.  RabbitMQ
 #: confirms a persistent message once it is written to disk and writes in

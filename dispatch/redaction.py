@@ -73,15 +73,24 @@ def redact_url(url: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Rewrites a record's message, arguments merged, through :func:`redact`; drops nothing."""
+    """Rewrites a record's message and arguments through :func:`redact`; drops nothing.
+
+    Text arguments are redacted in place, so a formatter that reads them one by
+    one (uvicorn's access log) still finds them; only when another argument
+    (an exception, an object) brings a secret are message and arguments merged.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
         if record.exc_info and record.exc_info[1] is not None:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
-        if cleaned != message or record.args:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in record.args)
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
             record.msg, record.args = cleaned, None
         return True
 
@@ -99,6 +108,7 @@ REDACTED_LOGGERS = (
     "dramatiq.worker.ConsumerThread",
     "dramatiq.middleware.retries.Retries",
     "dramatiq.broker.RabbitmqBroker",
+    "uvicorn",
     "uvicorn.error",
     "uvicorn.access",
 )
@@ -109,13 +119,15 @@ def install_log_redaction(*names: str) -> None:
 
     A filter on a logger sees only records logged through that very logger
     (not its children's), so each logger that may carry a secret is named.
-    Called without names (a worker process at boot, once dramatiq has set up
-    its logging), it also filters every handler of the root logger: whatever
-    logger a record comes from, it is redacted on its way out.
+    Called without names (a worker process at boot once dramatiq has set up
+    its logging, the gateway once uvicorn has), it also filters every handler
+    of the root logger and of those loggers: whatever logger a record comes
+    from, it is redacted on its way out.
     """
-    targets: list[logging.Filterer] = [logging.getLogger(name) for name in names or REDACTED_LOGGERS]
+    loggers = [logging.getLogger(name) for name in names or REDACTED_LOGGERS]
+    targets: list[logging.Filterer] = list(loggers)
     if not names:
-        targets += logging.getLogger().handlers
+        targets += [handler for logger in (logging.getLogger(), *loggers) for handler in logger.handlers]
     for target in targets:
         if not any(isinstance(existing, RedactingFilter) for existing in target.filters):
             target.addFilter(RedactingFilter())

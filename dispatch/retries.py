@@ -32,8 +32,9 @@ from collections.abc import Sequence
 import tenacity
 
 from .errors import TransportError
+from .redaction import get_logger
 
-logger = logging.getLogger("dispatch.transport")
+logger = get_logger("dispatch.transport")
 
 #: Statuses that mean "not now" rather than "no": the call is tried again.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})

@@ -30,7 +30,6 @@ consumer one timeout each.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from typing import Any
 
@@ -40,9 +39,10 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.common import dq_name, q_name
 
 from ..errors import PublishBlocked
+from ..redaction import get_logger
 from ..upstream import publish_properties, reset_connection
 
-logger = logging.getLogger("dispatch.delays")
+logger = get_logger("dispatch.delays")
 
 #: Seconds parking is not tried after RabbitMQ blocked a park: messages are held meanwhile.
 BLOCKED_PAUSE = 30.0

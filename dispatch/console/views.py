@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -20,10 +19,11 @@ from .. import deadletters
 from ..cluster import vhost_of
 from ..flow import HostState
 from ..management import DispatchStatus, Management, management_url_for
+from ..redaction import get_logger
 from ..result import CallResult
 from ..runtime import get_runtime
 
-log = logging.getLogger("dispatch.console")
+log = get_logger("dispatch.console")
 
 T = TypeVar("T")
 

@@ -16,14 +16,14 @@ worker that makes a transition is the one that logs it.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from ..destinations import BreakerConfig
+from ..redaction import get_logger
 from .keys import flow_key
 from .limits import Lease, Wait, lease_ms
 
-logger = logging.getLogger("dispatch.flow")
+logger = get_logger("dispatch.flow")
 
 #: What a host's breaker can be (``dispatch hosts`` also says "off" for a host without one).
 BREAKER_STATES = ("closed", "open", "half-open")

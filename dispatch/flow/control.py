@@ -30,7 +30,6 @@ limiters), :mod:`~dispatch.flow.breaker` (the shared breaker and its Lua),
 
 from __future__ import annotations
 
-import logging
 import random
 import threading
 from typing import Any
@@ -43,13 +42,14 @@ from ..call import Call, is_call
 from ..destinations import UNLISTED, Destination
 from ..errors import TransportError
 from ..options import worst_case
+from ..redaction import get_logger
 from ..settings import Settings
 from ..urlsafety import parse_target, port_of
 from .breaker import Breaker
 from .limits import Lease, Limits, Wait
 from .report import HostState, host_states
 
-logger = logging.getLogger("dispatch.flow")
+logger = get_logger("dispatch.flow")
 
 
 class FlowControl(dramatiq.Middleware):

@@ -25,6 +25,7 @@ from starlette.types import Scope
 from .. import __version__
 from ..console import create_console
 from ..errors import ResultsUnavailable
+from ..redaction import install_log_redaction
 from ..runtime import get_runtime
 from ..settings import Settings
 from .auth import BearerAuth, bearer, check_tokens
@@ -208,4 +209,6 @@ def serve(host: str, port: int) -> None:
     """Run the gateway with uvicorn until interrupted; ConfigurationError (before listening) if misconfigured."""
     app = create_app()
     logging.basicConfig(level=logging.INFO, format="%(levelname)-9s %(name)s: %(message)s")  # for "queued call" lines
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    config = uvicorn.Config(app, host=host, port=port, log_level="info")  # sets up uvicorn's loggers and handlers
+    install_log_redaction()  # on them and the root's handlers: every line the process writes is redacted
+    uvicorn.Server(config).run()

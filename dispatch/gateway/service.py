@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
-import logging
 import math
 import socket
 from typing import Any, NoReturn
@@ -31,6 +30,7 @@ from redis.exceptions import RedisError
 from ..actor import default_dispatcher
 from ..errors import BrokerUnavailable, ConfigurationError, DestinationRefused, PublishBlocked, PublishRefused
 from ..publisher import check_message_size, publish
+from ..redaction import get_logger, redact_url
 from ..result import CallResult
 from ..results import CallResultsBackend
 from ..runtime import get_runtime
@@ -51,7 +51,7 @@ from .models import (
     Succeeded,
 )
 
-log = logging.getLogger("dispatch.gateway")
+log = get_logger("dispatch.gateway")
 
 
 def _unreachable(what: str) -> NoReturn:
@@ -87,16 +87,17 @@ class Gateway:
 
     def submit(self, call: NewCall) -> str:
         """Check the destination, record the id (and the schedule), publish; return the id."""
+        shown = redact_url(call.url)
         try:
             self.policy.check(call.url)
         except DestinationRefused as exc:
             raise HTTPException(403, str(exc)) from None
         except socket.gaierror as exc:
             if exc.errno == socket.EAI_AGAIN:  # the resolver is down, not the caller wrong
-                raise HTTPException(503, f"cannot resolve {call.url} right now: {exc.strerror}") from None
-            raise _invalid("url", f"the host of {call.url} does not resolve: {exc.strerror}", call.url) from None
+                raise HTTPException(503, f"cannot resolve {shown} right now: {exc.strerror}") from None
+            raise _invalid("url", f"the host of {shown} does not resolve: {exc.strerror}", shown) from None
         except (OSError, ValueError) as exc:
-            raise _invalid("url", f"the host of {call.url} cannot be resolved: {exc}", call.url) from None
+            raise _invalid("url", f"the host of {shown} cannot be resolved: {exc}", shown) from None
         try:  # validates again and enforces DISPATCH_MAX_MESSAGE_BYTES
             message = self.actor.message(call.url, call.method, call.params, call.call_options)
         except ValueError as exc:
@@ -104,7 +105,7 @@ class Gateway:
         delay = math.ceil(call.delay * 1000)  # as URL.send_in() does
         self._publish(message, "call", delay)
         log.info(
-            "queued call %s %s %s%s", message.message_id, call.method, call.url, f" in {call.delay:g}s" * bool(delay)
+            "queued call %s %s %s%s", message.message_id, call.method, shown, f" in {call.delay:g}s" * bool(delay)
         )
         return message.message_id
 

@@ -9,14 +9,14 @@ not second-guessed.  ``dispatch status`` shows the same warning.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import dramatiq
 
+from ..redaction import get_logger
 from ..redis_connect import eviction_warning
 
-logger = logging.getLogger("dispatch.store")
+logger = get_logger("dispatch.store")
 
 
 class EvictionCheck(dramatiq.Middleware):

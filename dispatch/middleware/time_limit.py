@@ -24,7 +24,6 @@ started with its first message.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from typing import Any
@@ -35,10 +34,11 @@ from dramatiq.threading import raise_thread_exception
 
 from ..call import Call, is_call
 from ..options import worst_case
+from ..redaction import get_logger
 from ..retries import DeliveryFailed
 from ..settings import Settings
 
-logger = logging.getLogger("dispatch.time_limit")
+logger = get_logger("dispatch.time_limit")
 
 #: What a call's limit adds to its worst case (the answer's parsing, the hooks around it).
 MARGIN_SECONDS = 5.0

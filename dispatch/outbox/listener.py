@@ -14,14 +14,15 @@ again, a second later, whenever it breaks.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from typing import Any
 
 import sqlalchemy as sa
 
-logger = logging.getLogger("dispatch.outbox")
+from ..redaction import get_logger
+
+logger = get_logger("dispatch.outbox")
 
 #: Seconds before a broken listening connection is made again.
 _RECONNECT_PAUSE = 1.0

@@ -12,17 +12,17 @@ and needs the ``outbox`` extra that ``DISPATCH_OUTBOX_URL`` implies.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from ..redaction import get_logger
 from .sending import Outbox
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
     from sqlalchemy import Engine
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 class OutboxCollector:

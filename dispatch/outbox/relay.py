@@ -32,7 +32,6 @@ because a service went away.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import signal
 import threading
 from collections.abc import Iterator
@@ -44,13 +43,14 @@ from dramatiq.common import current_millis
 
 from ..errors import DispatchError, PublishRefused
 from ..publisher import publish_many
+from ..redaction import get_logger
 from ..runtime import get_runtime
 from . import table as _table
 from .listener import Listener, Waker
 from .message import is_scheduled
 from .sending import Outbox
 
-logger = logging.getLogger("dispatch.outbox")
+logger = get_logger("dispatch.outbox")
 
 #: Longest pause between two failed passes, in seconds.
 MAX_PAUSE = 5.0

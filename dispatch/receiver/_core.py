@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..redaction import get_logger
 from ..signing import DEFAULT_TOLERANCE, SignatureError, check_secret, signed_payload, verify
 from ._arguments import check_arguments, read_arguments
 from ._asgi import ASGIApp, asgi_app
@@ -22,7 +22,7 @@ from ._exchange import METHODS, Incoming, Reply
 from ._replay import DEFAULT_REPLAY_STORE, MemoryReplayStore, ReplayStore, ReplayStoreError
 from ._wsgi import serve_wsgi
 
-logger = logging.getLogger("dispatch.receiver")
+logger = get_logger("dispatch.receiver")
 
 
 class Receiver:

@@ -49,7 +49,8 @@ SECRETS = {
 
 
 class Hostile(BaseHTTPRequestHandler):
-    """Fails by its path: ``/404``, ``/500``, ``/503``, ``/slow``, ``/not-json``, ``/failure``, ``/away[-307]``."""
+    """Fails by its path: ``/404``, ``/500``, ``/503``, ``/slow``, ``/not-json``, ``/failure``, ``/away[-307]``;
+    ``/ok`` succeeds."""
 
     protocol_version = "HTTP/1.1"
 
@@ -65,6 +66,8 @@ class Hostile(BaseHTTPRequestHandler):
             self._answer(200, b"<html>surely not the protocol</html>")
         elif path == "/failure":
             self._answer(200, json.dumps({"status": "failure", "reason": "the endpoint says no"}).encode())
+        elif path == "/ok":
+            self._answer(200, json.dumps({"status": "success", "retval": "fine"}).encode())
         else:
             self._answer(int(path.strip("/")), b"{}")
 
@@ -141,8 +144,17 @@ def test_no_secret_is_in_any_log_outcome_attempt_cli_output_metric_or_gateway_an
     assert "user:***@" in shown["get() of refused"]  # the URL is still named, its password masked
 
     token = SECRETS["gateway token"]
-    gateway = Gateway(tmp_path / "gateway.log", DISPATCH_GATEWAY_TOKEN=token, DISPATCH_QUEUE=worker.queue)
+    gateway = Gateway(
+        tmp_path / "gateway.log", DISPATCH_GATEWAY_TOKEN=token, DISPATCH_QUEUE=worker.queue,
+        DISPATCH_ALLOWED_HOSTS="127.0.0.1",
+    )  # fmt: skip
     try:
+        queued = gateway.post({"url": f"{base}/ok", "params": {"x": 1}}, token)
+        assert queued.status_code == 202, queued.text
+        shown["gateway queueing a call"] = queued.text
+        ok = f"/calls/{queued.json()['id']}"
+        outcome = wait_for(lambda: (found := gateway.get(ok, token).json())["state"] == "success" and found, 60, "ok")
+        shown["gateway's outcome of a call it queued"] = json.dumps(outcome)
         for what, handle in handles.items():
             for path in (f"/calls/{handle.message_id}", f"/calls/{handle.message_id}/attempts"):
                 shown[f"gateway {path} of {what}"] = gateway.get(path, token).text
@@ -152,6 +164,8 @@ def test_no_secret_is_in_any_log_outcome_attempt_cli_output_metric_or_gateway_an
     finally:
         gateway.stop()
     shown["the gateway's log"] = gateway.log_path.read_text()
+    assert "Logging error" not in shown["the gateway's log"]  # redacting keeps every line writable
+    assert "GET http://user:***@127.0.0.1" in shown["the gateway's log"]  # the queued call, its password masked
 
     import redis
 

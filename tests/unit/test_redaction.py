@@ -6,7 +6,15 @@ import logging
 
 import pytest
 
-from dispatch.redaction import MASK, RedactingFilter, get_logger, redact, register_secret, register_url_password
+from dispatch.redaction import (
+    MASK,
+    RedactingFilter,
+    get_logger,
+    install_log_redaction,
+    redact,
+    register_secret,
+    register_url_password,
+)
 
 
 @pytest.mark.parametrize(
@@ -46,3 +54,28 @@ def test_the_filter_rewrites_messages_arguments_and_tracebacks(caplog: pytest.Lo
             logger.exception("boom")
     assert "topsecret" not in caplog.text
     assert f"http://u:{MASK}@h/" in caplog.text
+
+
+def test_text_arguments_stay_arguments_for_a_formatter_that_reads_them_one_by_one() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, "", 0, '%s - "%s %s" %d', ("1.2.3.4", "GET", "/x", 200), None
+    )
+    assert RedactingFilter().filter(record)
+    assert record.args == ("1.2.3.4", "GET", "/x", 200)  # uvicorn's AccessFormatter unpacks them
+    secret = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, "%s %d", ("http://u:topsecret@h/", 1), None)
+    RedactingFilter().filter(secret)
+    assert secret.getMessage() == f"http://u:{MASK}@h/ 1" and secret.args == (f"http://u:{MASK}@h/", 1)
+
+
+def test_without_names_the_handlers_of_the_root_and_of_the_listed_loggers_are_filtered() -> None:
+    handler = logging.StreamHandler()
+    uvicorn = logging.getLogger("uvicorn")
+    uvicorn.addHandler(handler)  # as uvicorn.Config sets up its logging
+    before = {id(h): list(h.filters) for h in logging.getLogger().handlers}
+    try:
+        install_log_redaction()
+        assert any(isinstance(f, RedactingFilter) for f in handler.filters)
+    finally:
+        uvicorn.removeHandler(handler)
+        for other in logging.getLogger().handlers:  # pytest's own: left as they were
+            other.filters = before.get(id(other), other.filters)
