@@ -79,6 +79,10 @@ class CallOptions:
         )
 
 
+#: What a call's time limit adds to its worst case (the answer's parsing, the hooks around it).
+TIME_LIMIT_MARGIN_SECONDS = 5.0
+
+
 def worst_case(options: Mapping[str, Any] | None, settings: Settings) -> float:
     """:attr:`CallOptions.worst_case` of a call's ``options``; the worker's own for options it cannot read."""
     try:

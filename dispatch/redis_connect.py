@@ -162,6 +162,11 @@ FAILOVER_ERRORS: tuple[type[Exception], ...] = (
 WAIT_TIMEOUT_MS = 1000
 
 
+def store_wait_timeout_ms(write_timeout: float) -> int:
+    """How long the results store's writes wait for their replicas (:meth:`Replication.for_store`)."""
+    return min(WAIT_TIMEOUT_MS, int(write_timeout * 500))
+
+
 class Replication:
     """How many replicas must hold a write before it is acknowledged, and the ``WAIT`` that makes sure.
 
@@ -179,8 +184,7 @@ class Replication:
     def for_store(cls, client: Any, url: str, replicas: int | None, write_timeout: float) -> Replication:
         """The results store's (``DISPATCH_RESULTS_URL``, ``DISPATCH_REDIS_REPLICAS``): WAIT gives up after 1 s,
         or half of ``DISPATCH_RESULTS_WRITE_TIMEOUT`` if shorter, well before the write's own timeout."""
-        timeout_ms = min(WAIT_TIMEOUT_MS, int(write_timeout * 500))
-        return cls(client, replicas, timeout_ms, sentinel=is_sentinel_url(url))
+        return cls(client, replicas, store_wait_timeout_ms(write_timeout), sentinel=is_sentinel_url(url))
 
     def needed(self) -> int:
         """The replicas a write waits for (``auto`` on a plain URL: read once from the server)."""

@@ -3,7 +3,8 @@
 **Concurrency slots are leases.**  A host's slots are a sorted set: one
 member per call holding a slot (its message id, the *holder*), scored with
 the time its lease runs out -- the call's own deadline plus
-:data:`LEASE_MARGIN_SECONDS`.  Taking a slot is one Lua script (drop the
+:func:`lease_margin`: past the call's time limit, and past the claim's
+write and its WAIT, which come after the slot is taken.  Taking a slot is one Lua script (drop the
 leases that ran out, then add ours if fewer than the limit are held);
 giving it back removes the holder.  A worker killed while it holds a slot
 does not give it back, and does not need to: its lease runs out by the
@@ -23,10 +24,13 @@ from dramatiq.rate_limits import WindowRateLimiter
 from dramatiq.rate_limits.backends import RedisBackend as RateLimiterBackend
 
 from ..destinations import Destination
+from ..options import TIME_LIMIT_MARGIN_SECONDS
+from ..redis_connect import store_wait_timeout_ms
+from ..settings import Settings
 from .keys import flow_key
 
-#: How long a lease outlives its call's deadline: past the call's time limit, so a live holder never loses it.
-LEASE_MARGIN_SECONDS = 15.0
+#: What a lease adds beyond the call's time limit, the claim's write and its WAIT (:func:`lease_margin`).
+LEASE_MARGIN_SECONDS = 5.0
 
 #: The wait for a free concurrency slot, before jitter.
 SLOT_WAIT_SECONDS = 0.5
@@ -73,9 +77,18 @@ class Lease:
             release()
 
 
+def lease_margin(settings: Settings) -> float:
+    """How long a lease outlives its call's worst case, in seconds, so a live holder never loses it: the time
+    limit's margin, then the claim made after the slot is taken (``DISPATCH_RESULTS_WRITE_TIMEOUT`` and its
+    WAIT), then :data:`LEASE_MARGIN_SECONDS`."""
+    write_timeout = settings.results_write_timeout
+    wait_timeout = store_wait_timeout_ms(write_timeout) / 1000
+    return TIME_LIMIT_MARGIN_SECONDS + write_timeout + wait_timeout + LEASE_MARGIN_SECONDS
+
+
 def lease_ms(deadline: float) -> int:
-    """How long a lease taken for a call with ``deadline`` seconds lasts, in milliseconds."""
-    return int((deadline + LEASE_MARGIN_SECONDS) * 1000)
+    """A lease until ``deadline`` seconds from now (the call's worst case plus :func:`lease_margin`), in ms."""
+    return int(deadline * 1000)
 
 
 class Limits:
@@ -90,7 +103,8 @@ class Limits:
     def admit(self, host: str, destination: Destination, holder: str, deadline: float) -> Lease | Wait:
         """The :class:`Lease` on a slot the call holds while it is performed, or the :class:`Wait` before it may go.
 
-        ``holder`` is the call's message id, ``deadline`` the longest it can take (seconds).
+        ``holder`` is the call's message id, ``deadline`` when its lease runs out: its worst case plus
+        :func:`lease_margin` (seconds).
         """
         slot = Lease()
         if destination.max_concurrency is not None:

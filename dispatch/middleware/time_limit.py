@@ -33,7 +33,7 @@ from dramatiq.broker import MessageProxy
 from dramatiq.threading import raise_thread_exception
 
 from ..call import Call, is_call
-from ..options import worst_case
+from ..options import TIME_LIMIT_MARGIN_SECONDS, worst_case
 from ..redaction import get_logger
 from ..retries import DeliveryFailed
 from ..settings import Settings
@@ -41,7 +41,7 @@ from ..settings import Settings
 logger = get_logger("dispatch.time_limit")
 
 #: What a call's limit adds to its worst case (the answer's parsing, the hooks around it).
-MARGIN_SECONDS = 5.0
+MARGIN_SECONDS = TIME_LIMIT_MARGIN_SECONDS
 
 #: The limit of a message that is not a call and names none, as dramatiq's.
 DEFAULT_LIMIT_SECONDS = 600.0

@@ -18,8 +18,9 @@ from dramatiq.middleware import SkipMessage
 
 from dispatch.call import ACTOR_NAME
 from dispatch.errors import TransportError
-from dispatch.flow import LEASE_MARGIN_SECONDS, FlowControl
+from dispatch.flow import FlowControl
 from dispatch.flow.keys import flow_key
+from dispatch.flow.limits import lease_margin
 from dispatch.settings import Settings
 
 from .support import TEST_ENV, dispatch, wait_for
@@ -52,7 +53,7 @@ def test_a_slot_held_by_a_killed_worker_frees_itself_by_the_calls_deadline(make_
 
     survivor = make_worker(threads=2, **env)  # a queue of its own: the slow call is not delivered again here
     quick = survivor.send(node_endpoint.url("/hold"), params={"key": f"{key}-quick", "ms": 1})
-    deadline = 5 + LEASE_MARGIN_SECONDS  # the slow call's worst case (one attempt of 5 s) plus the margin
+    deadline = 5 + lease_margin(Settings.from_env(TEST_ENV))  # the slow call's worst case (one 5 s attempt), margin
     assert quick.get(timeout=deadline + 20) == 1
     waited = time.monotonic() - admitted
     assert deadline - 3 <= waited <= deadline + 15, waited  # it waited for the lease to run out, not 15 minutes
@@ -90,7 +91,8 @@ def test_the_probe_is_a_lease_of_its_call_given_back_when_it_ends(flow):
     call = a_call()
     flow.control.before_process_message(flow.broker, call)
     assert flow.client.get(flow.keys.probe) == call.message_id.encode()
-    assert 0 < flow.client.pttl(flow.keys.probe) <= (3 + LEASE_MARGIN_SECONDS) * 1000  # a kill -9 lets it run out
+    lease = (3 + lease_margin(flow.control.settings)) * 1000
+    assert 0 < flow.client.pttl(flow.keys.probe) <= lease  # a kill -9 lets it run out
     other = a_call()
     waited: list[BaseException] = []
 

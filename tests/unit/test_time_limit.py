@@ -118,3 +118,17 @@ def test_a_call_past_its_limit_ends_as_a_transport_error():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_concurrency_lease_outlasts_the_time_limit_and_the_claim() -> None:
+    """The slot is taken before the claim: its lease covers the claim's write and WAIT, then the time limit."""
+    from dispatch.flow.limits import LEASE_MARGIN_SECONDS, lease_margin, lease_ms
+    from dispatch.middleware.time_limit import MARGIN_SECONDS
+    from dispatch.settings import Settings
+
+    for write_timeout, wait_timeout in (("5", 1.0), ("30", 1.0), ("1", 0.5)):
+        settings = Settings.from_env({"DISPATCH_RESULTS_WRITE_TIMEOUT": write_timeout})
+        margin = lease_margin(settings)
+        assert margin == MARGIN_SECONDS + float(write_timeout) + wait_timeout + LEASE_MARGIN_SECONDS
+        assert margin > MARGIN_SECONDS + float(write_timeout) + wait_timeout
+        assert lease_ms(120 + margin) == int((120 + margin) * 1000)
