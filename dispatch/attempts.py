@@ -26,14 +26,11 @@ message's middleware hooks and its attempts run in the same worker thread.
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
-
-import urllib3
 
 from .errors import DestinationRefused, DispatchError, TransportError
 from .redaction import redact
@@ -41,13 +38,6 @@ from .retries import AttemptFailed
 
 #: The longest ``detail`` kept.
 MAX_DETAIL = 300
-
-# Failures that happen before a connection exists: nothing of the request was written.
-_BEFORE_WIRE: tuple[type[BaseException], ...] = (
-    urllib3.exceptions.ConnectTimeoutError,  # NewConnectionError (refused, unreachable) and NameResolutionError too
-    socket.gaierror,  # the policy's own name lookup
-    DestinationRefused,
-)
 
 
 class _Observation:
@@ -119,19 +109,15 @@ def describe(at: str, seconds: float, status: int | None, error: BaseException |
         "status_code": status,
         "error": name,
         "detail": redact(detail)[:MAX_DETAIL],
-        "wire": status is not None or not _before_wire(error),
+        "wire": status is not None or _reached_wire(error),
     }
 
 
-def _before_wire(error: BaseException | None) -> bool:
-    """Whether ``error`` (or what it was raised from) is a failure to connect at all."""
-    seen = 0
-    while error is not None and seen < 8:
-        if isinstance(error, _BEFORE_WIRE):
-            return True
-        error = error.__cause__ or error.__context__
-        seen += 1
-    return False
+def _reached_wire(error: BaseException | None) -> bool:
+    """Whether an attempt that got no answer may have written its request (the transport says, for its failures)."""
+    if isinstance(error, AttemptFailed):
+        return error.reached_wire
+    return not isinstance(error, DestinationRefused)  # refused before any connection; anything else may have
 
 
 def _utc_now() -> str:

@@ -43,12 +43,15 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 class AttemptFailed(Exception):
     """One attempt got no usable answer; another attempt may.
 
-    ``retry_after`` is the wait in seconds the endpoint asked for, if any.
+    ``retry_after`` is the wait in seconds the endpoint asked for, if any;
+    ``reached_wire`` is False only when the attempt never had a connection to
+    write the request on (set by :func:`dispatch.transport._errors.mapped_errors`).
     """
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None, *, reached_wire: bool = True) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.reached_wire = reached_wire
 
 
 class DeliveryFailed(TransportError):

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import urllib3
 
 from dispatch.attempts import MAX_DETAIL, RECORDER, AttemptRecorder, describe
 from dispatch.errors import DestinationRefused
@@ -16,6 +17,8 @@ from dispatch.policy import DestinationPolicy
 from dispatch.redaction import register_secret
 from dispatch.retries import AttemptFailed, retry_policy
 from dispatch.transport import Request, Transport
+from dispatch.transport._deadline import Deadline
+from dispatch.transport._errors import mapped_errors
 
 AT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -130,3 +133,21 @@ def test_the_shared_recorder_is_an_observer():
         observation.answered(204)
     (attempt,) = RECORDER.take_delivery_attempts()
     assert attempt["status_code"] == 204 and attempt["error"] is None
+
+
+@pytest.mark.parametrize(
+    ("error", "wire"),
+    [
+        (urllib3.exceptions.NewConnectionError(None, "refused"), False),
+        (urllib3.exceptions.ConnectTimeoutError("connect timed out"), False),
+        (socket.gaierror("no such name"), False),
+        (urllib3.exceptions.ProtocolError("reset", ConnectionResetError()), True),
+        (urllib3.exceptions.ReadTimeoutError(None, "/", "read timed out"), True),
+    ],
+)
+def test_the_transport_says_whether_a_failure_came_before_any_connection(error, wire):
+    deadline = Deadline(5)
+    with pytest.raises(AttemptFailed) as failed, deadline, mapped_errors(deadline, lambda: "http://h/"):
+        raise error
+    assert failed.value.reached_wire is wire
+    assert describe("t", 0.0, None, failed.value)["wire"] is wire
