@@ -46,7 +46,7 @@ from ..redaction import get_logger
 from ..settings import Settings
 from ..urlsafety import parse_target, port_of
 from .breaker import Breaker
-from .limits import Lease, Limits, Wait
+from .limits import Lease, Limits, Wait, lease_margin
 from .report import HostState, host_states
 
 logger = get_logger("dispatch.flow")
@@ -137,7 +137,7 @@ class FlowControl(dramatiq.Middleware):
     def _admit(self, host: str, destination: Destination, message: MessageProxy) -> Wait | None:
         """None when the call may go now (holding its leases), else how long it waits, and why."""
         holder = message.message_id
-        deadline = worst_case(Call.from_message(message).options, self.settings)
+        deadline = worst_case(Call.from_message(message).options, self.settings) + lease_margin(self.settings)
         leases: list[Lease] = self._held.leases
         if destination.breaker is not None:
             probe = self.breaker.wait(host, destination.breaker, holder, deadline)
