@@ -9,7 +9,13 @@ RabbitMQ's ``x-death`` header.
 Replaying publishes the same message, with the same id, back on the work
 queue, and only acknowledges (removes) the dead letter once RabbitMQ has
 confirmed the new copy.  The old outcome is forgotten first, so a handle's
-``get()`` waits for the new one instead of returning the old failure.
+``get()`` waits for the new one instead of returning the old failure (and the
+worker's claim does not find the call done).  A replay that is not confirmed
+-- RabbitMQ unreachable, refusing, or blocking publishers -- stores the old
+failure again: the dead letter stays, and ``get()`` keeps raising its error
+rather than waiting for an outcome that no queued call will bring.  A copy
+RabbitMQ held and queues after an alarm then finds the call done and is acked
+unsent; the dead letter can be replayed again.
 
 **A dead letter is replayed once**, even when two operators (the console, the
 CLI) replay it at the same moment.  ``basic_get`` hands a message to one
@@ -38,10 +44,14 @@ from dramatiq.results import ResultFailure, ResultMissing
 
 from .call import Call
 from .cluster import connection_parameters
+from .errors import error_from_result
 from .publisher import publish
+from .redaction import get_logger
 from .result import CallResult
 from .results import NAMESPACE, CallResultsBackend
 from .runtime import get_runtime
+
+logger = get_logger(__name__)
 
 #: Options dramatiq's middleware adds while a message is processed; a replay starts afresh.
 _DELIVERY_OPTIONS = ("retries", "traceback", "requeue_timestamp", "eta")
@@ -109,14 +119,39 @@ def _fetch_all(channel, queue: str) -> Iterator[tuple[int, Message, pika.BasicPr
         yield method.delivery_tag, Message.decode(body), properties
 
 
-def _error_of(message: Message) -> str:
+def _stored_outcome(message: Message) -> ResultFailure | ResultMissing | None:
+    """The call's stored failure, ResultMissing if no outcome is stored (expired, forgotten), None for a success."""
     try:
         CallResult(**message.asdict()).get_result(block=False)
-    except ResultFailure as failure:
-        return f"{failure.orig_exc_type}: {failure.orig_exc_msg}"
-    except ResultMissing:
+    except (ResultFailure, ResultMissing) as outcome:
+        return outcome
+    return None
+
+
+def _error_of(message: Message) -> str:
+    outcome = _stored_outcome(message)
+    if isinstance(outcome, ResultFailure):
+        return f"{outcome.orig_exc_type}: {outcome.orig_exc_msg}"
+    if isinstance(outcome, ResultMissing):
         return "unknown (its outcome has expired from the results store)"
     return "unknown"
+
+
+def _store_again(message: Message, outcome: ResultFailure | ResultMissing | None, error: BaseException) -> None:
+    """Put back the failure a replay forgot before its publish failed with ``error``."""
+    if not isinstance(outcome, ResultFailure):
+        return
+    runtime = get_runtime()
+    failure = error_from_result(outcome.orig_exc_type, outcome.orig_exc_msg)  # as get() raised it before
+    try:
+        runtime.results.store_exception(message, failure, int(runtime.settings.result_ttl * 1000))
+    except Exception as store_error:
+        logger.error(
+            "call %s: its replay was not sent (%s) and its old failure could not be stored again (%s)",
+            message.message_id,
+            error,
+            store_error,
+        )
 
 
 def _failed_at(properties: pika.BasicProperties) -> datetime | None:
@@ -180,11 +215,13 @@ def replay(message_ids: Collection[str] | None = None) -> list[str]:
             options = {k: v for k, v in message.options.items() if k not in _DELIVERY_OPTIONS}
             options["replays"] = options.get("replays", 0) + 1  # an outcome from before it is not stored
             fresh = dataclasses.replace(message, queue_name=q_name(message.queue_name), options=options)
+            outcome = _stored_outcome(fresh)
             try:
                 runtime.results.forget(fresh)
                 publish(runtime.broker, fresh, None, runtime.settings.send_timeout)
-            except BaseException:
+            except BaseException as error:
                 claims.give_back(message.message_id)  # not published: it may be replayed again at once
+                _store_again(fresh, outcome, error)
                 raise
             channel.basic_ack(tag)
             replayed.append(message.message_id)
