@@ -203,9 +203,8 @@ class Gateway:
         current = self.status(call_id)
         if isinstance(current, Cancelled):  # DELETE is idempotent
             return current
-        if isinstance(current, (Started, Succeeded, Failed)):
-            done = "started" if isinstance(current, Started) else f"finished ({current.state})"
-            raise HTTPException(409, f"call {call_id} already {done}: it cannot be cancelled")
+        if isinstance(current, (Succeeded, Failed)):  # a "started" one may wait, off the wire: res.cancel() decides
+            raise HTTPException(409, f"call {call_id} already finished ({current.state}): it cannot be cancelled")
         kind = self.redis.get(self._marker(call_id))
         if kind is not None and kind.startswith(b"task:"):
             raise HTTPException(
@@ -213,7 +212,7 @@ class Gateway:
                 f"call {call_id} is a task applied over /tasks ({kind[5:].decode()}): workers check "
                 "cancellation for HTTP calls only, so it cannot be cancelled",
             )
-        if not CallResult.from_id(call_id).cancel():  # a worker claimed it since
+        if not CallResult.from_id(call_id).cancel():  # res.cancel() decides, as for a Python caller
             raise HTTPException(409, f"call {call_id} already started: it cannot be cancelled")
         log.info("cancelled call %s", call_id)
         return Cancelled(id=call_id, state="cancelled")

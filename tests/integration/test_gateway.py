@@ -300,6 +300,20 @@ def test_a_queued_call_no_worker_took_can_be_cancelled(idle_gateway, python_endp
     assert idle_gateway.state(call_id) == "cancelled"
 
 
+def test_a_waiting_call_that_never_reached_the_wire_is_cancelled_as_res_cancel_would(idle_gateway, python_endpoint):
+    from dispatch.results import results_backend
+    from dispatch.settings import Settings
+
+    call_id = idle_gateway.queue_call({"url": python_endpoint.url("/multiply"), "params": {"x": 1, "y": 2}})
+    states = results_backend(Settings.from_env(TEST_ENV)).states
+    assert states.claim(call_id, "a-worker", 60_000) == "claimed"
+    states.wait(call_id, 60_000, [{"at": "t", "status_code": None, "error": "TransportError", "wire": False}])
+    assert idle_gateway.state(call_id) == "started"  # waiting for its next delivery: shown as started
+    response = idle_gateway.delete(f"/calls/{call_id}")  # the connection was refused: nothing reached the wire
+    assert response.status_code == 200, response.text
+    assert idle_gateway.state(call_id) == "cancelled"
+
+
 def test_a_call_in_progress_is_started_and_cannot_be_cancelled(worker, gateway, python_endpoint):
     key = unique_key()
     call_id = gateway.queue_call({"url": python_endpoint.url("/slow"), "params": {"ms": 1500, "key": key}})
