@@ -24,6 +24,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import requests
 
 from .cluster import split_urls
+from .settings import Settings
 
 #: Where the management API listens by default, for plain and TLS brokers.
 PORTS = {"amqp": ("http", 15672), "amqps": ("https", 15671)}
@@ -103,12 +104,12 @@ class Management:
     ``source`` says where ``url`` came from, for the messages that tell the operator what to fix.
     """
 
-    def __init__(self, url: str, timeout: float = 5.0, source: str = "DISPATCH_MANAGEMENT_URL") -> None:
+    def __init__(self, url: str, timeout: float = 5.0, source: str | None = None) -> None:
         parts = urlsplit(url)
         #: The URL without credentials: safe to show in messages.
         self.url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])).rstrip("/")
         self.timeout = timeout
-        self.source = source
+        self.source = source or Settings.env("management_url")
         self.session = requests.Session()
         self.session.auth = (unquote(parts.username or "guest"), unquote(parts.password or "guest"))
 

@@ -255,7 +255,7 @@ def worker(
             require_prometheus_client()
         except ConfigurationError as exc:
             output.fail(exc, EXIT_USAGE)
-        env["DISPATCH_METRICS_PORT"] = str(metrics_port)
+        env[Settings.env("metrics_port")] = str(metrics_port)
     argv = [sys.executable, "-m", "dramatiq", broker, *ctx.args, "--processes", str(processes)]
     argv += ["--threads", str(threads)]
     if dry_run:
