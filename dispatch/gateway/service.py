@@ -10,7 +10,8 @@ so calls sent later or cancelled from Python are found too.
 URLs come from outside, so the destination policy denies private addresses
 whatever ``DISPATCH_DENY_PRIVATE`` says: loopback, private, link-local and
 cloud-metadata hosts are refused *before* anything is queued, except those
-``DISPATCH_ALLOWED_HOSTS`` opens.
+``DISPATCH_ALLOWED_HOSTS`` opens.  The lookup that check needs is given
+``DISPATCH_SEND_TIMEOUT``: a resolver that hangs gets the caller a 503, not a held request.
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ from redis.exceptions import RedisError
 
 from ..actor import default_dispatcher
 from ..errors import BrokerUnavailable, ConfigurationError, DestinationRefused, PublishBlocked, PublishRefused
+from ..policy import DestinationPolicy
 from ..publisher import check_message_size, publish
 from ..redaction import get_logger, redact_url
 from ..result import CallResult
 from ..results import CallResultsBackend
 from ..runtime import get_runtime
 from ..settings import Settings
+from ..transport import lookup_within
 from .actors import load_actors
 from .models import (
     Attempt,
@@ -53,10 +56,31 @@ from .models import (
 
 log = get_logger("dispatch.gateway")
 
+#: The shortest wait for the resolver, whatever ``DISPATCH_SEND_TIMEOUT`` says.
+MIN_LOOKUP_TIMEOUT = 1.0
+
 
 def _unreachable(what: str) -> NoReturn:
     """A request does not wait for RabbitMQ to come back (its first try failed): the caller hears it at once."""
     raise BrokerUnavailable(f"{what}; nothing was queued")
+
+
+def check_destination(policy: DestinationPolicy, url: str, timeout: float) -> None:
+    """Answer for a call to ``url`` the policy refuses (403), whose host does not resolve (422), or whose host
+    the resolver cannot answer for within ``timeout`` seconds (503): the request thread waits no longer."""
+    shown = redact_url(url)
+    try:
+        lookup_within(timeout, policy.check, url)
+    except DestinationRefused as exc:
+        raise HTTPException(403, str(exc)) from None
+    except socket.gaierror as exc:
+        if exc.errno == socket.EAI_AGAIN:  # the resolver is down, not the caller wrong
+            raise HTTPException(503, f"cannot resolve {shown} right now: {exc.strerror}") from None
+        raise _invalid("url", f"the host of {shown} does not resolve: {exc.strerror}", shown) from None
+    except TimeoutError:
+        raise HTTPException(503, f"cannot resolve {shown} right now: no answer in {timeout:g}s") from None
+    except (OSError, ValueError) as exc:
+        raise _invalid("url", f"the host of {shown} cannot be resolved: {exc}", shown) from None
 
 
 def _invalid(field: str, message: str, value: Any) -> RequestValidationError:
@@ -88,16 +112,7 @@ class Gateway:
     def submit(self, call: NewCall) -> str:
         """Check the destination, record the id (and the schedule), publish; return the id."""
         shown = redact_url(call.url)
-        try:
-            self.policy.check(call.url)
-        except DestinationRefused as exc:
-            raise HTTPException(403, str(exc)) from None
-        except socket.gaierror as exc:
-            if exc.errno == socket.EAI_AGAIN:  # the resolver is down, not the caller wrong
-                raise HTTPException(503, f"cannot resolve {shown} right now: {exc.strerror}") from None
-            raise _invalid("url", f"the host of {shown} does not resolve: {exc.strerror}", shown) from None
-        except (OSError, ValueError) as exc:
-            raise _invalid("url", f"the host of {shown} cannot be resolved: {exc}", shown) from None
+        check_destination(self.policy, call.url, max(self.settings.send_timeout, MIN_LOOKUP_TIMEOUT))
         try:  # validates again and enforces DISPATCH_MAX_MESSAGE_BYTES
             message = self.actor.message(call.url, call.method, call.params, call.call_options)
         except ValueError as exc:

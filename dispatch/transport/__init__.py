@@ -24,6 +24,7 @@ made from, and a URL another parser would read differently is refused.
 """
 
 from ._connections import MIN_POOL_SIZE
+from ._deadline import lookup_within
 from ._models import Answer, Request
 from ._observers import UNOBSERVED, AttemptObserver, Observation
 from ._redirects import MAX_REDIRECTS
@@ -42,4 +43,5 @@ __all__ = [
     "Shaper",
     "Transport",
     "WireRequest",
+    "lookup_within",
 ]

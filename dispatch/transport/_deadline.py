@@ -13,7 +13,7 @@ long as the resolver likes.  So the attempt's lookups run in a few threads
 of their own (:func:`within_deadline`) and the attempt waits for one only
 until its deadline; the watched connections look their host up that way and
 connect to the addresses found, and the destination policy's lookup is run
-so by the transport.
+so by the transport -- and by the gateway, outside any attempt (:func:`lookup_within`).
 """
 
 from __future__ import annotations
@@ -200,6 +200,16 @@ def within_deadline(function: Callable[..., T], *args: Any) -> T:
         future.cancel()
         deadline.expire()
         raise TimeoutError(f"name lookup still running at the deadline ({deadline.seconds:g}s)") from None
+
+
+def lookup_within(seconds: float, function: Callable[..., T], *args: Any) -> T:
+    """``function(*args)`` -- a name lookup -- given ``seconds`` outside an attempt; TimeoutError after.
+
+    For a lookup no attempt bounds, such as the gateway's destination check:
+    it runs as an attempt's would (:func:`within_deadline`), under a deadline of its own.
+    """
+    with Deadline(seconds):
+        return within_deadline(function, *args)
 
 
 def _is_address(host: str) -> bool:
