@@ -6,9 +6,11 @@ A :class:`ReplayStore` is the Protocol; :class:`MemoryReplayStore` (one process)
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -73,35 +75,58 @@ class MemoryReplayStore:
 
 
 class RedisReplayStore:
-    """Accepted ids in Redis (``SET key 1 NX PX ttl``), shared by every process that uses the same keys.
+    """Accepted ids in Redis (``SET key token NX PX ttl``), shared by every process that uses the same keys.
 
     ``client`` is a ``redis.Redis`` (or use :meth:`from_url`); ``prefix`` namespaces the keys, so
     several groups of receivers that must not see each other's ids can share one database.
+    ``replicas``: how many replicas must hold an id before the request runs (``WAIT`` in the same round
+    trip as the ``SET``, as the results store's writes); an id too few replicas confirmed is let go again
+    and the request answered 503, so the sender's retry is not refused as a replay.
     """
 
-    def __init__(self, client: Any, prefix: str = "dispatch:receiver:seen:") -> None:
+    def __init__(self, client: Any, prefix: str = "dispatch:receiver:seen:", replicas: int = 0) -> None:
+        from ..redis_connect import WAIT_TIMEOUT_MS, Replication  # redis-py: loaded by the stores that use it
+
         self.client = client
         self.prefix = prefix
+        self.replication = Replication(client, replicas, WAIT_TIMEOUT_MS)
 
     @classmethod
     def from_url(
-        cls, url: str, *, sentinel_password: str | None = None, prefix: str = "dispatch:receiver:seen:"
+        cls,
+        url: str,
+        *,
+        sentinel_password: str | None = None,
+        prefix: str = "dispatch:receiver:seen:",
+        replicas: int = 0,
     ) -> RedisReplayStore:
         """A store on the Redis at ``url``: ``redis://``, ``rediss://``, ``unix://`` or ``redis+sentinel://``
         (then ``sentinel_password`` is the sentinels' own); a write waits at most 5 s, then the receiver answers 503.
         """
-        from ..redis_connect import connect  # redis-py: loaded by the stores that use it
+        from ..redis_connect import connect
 
         client = connect(url, sentinel_password=sentinel_password, socket_timeout=5, socket_connect_timeout=5)
-        return cls(client, prefix)
+        return cls(client, prefix, replicas)
 
     def add(self, msg_id: str, ttl: float) -> bool:
         from redis.exceptions import RedisError
 
+        from ..redis_connect import NotReplicated
+
+        key, token = self.prefix + msg_id, uuid.uuid4().hex
         try:
-            return bool(self.client.set(self.prefix + msg_id, b"1", nx=True, px=max(1, int(ttl * 1000))))
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.set(key, token, nx=True, px=max(1, int(ttl * 1000)))
+                return bool(self.replication.execute(pipe)[0])
+        except NotReplicated as exc:
+            with contextlib.suppress(RedisError):  # held by the master alone: let it go (only if it is ours)
+                self.client.eval(_LET_GO, 1, key, token)
+            raise ReplayStoreError(f"the replay store could not replicate the id: {exc}") from None
         except RedisError as exc:
             raise ReplayStoreError(f"the replay store is unreachable: {exc}") from None
+
+
+_LET_GO = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
 #: The store of every Receiver built without ``replay_store``: one per process, so Receivers
