@@ -19,6 +19,9 @@ confirmed and commits.  What that gives:
   any committed after it.  Two transactions committing at about the same
   time may be published in either order, and several relays publish their
   batches side by side.
+* **A row that is not a message** (written by hand, or corrupted) is moved
+  to ``<table>_dead`` in the claiming transaction and logged once, so the
+  calls after it go on; without that table it stays, logged once.
 * **A call for later** is published to ``<queue>.DQ`` with the ``eta`` set at
   send, so its delay counts from the send; its state is recorded as
   ``scheduled`` here, just before it is published (cancel() works before and
@@ -66,6 +69,9 @@ class Relay:
     #: Seconds between two passes when no notification wakes the relay (every pass on SQLite).
     poll_interval: float = 1.0
 
+    #: Ids of undecodable rows that could not be moved aside (no ``<table>_dead``): logged once, skipped.
+    _stuck: set[int] = dataclasses.field(default_factory=set, init=False, repr=False)
+
     def __post_init__(self) -> None:
         if self.batch_size < 1 or not self.poll_interval > 0:
             raise ValueError("a relay needs batch_size >= 1 and poll_interval > 0")
@@ -107,9 +113,9 @@ class Relay:
         """Passes until one comes back short (or publishes nothing), or ``stop`` is set; the calls published."""
         relayed = 0
         while not stop.is_set():
-            claimed, published = self._pass()
+            claimed, published, left = self._pass()
             relayed += published
-            if claimed < self.batch_size or published == 0:
+            if claimed < self.batch_size or left == claimed:  # the table is drained, or nothing moved
                 break
         return relayed
 
@@ -121,14 +127,14 @@ class Relay:
             return listener
         return Waker(stop)
 
-    def _pass(self) -> tuple[int, int]:
-        """Claim a batch, publish it, delete what was confirmed; (rows claimed, rows published)."""
+    def _pass(self) -> tuple[int, int, int]:
+        """Claim a batch, publish it, delete what was confirmed; (rows claimed, published, left in the table)."""
         runtime = get_runtime()
         with self.outbox.engine.begin() as connection:
             rows = _table.claim(connection, self.outbox.table, self.batch_size)
             if not rows:
-                return 0, 0
-            messages = {row.id: message for row in rows if (message := _decoded(row)) is not None}
+                return 0, 0, 0
+            messages = {row.id: message for row in rows if (message := self._decoded(connection, row)) is not None}
             now = current_millis()
             for message in messages.values():
                 if is_scheduled(message, now):  # recorded first, as send_in() does: never seen as unknown
@@ -142,14 +148,29 @@ class Relay:
                 logger.error("%s; the refused calls stay in the outbox for the next pass", refused)
             _table.delete(connection, self.outbox.table, published)
         logger.debug("relayed %d of %d claimed calls", len(published), len(rows))
-        return len(rows), len(published)
+        return len(rows), len(published), len(messages) - len(published) + len(self._stuck & {row.id for row in rows})
 
-
-def _decoded(row: _table.Row) -> dramatiq.Message | None:
-    try:
-        return dramatiq.Message.decode(row.message)
-    except dramatiq.errors.DecodeError as error:
-        logger.error("outbox row %d (call %s) is not a message, left in place: %s", row.id, row.message_id, error)
+    def _decoded(self, connection: sa.Connection, row: _table.Row) -> dramatiq.Message | None:
+        """The row's message; None for a row that is not one, moved to ``<table>_dead`` (or, without it, left)."""
+        try:
+            return dramatiq.Message.decode(row.message)
+        except dramatiq.errors.DecodeError as error:
+            reason = f"{type(error.error).__name__}: {error.error}"
+        dead = self.outbox.dead_table
+        try:
+            with connection.begin_nested():  # a savepoint: a missing table fails this, not the batch
+                _table.move_aside(connection, self.outbox.table, dead, row.id, reason)
+        except sa.exc.SQLAlchemyError as failure:
+            if row.id not in self._stuck:
+                self._stuck.add(row.id)
+                logger.error(
+                    "outbox row %d (call %s) is not a message (%s) and cannot be moved to %s (%s): it stays "
+                    "in the outbox, skipped; create that table with `dispatch outbox init`",
+                    row.id, row.message_id, reason, dead.fullname, describe_failure(failure),
+                )  # fmt: skip
+            return None
+        logger.error("outbox row %d (call %s) is not a message, moved to %s: %s", row.id, row.message_id, dead.fullname,
+                     reason)  # fmt: skip
         return None
 
 

@@ -46,13 +46,16 @@ class Outbox:
         self.engine = url_or_engine if isinstance(url_or_engine, sa.Engine) else engine_for(url_or_engine)
         #: The outbox table as SQLAlchemy Core sees it.
         self.table = _table.outbox_table(table)
+        #: Where the relay moves a row it cannot decode: ``<table>_dead``.
+        self.dead_table = _table.dead_table(self.table)
 
     def __repr__(self) -> str:
         return f"Outbox({self.engine.url!r}, table={self.table.fullname!r})"
 
     def create_table(self) -> None:
-        """Create the table (and nothing else) if it does not exist yet; safe to run again."""
+        """Create the table and its ``<table>_dead`` (nothing else) where they do not exist yet; safe to run again."""
         self.table.create(self.engine, checkfirst=True)
+        self.dead_table.create(self.engine, checkfirst=True)
 
     def send(self, conn: sa.Connection | Session, url: URL | str, /, **params: Any) -> CallResult:
         """Write a call to ``url`` with ``params`` in ``conn``'s transaction; its handle, at once.

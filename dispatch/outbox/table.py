@@ -8,7 +8,11 @@ One row per call waiting to be published, deleted once RabbitMQ confirmed it::
     message     bytes                           the encoded dramatiq message, exactly as it is published
     created_at  timestamp with time zone        when the sending transaction wrote it (its start time)
 
-The Django app's migration (:mod:`dispatch.contrib.django`) creates the same
+A row the relay cannot decode is moved, in the transaction that claimed it,
+to ``<table>_dead`` (:func:`dead_table`: the same columns, and when and why)
+so that it never blocks the calls after it; nothing else writes there.
+
+The Django app's migrations (:mod:`dispatch.contrib.django`) create the same
 layout, and both writers set ``created_at`` themselves, so a table made by
 either serves the other.  On PostgreSQL a sender also sends a ``NOTIFY`` on
 the table's channel in the same transaction: PostgreSQL delivers it at
@@ -40,6 +44,22 @@ def outbox_table(name: str = DEFAULT_TABLE) -> sa.Table:
         sa.Column("message", sa.LargeBinary(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         schema=schema or None,
+    )
+
+
+def dead_table(table: sa.Table) -> sa.Table:
+    """``<table>_dead``, beside ``table``: the rows the relay could not decode, with when and why, for a person."""
+    return sa.Table(
+        f"{table.name}_dead",
+        sa.MetaData(),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=False),
+        sa.Column("message_id", sa.String(64), nullable=False),
+        sa.Column("queue_name", sa.String(255), nullable=False),
+        sa.Column("message", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("failed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        schema=table.schema,
     )
 
 
@@ -98,6 +118,14 @@ def claim(connection: sa.Connection, table: sa.Table, limit: int) -> list[Row]:
 def delete(connection: sa.Connection, table: sa.Table, ids: Sequence[int]) -> None:
     if ids:
         connection.execute(table.delete().where(table.c.id.in_(ids)))
+
+
+def move_aside(connection: sa.Connection, table: sa.Table, dead: sa.Table, row_id: int, reason: str) -> None:
+    """Move row ``row_id`` of ``table`` to ``dead`` (:func:`dead_table`) with ``reason``, in the open transaction."""
+    kept = [table.c.id, table.c.message_id, table.c.queue_name, table.c.message, table.c.created_at]
+    marked = sa.select(*kept, sa.func.now(), sa.literal(reason, sa.Text())).where(table.c.id == row_id)
+    connection.execute(dead.insert().from_select([*(c.name for c in kept), "failed_at", "reason"], marked))
+    delete(connection, table, [row_id])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,6 +37,7 @@ def outbox() -> Iterator[Outbox]:
     box.create_table()
     yield box
     box.table.drop(box.engine, checkfirst=True)
+    box.dead_table.drop(box.engine, checkfirst=True)
     box.engine.dispose()
 
 
@@ -136,6 +137,19 @@ def test_a_relay_killed_at_any_moment_loses_nothing_and_republishes_with_the_sam
     assert URL(ids).send().get(timeout=10) == [res.message_id]  # the same Idempotency-Key
 
 
+def test_a_row_that_is_not_a_message_is_moved_aside_and_holds_nothing_up(worker, python_endpoint, outbox, start_relay):
+    with outbox.engine.begin() as conn:
+        conn.execute(outbox.table.insert().values(message_id="not-a-call", queue_name="q", message=b"\xff",
+                                                  created_at=sa.func.now()))  # fmt: skip
+        res = outbox.send(conn, URL(python_endpoint.url("/multiply")), x=3, y=3)
+    relay = start_relay()
+    assert res.get(timeout=10) == 9
+    wait_for(lambda: not rows(outbox), 5, "the outbox to empty")
+    with outbox.engine.connect() as conn:
+        assert conn.execute(sa.select(outbox.dead_table.c.message_id)).scalars().all() == ["not-a-call"]
+    assert relay.log().count("is not a message, moved to") == 1
+
+
 @pytest.mark.timeout(180)
 def test_two_relays_share_the_calls_and_perform_each_once(worker, python_endpoint, outbox, start_relay):
     start_relay(), start_relay()
@@ -168,6 +182,7 @@ def test_the_cli_creates_the_table_and_relays_once(worker, python_endpoint):
         assert res.get(timeout=10) == 20
     finally:
         outbox.table.drop(outbox.engine, checkfirst=True)
+        outbox.dead_table.drop(outbox.engine, checkfirst=True)
         outbox.engine.dispose()
     missing = dispatch("relay", "--once", env={"DISPATCH_OUTBOX_URL": ""})
     assert missing.returncode == 2 and "DISPATCH_OUTBOX_URL" in missing.stderr

@@ -80,6 +80,8 @@ def test_a_django_project_sends_with_its_transaction_and_relays_with_manage_py(w
     reference = Outbox(POSTGRES_URL, table=f"{schema}.reference_outbox")
     reference.create_table()
     assert columns(outbox.engine, "dispatch_outbox", schema) == columns(outbox.engine, "reference_outbox", schema)
+    dead = columns(outbox.engine, "dispatch_outbox_dead", schema)
+    assert dead == columns(outbox.engine, "reference_outbox_dead", schema)  # where undecodable rows go
 
     endpoint, kept_key, rolled_back_key = python_endpoint.url(""), uuid.uuid4().hex, uuid.uuid4().hex
     message_id = place(schema, endpoint, 21, kept_key)

@@ -140,3 +140,44 @@ def test_the_outbox_url_setting_must_be_a_database_url():
     assert Settings.from_env({"DISPATCH_OUTBOX_URL": "sqlite:///x.db"}).outbox_url == "sqlite:///x.db"
     with pytest.raises(ConfigurationError, match="DISPATCH_OUTBOX_URL"):
         Settings.from_env({"DISPATCH_OUTBOX_URL": "outbox.db"})
+
+
+def write_row(outbox: Outbox, message_id: str, message: bytes) -> None:
+    with outbox.engine.begin() as conn:
+        conn.execute(outbox.table.insert().values(message_id=message_id, queue_name="q", message=message,
+                                                  created_at=sa.func.now()))  # fmt: skip
+
+
+def test_a_row_that_is_not_a_message_is_moved_aside_once_and_the_calls_after_it_go_on(
+    outbox, dispatch_stub, server, caplog
+):
+    write_row(outbox, "garbage-1", b"\xff not json")
+    write_row(outbox, "garbage-2", b'{"no": "fields"}')
+    with outbox.engine.begin() as conn:
+        res = outbox.send(conn, server.base, n=1)
+    assert Relay(outbox, batch_size=2).run_once() == 1  # the first batch holds only the two bad rows
+    assert res.get(timeout=10)["target"] == "/?n=1"
+    assert stored(outbox) == [] and outbox.backlog().calls == 0
+    with outbox.engine.connect() as conn:
+        dead = conn.execute(sa.select(outbox.dead_table).order_by(outbox.dead_table.c.id)).all()
+    assert [(row.message_id, row.message) for row in dead] == [("garbage-1", b"\xff not json"),
+                                                               ("garbage-2", b'{"no": "fields"}')]  # fmt: skip
+    assert [row.reason for row in dead] == ["DecodeError: failed to decode data b'\\xff not json'", "KeyError: 'args'"]
+    assert all(row.failed_at is not None for row in dead)
+    moved = [r for r in caplog.records if "is not a message, moved to dispatch_outbox_dead" in r.getMessage()]
+    assert len(moved) == 2
+    assert Relay(outbox).run_once() == 0
+
+
+def test_without_the_dead_table_a_bad_row_stays_logged_once_and_the_others_go_on(outbox, dispatch_stub, server, caplog):
+    outbox.dead_table.drop(outbox.engine)  # a table made before <table>_dead existed
+    write_row(outbox, "garbage", b"\xff")
+    with outbox.engine.begin() as conn:
+        res = outbox.send(conn, server.base, n=2)
+    relay = Relay(outbox)
+    assert relay.run_once() == 1 and relay.run_once() == 0
+    assert res.get(timeout=10)["target"] == "/?n=2"
+    with outbox.engine.connect() as conn:
+        assert conn.execute(sa.select(outbox.table.c.message_id)).scalars().all() == ["garbage"]
+    stuck = [r.getMessage() for r in caplog.records if "cannot be moved to dispatch_outbox_dead" in r.getMessage()]
+    assert len(stuck) == 1 and "dispatch outbox init" in stuck[0]
