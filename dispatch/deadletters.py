@@ -46,7 +46,7 @@ from .call import Call
 from .cluster import connection_parameters
 from .errors import error_from_result
 from .publisher import publish
-from .redaction import get_logger
+from .redaction import get_logger, redact, redact_url
 from .result import CallResult
 from .results import NAMESPACE, CallResultsBackend
 from .runtime import get_runtime
@@ -70,7 +70,7 @@ return 0
 
 @dataclasses.dataclass(frozen=True)
 class DeadLetter:
-    """One call in the dead-letter queue."""
+    """One call in the dead-letter queue, fit to show: its URL and error redacted (replaying uses the message)."""
 
     message_id: str
     url: str
@@ -166,7 +166,13 @@ def list_dead(limit: int | None = None) -> list[DeadLetter]:
         for _, message, properties in _fetch_all(channel, queue):
             call = Call.from_message(message)
             letters.append(
-                DeadLetter(message.message_id, call.url, call.method, _error_of(message), _failed_at(properties))
+                DeadLetter(
+                    message.message_id,
+                    redact_url(call.url),
+                    call.method,
+                    redact(_error_of(message)),
+                    _failed_at(properties),
+                )
             )
             if limit is not None and len(letters) >= limit:
                 break

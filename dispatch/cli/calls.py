@@ -22,6 +22,7 @@ from rich.markup import escape
 
 from ..consumers import no_outcome_reason
 from ..errors import DispatchError, ResultsUnavailable, ResultTimeout
+from ..redaction import redact_url
 from ..redis_errors import store_error_message
 from ..settings import Settings
 from .common import JsonOption, flag, load_settings
@@ -138,7 +139,9 @@ class CallBatch:
 
     def _queued(self, handle: Any, method: str, state: str) -> None:
         self.handles.append(handle)
-        self.calls.append({"message_id": handle.message_id, "method": method, "url": handle.args[0], "status": state})
+        self.calls.append(
+            {"message_id": handle.message_id, "method": method, "url": redact_url(handle.args[0]), "status": state}
+        )
         if self.output.as_json:
             return
         if self.wait:

@@ -12,6 +12,9 @@ Three audiences, three forms:
   the layout; ``TTY_COMPATIBLE=1`` does).
 * **``--json``**: one JSON document on stdout, errors included.
 
+Whatever the form, every line passes through :func:`~dispatch.redaction.redact`:
+a URL's password, a configured secret never reach the screen.
+
 Errors name what was tried -- RabbitMQ's host:port and vhost, Redis's
 host:port/db, the management API's URL, never a password -- and what to
 check.  An exception with an empty message is shown by its class and
@@ -37,6 +40,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from ..cluster import node_of, split_urls, vhost_of
+from ..redaction import redact
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -77,16 +81,16 @@ class Output:
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def json(self, data: Any) -> None:
-        print(json.dumps(data, ensure_ascii=False, default=str), flush=True)
+        print(redact(json.dumps(data, ensure_ascii=False, default=str)), flush=True)
 
     def line(self, *fields: Any) -> None:
         """A plain record on stdout, flushed at once (a reader downstream sees it now)."""
-        print(plain_line(*fields), flush=True)
+        print(redact(plain_line(*fields)), flush=True)
 
     def note(self, text: str) -> None:
         """A message for the human (Rich markup allowed), on stderr; dropped with --json."""
         if not self.as_json:
-            self.err.print(text)
+            self.err.print(redact(text))
 
     def fail(
         self, error: BaseException | str, code: int = EXIT_FAILED, message: str | None = None, **extra: Any
@@ -96,7 +100,7 @@ class Output:
         With --json, ``extra`` keys join the document next to ``"error"``.
         """
         kind = type(error).__name__ if isinstance(error, BaseException) else "Error"
-        message = message or (error if isinstance(error, str) else describe(error))
+        message = redact(message or (error if isinstance(error, str) else describe(error)))
         if self.as_json:
             self.json({**extra, "error": {"type": kind, "message": message}})
         else:

@@ -18,6 +18,7 @@ a call with a password to a private address, which it refuses).
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
@@ -142,6 +143,20 @@ def test_no_secret_is_in_any_log_outcome_attempt_cli_output_metric_or_gateway_an
             done = dispatch(command, handle.message_id)
             shown[f"dispatch {command} of {what}"] = done.stdout + done.stderr
     assert "user:***@" in shown["get() of refused"]  # the URL is still named, its password masked
+    on_its_queue = {"DISPATCH_QUEUE": worker.queue}
+    two_calls = ["call", "--wait", f"{base}/ok", f"{base}/ok?y=2"]  # more than one: each shown with its URL
+    for command in (["call", "--json", "--wait", f"{base}/ok", "x=1"], two_calls):
+        done = dispatch(*command, env=on_its_queue)
+        shown[f"dispatch {' '.join(command[:2])}"] = done.stdout + done.stderr
+        assert done.returncode == 0 and "user:***@" in done.stdout, done.stdout + done.stderr
+    for command in (["call", "--json", "ftp://user:{0}@h/x"], ["call", "http://user:{0}@h:99999/x"]):
+        done = dispatch(*(arg.format(SECRETS["url password"]) for arg in command), env=on_its_queue)
+        shown[f"dispatch {' '.join(command)} (refused)"] = done.stdout + done.stderr
+        assert done.returncode == 2, done.stdout + done.stderr
+    for command in (["dead", "list", "--json"], ["dead", "list"]):
+        done = dispatch(*command, env=on_its_queue)
+        shown[f"dispatch {' '.join(command)}"] = done.stdout + done.stderr
+        assert done.returncode == 0 and "user:***@" in done.stdout, done.stdout + done.stderr
 
     token = SECRETS["gateway token"]
     gateway = Gateway(
@@ -160,6 +175,13 @@ def test_no_secret_is_in_any_log_outcome_attempt_cli_output_metric_or_gateway_an
                 shown[f"gateway {path} of {what}"] = gateway.get(path, token).text
         private = {"url": f"http://user:{SECRETS['url password']}@10.0.0.1/hook", "params": {"x": 1}}
         shown["gateway refusing a private address"] = gateway.post(private, token).text
+        shown["the console's dead letters"] = dead = gateway.get("/console/dead", token).text
+        assert "user:***@" in dead, dead
+        some = re.findall(r'name="id" value="([^"]+)"', dead)[:3]
+        confirm = requests.post(gateway.base + "/console/dead/confirm", data={"action": "discard", "id": some},
+                                headers={"Authorization": f"Bearer {token}"}, timeout=30)  # fmt: skip
+        shown["the console's confirmation"] = confirm.text
+        assert "user:***@" in confirm.text, confirm.text
         shown["gateway without a token"] = gateway.post(private, None).text
     finally:
         gateway.stop()
