@@ -22,6 +22,10 @@ from .test_gateway import Gateway
 
 pytestmark = pytest.mark.integration
 
+#: Seconds "at once" may take: a second or two for a client that starts a Python interpreter, with room for a
+#: loaded machine -- far below every DISPATCH_SEND_TIMEOUT here (60, 120), so a retried failure cannot pass.
+AT_ONCE = 8
+
 PASSWORD = "wrong-pass-4711"
 WRONG_PASSWORD_URL = f"amqp://guest:{PASSWORD}@127.0.0.1:5672/{VHOST}"
 
@@ -40,7 +44,8 @@ def closed_port_url() -> str:
 
 
 def first_stderr_line_while_still_waiting(command: list[str], env: dict[str, str]) -> str:
-    """The first line ``command`` writes to stderr, asserting it came while the command was still trying."""
+    """The first line ``command`` writes to stderr, asserting it came at once, while the command was still trying."""
+    started = time.monotonic()
     process = subprocess.Popen(
         command, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
     )
@@ -48,6 +53,7 @@ def first_stderr_line_while_still_waiting(command: list[str], env: dict[str, str
         assert process.stderr is not None
         line = process.stderr.readline()
         assert process.poll() is None, f"it gave up before saying it waits: {line}"
+        assert time.monotonic() - started < AT_ONCE, line
         return line
     finally:
         process.kill()
@@ -94,10 +100,11 @@ def test_a_wrong_password_is_reported_at_once_as_wrong_credentials(vhost):
     assert "wrong user or password" in done.stdout and "was not sent" in done.stdout
     assert "unreachable" not in done.stdout
     assert PASSWORD not in done.stdout + done.stderr
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < AT_ONCE
 
 
 def test_dispatch_call_with_a_wrong_password_says_so_without_the_password(vhost):
+    started = time.monotonic()
     done = dispatch(
         "call",
         "http://127.0.0.1:9/x",
@@ -108,6 +115,7 @@ def test_dispatch_call_with_a_wrong_password_says_so_without_the_password(vhost)
     assert "refused the login" in done.stderr and "wrong user or password" in done.stderr, done.stderr
     assert "unreachable" not in done.stderr and "is RabbitMQ running" not in done.stderr
     assert PASSWORD not in done.stdout + done.stderr
+    assert time.monotonic() - started < AT_ONCE
 
 
 @pytest.mark.parametrize("broker_url", [closed_port_url(), WRONG_PASSWORD_URL], ids=["closed-port", "wrong-password"])
@@ -131,4 +139,4 @@ def test_the_gateway_answers_503_at_once_saying_what_is_wrong(vhost, redis_db, p
     else:
         assert "refuses connections" in detail and "nothing was queued" in detail, detail
     assert PASSWORD not in detail and PASSWORD not in Path(tmp_path / "gateway.log").read_text()
-    assert elapsed < 20, elapsed
+    assert elapsed < AT_ONCE, elapsed
