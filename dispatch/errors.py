@@ -87,7 +87,15 @@ class ConfigurationError(DispatchError, ValueError):
 
 
 class BrokerUnavailable(DispatchError):
-    """RabbitMQ could not be reached within ``DISPATCH_SEND_TIMEOUT``; the call was not sent."""
+    """RabbitMQ could not be reached within ``DISPATCH_SEND_TIMEOUT``; the call was not sent.
+
+    From a bulk publish, ``message_ids`` names the messages RabbitMQ did not
+    confirm (the others were sent); empty when the publisher did not know them.
+    """
+
+    def __init__(self, message: str, message_ids: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.message_ids = list(message_ids)
 
 
 class BrokerAccessRefused(BrokerUnavailable):
@@ -101,10 +109,6 @@ class PublishBlocked(BrokerUnavailable):
     queued when the alarm clears.  ``message_ids`` names those messages (empty
     when the publisher did not know them).
     """
-
-    def __init__(self, message: str, message_ids: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.message_ids = list(message_ids)
 
 
 class PublishRefused(DispatchError):

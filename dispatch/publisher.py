@@ -193,14 +193,18 @@ def publish_many(
             unconfirmed,
         ) from None
     except BrokerConnectionError as exc:
+        unconfirmed = list(batch.unconfirmed)  # exc.message_ids: the outbox relay deletes the others' rows
         if _kind(exc) == "login":
             raise BrokerAccessRefused(
-                f"{_what_failed('login', exc, broker, messages[0].queue_name)}; none of {len(messages)} calls were sent"
+                f"{_what_failed('login', exc, broker, messages[0].queue_name)}; {len(unconfirmed)} of "
+                f"{len(messages)} calls were not sent (exc.message_ids)",
+                unconfirmed,
             ) from None
         raise BrokerUnavailable(
             f"{_what_failed(_kind(exc), exc, broker, messages[0].queue_name)}; tried for {patience:g}s "
-            f"(DISPATCH_SEND_TIMEOUT): {len(batch.unconfirmed)} of {len(messages)} calls were not confirmed, "
-            "the others were sent"
+            f"(DISPATCH_SEND_TIMEOUT): {len(unconfirmed)} of {len(messages)} calls were not confirmed "
+            "(exc.message_ids), the others were sent",
+            unconfirmed,
         ) from None
     if batch.refused:
         sent = [m for m in messages if m.message_id not in batch.refused]

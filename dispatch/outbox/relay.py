@@ -10,7 +10,8 @@ confirmed and commits.  What that gives:
   rows in the table, unlocked as soon as PostgreSQL sees the connection go;
   one killed between the publish and the commit leaves rows that are
   published again, *with the same message id* -- the same
-  ``Idempotency-Key`` for the endpoint.
+  ``Idempotency-Key`` for the endpoint.  A publish that stops half-way
+  (RabbitMQ blocked or gone) still deletes the rows it had confirmed.
 * **Several relays share the work.**  ``SKIP LOCKED`` gives each its own
   rows; while relays are healthy no row is published twice.
 * **Order.**  A relay publishes each batch in id order, and the ids are
@@ -44,7 +45,7 @@ import dramatiq
 import sqlalchemy as sa
 from dramatiq.common import current_millis
 
-from ..errors import DispatchError, PublishRefused
+from ..errors import BrokerUnavailable, DispatchError, PublishRefused
 from ..publisher import publish_many
 from ..redaction import get_logger
 from ..runtime import get_runtime
@@ -139,6 +140,7 @@ class Relay:
             for message in messages.values():
                 if is_scheduled(message, now):  # recorded first, as send_in() does: never seen as unknown
                     runtime.call_states.schedule(message.message_id, message.options["eta"] - now)
+            stopped: BrokerUnavailable | None = None
             try:
                 publish_many(runtime.broker, list(messages.values()), runtime.settings.send_timeout)
                 published = list(messages)
@@ -146,7 +148,14 @@ class Relay:
                 sent = {message.message_id for message in refused.sent}
                 published = [row_id for row_id, message in messages.items() if message.message_id in sent]
                 logger.error("%s; the refused calls stay in the outbox for the next pass", refused)
+            except BrokerUnavailable as unavailable:  # blocked or gone half-way: what it confirmed is sent
+                unconfirmed = set(unavailable.message_ids)  # empty: not known, so no row is taken for sent
+                confirmed = {m.message_id for m in messages.values()} - unconfirmed if unconfirmed else set()
+                published = [row_id for row_id, message in messages.items() if message.message_id in confirmed]
+                stopped = unavailable
             _table.delete(connection, self.outbox.table, published)
+        if stopped is not None:  # raised once the confirmed rows' deletion is committed: they are not sent twice
+            raise stopped
         logger.debug("relayed %d of %d claimed calls", len(published), len(rows))
         return len(rows), len(published), len(messages) - len(published) + len(self._stuck & {row.id for row in rows})
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from dispatch import URL, HttpDispatch
-from dispatch.errors import ConfigurationError
+from dispatch.errors import BrokerUnavailable, ConfigurationError, PublishBlocked
 from dispatch.outbox import Outbox, Relay
 from dispatch.settings import Settings
 
@@ -181,3 +181,33 @@ def test_without_the_dead_table_a_bad_row_stays_logged_once_and_the_others_go_on
         assert conn.execute(sa.select(outbox.table.c.message_id)).scalars().all() == ["garbage"]
     stuck = [r.getMessage() for r in caplog.records if "cannot be moved to dispatch_outbox_dead" in r.getMessage()]
     assert len(stuck) == 1 and "dispatch outbox init" in stuck[0]
+
+
+@pytest.mark.parametrize("error", [PublishBlocked, BrokerUnavailable])
+def test_a_publish_stopped_half_way_deletes_the_rows_rabbitmq_confirmed_then_raises(
+    outbox, dispatch_stub, monkeypatch, error
+):
+    with outbox.engine.begin() as conn:
+        handles = [outbox.send(conn, "http://example.com/x", i=i) for i in range(4)]
+    unconfirmed = [handles[2].message_id, handles[3].message_id]
+
+    def half_way(broker: object, messages: list[dramatiq.Message], patience: float) -> None:
+        raise error("RabbitMQ blocks publishers", unconfirmed)
+
+    monkeypatch.setattr("dispatch.outbox.relay.publish_many", half_way)
+    with pytest.raises(error):
+        Relay(outbox).run_once()
+    assert [message.message_id for message in stored(outbox)] == unconfirmed  # the confirmed two are not sent again
+
+
+def test_a_publish_stopped_without_saying_what_it_confirmed_keeps_every_row(outbox, dispatch_stub, monkeypatch):
+    with outbox.engine.begin() as conn:
+        handles = [outbox.send(conn, "http://example.com/x", i=i) for i in range(2)]
+
+    def unreachable(broker: object, messages: list[dramatiq.Message], patience: float) -> None:
+        raise BrokerUnavailable("RabbitMQ unreachable")
+
+    monkeypatch.setattr("dispatch.outbox.relay.publish_many", unreachable)
+    with pytest.raises(BrokerUnavailable):
+        Relay(outbox).run_once()
+    assert [message.message_id for message in stored(outbox)] == [res.message_id for res in handles]
