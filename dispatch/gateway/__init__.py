@@ -15,7 +15,7 @@ what that example lacked, each in a module of its own:
 * :mod:`.auth` -- a bearer token, compared in constant time; none, no start.
 * :mod:`.service` -- a destination policy that denies private addresses, whatever
   ``DISPATCH_DENY_PRIVATE`` says, before anything is queued.
-* :mod:`.models` -- bodies validated by :mod:`dispatch.protocol`, as ``URL.send()``
+* :mod:`.models` -- bodies validated by :mod:`dispatch.validation`, as ``URL.send()``
   validates its arguments.
 * :mod:`.limits` -- a body limit enforced while the body is read.
 * :mod:`.actors` -- the actors ``/tasks`` applies, named and checked up front.

@@ -4,7 +4,7 @@ Telling a *pending* call from an *unknown* id needs a record of the ids the
 gateway queued: a small Redis key beside the results, with the results' TTL,
 written before the call is published (so no queued call is ever unknown).  Its
 value says what was queued (a call, or a task and its actor).  A call's
-``scheduled``/``started``/``cancelled`` states are :mod:`dispatch.states`' keys,
+``scheduled``/``started``/``cancelled`` states are in its record (:mod:`dispatch.results.states`),
 so calls sent later or cancelled from Python are found too.
 
 URLs come from outside, so the destination policy denies private addresses

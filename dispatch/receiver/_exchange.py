@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
-#: The methods a receiver answers (any other is a 405): every method a call may use, dispatch.protocol.METHODS,
+#: The methods a receiver answers (any other is a 405): every method a call may use, dispatch.validation.CALL_METHODS,
 #: which is not imported here because it loads urllib3 (a web app importing the receiver needs none of it).
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
