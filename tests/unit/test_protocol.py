@@ -1,5 +1,5 @@
-"""The call protocol's parsing and checks (``dispatch.protocol``): answers in the shape of Celery 3.1's
-test_http.py (success, failure, empty, non-JSON, unknown status) and the per-call options mapping."""
+"""The callback protocol's answers (``dispatch.protocol``), in the shape of Celery 3.1's
+test_http.py (success, failure, empty, non-JSON, unknown status)."""
 
 from __future__ import annotations
 
@@ -46,11 +46,3 @@ def test_unknown_status_raises_unknown_status_error():
         parse_answer(b'{"status": "worked"}')
     with pytest.raises(UnknownStatusError, match="None"):
         parse_answer(b"{}")
-
-
-@pytest.mark.parametrize("options", [[None, None], "ab", [["timeout", 1]]])
-def test_options_must_be_a_mapping(options):
-    from dispatch.validation import check_options
-
-    with pytest.raises(ValueError, match="options must be a mapping"):
-        check_options(options)
