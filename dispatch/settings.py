@@ -286,7 +286,8 @@ class Settings:
         "DISPATCH_RESULTS_STORE_PATIENCE",
         "30",
         _non_negative_number,
-        "seconds a worker keeps retrying to store an outcome; then the call is performed again later, not acked",
+        "seconds a worker keeps retrying to store an outcome (or a wait); then it travels with the re-queued message "
+        "and is stored later: the call is not performed again",
     )
     delay_hold_max: float = _setting(
         "DISPATCH_DELAY_HOLD_MAX",
@@ -361,6 +362,11 @@ class Settings:
                 shown = "" if secret else f"={redact(text)!r}"
                 raise ConfigurationError(f"{env}{shown} is invalid: {redact(str(exc))}") from None
         return cls(**values)
+
+    def __repr__(self) -> str:
+        """The fields shown, through :func:`~dispatch.redaction.redact`: a URL's password masked, registered or not."""
+        shown = ", ".join(f"{field.name}={getattr(self, field.name)!r}" for field in dataclasses.fields(self) if field.repr)
+        return redact(f"{type(self).__name__}({shown})")
 
     @property
     def stub_broker(self) -> bool:

@@ -143,3 +143,32 @@ def test_a_redelivery_while_the_first_delivery_holds_its_lease_waits() -> None:
     assert states.claim(first.message_id, "another", 1_000) == BUSY
     _CLIENT.hset(states.keys(first.message_id)[0], "lease_until_ms", 0)  # the first delivery's lease ran out
     assert states.claim(first.message_id, "another", 1_000) == CLAIMED  # its worker died: taken over
+
+
+def test_cancel_is_one_script() -> None:
+    """cancel() is ONE write (issue 19's failure #4: the state, then the outcome, was two): one EVALSHA, seen by
+    MONITOR -- the state and the CallCancelled outcome in the same script."""
+    import subprocess
+    import time
+
+    from dispatch.result import CallResult
+
+    warm = uuid.uuid4().hex
+    CallResult.from_id(warm).cancel()  # the script cached in Redis, as after any first use
+    _CLIENT.delete(*RedisCallStates(_CLIENT, _TTL_MS, JSONEncoder(), "dispatch").keys(warm))
+    call_id = uuid.uuid4().hex
+    db = TEST_ENV["DISPATCH_RESULTS_URL"].rsplit("/", 1)[1]
+    monitor = subprocess.Popen(["redis-cli", "-n", db, "MONITOR"], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        assert CallResult.from_id(call_id).cancel() is True
+        time.sleep(0.5)
+    finally:
+        monitor.terminate()
+    lines = monitor.communicate(timeout=10)[0].splitlines()
+    commands = [line.split('"')[1].lower() for line in lines if call_id in line and "lua]" not in line]
+    assert commands == ["evalsha"], lines
+    try:
+        assert CallResult.from_id(call_id).state() == "cancelled"
+    finally:
+        _CLIENT.delete(*RedisCallStates(_CLIENT, _TTL_MS, JSONEncoder(), "dispatch").keys(call_id))
