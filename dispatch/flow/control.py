@@ -11,8 +11,10 @@ window?  If not, a copy of the message (same id, same options, so the same
 attempt count and ``Idempotency-Key``) is queued again with a delay, and
 the original is acked and skipped.  It holds no worker thread while it
 waits, is not an attempt, and is not a failure.  If the copy cannot be
-queued, the call is performed after all: a limit overrun is better than a
-lost call.  Waits are short and jittered (a slot, a rate window, the rest
+queued (RabbitMQ refusing it, or blocking publishers past ``DISPATCH_SEND_TIMEOUT``
+under an alarm), the call is performed after all: a limit overrun is better
+than a lost call, or than one redelivered again and again while the alarm
+lasts.  Waits are short and jittered (a slot, a rate window, the rest
 of a cooldown), so calls waiting for a host take their turns at random
 rather than in a fixed order that could starve one.
 
