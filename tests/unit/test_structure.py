@@ -6,6 +6,7 @@ The private upstream names dispatch relies on are checked in ``test_upstream.py`
 from __future__ import annotations
 
 import graphlib
+import re
 import subprocess
 import sys
 
@@ -79,3 +80,24 @@ def _env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if not k.startswith("DISPATCH_")}
+
+
+def test_contributing_names_every_module_where_things_live():
+    section = (ROOT / "CONTRIBUTING.md").read_text().split("## Where things live", 1)[1].split("\n## ", 1)[0]
+    named, folder = set(), ""
+    for line in section.splitlines():
+        entry = re.match(r"( *)- `([^`]+)`", line)
+        if entry is None:
+            continue
+        indent, path = entry.groups()
+        if not indent:
+            folder = path if path.endswith("/") else ""
+        named.add(f"{folder}{path}" if indent else path)
+    package = ROOT / "dispatch"
+    modules = {
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if "__pycache__" not in path.parts and (path.name != "__init__.py" or path.parent == package)
+    }
+    assert sorted(modules - named) == []
+    assert sorted(name for name in named - modules if name.endswith(".py")) == []
