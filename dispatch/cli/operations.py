@@ -185,7 +185,7 @@ def _show_status(
 ) -> None:
     """One snapshot: a table on a terminal (in ``live`` when watching), one line in a pipe, one JSON document.
 
-    With ``outbox``, the backlog of DISPATCH_OUTBOX_URL's outbox too.
+    With ``outbox``, the backlog of DISPATCH_OUTBOX_URL's outbox too, or why it cannot be read.
     """
     from ..management import ManagementError
 
@@ -195,19 +195,28 @@ def _show_status(
         output.fail(exc)
     waiting = _outbox_backlog(output) if outbox else None
     if output.as_json:
-        extra = {} if waiting is None else {"outbox": {"calls": waiting.calls, "oldest_age": waiting.oldest_age}}
+        extra: dict[str, Any] = {}
+        if isinstance(waiting, str):
+            extra = {"outbox": {"error": waiting}}
+        elif waiting is not None:
+            extra = {"outbox": {"calls": waiting.calls, "oldest_age": waiting.oldest_age}}
         output.json({**current.summary(), **extra})
         return
     if not output.tty:
         line = status_line(current.summary())
-        if waiting is not None:
+        if isinstance(waiting, str):
+            line = "\t".join([line, plain_line(f"outbox_error={waiting}")])
+        elif waiting is not None:
             line = "\t".join([line, plain_line(f"outbox={waiting.calls}", f"outbox_oldest_age={_age(waiting)}")])
         print(line, flush=True)
         return
     from rich.console import Group
+    from rich.text import Text
 
     shown: Any = status_table(current)
-    if waiting is not None:
+    if isinstance(waiting, str):
+        shown = Group(shown, Text(f"outbox: cannot read the backlog: {waiting}", style="bold red"))
+    elif waiting is not None:
         age = "" if waiting.oldest_age is None else f", the oldest for {waiting.oldest_age:.1f}s"
         shown = Group(shown, f"outbox: {waiting.calls} call(s) committed, not yet relayed{age}")
     if live is not None:
@@ -216,12 +225,15 @@ def _show_status(
         output.out.print(shown)
 
 
-def _outbox_backlog(output: Output) -> Backlog:
-    """The backlog of DISPATCH_OUTBOX_URL's outbox (exits 1 naming the database when it cannot be read)."""
-    from .outbox import _outbox  # the outbox commands' own opening: the extra checked, failures named
+def _outbox_backlog(output: Output) -> Backlog | str:
+    """The backlog of DISPATCH_OUTBOX_URL's outbox, or why it cannot be read: the queues are shown either way."""
+    from .outbox import _outbox, unreadable  # the outbox commands' own opening: the extra checked, failures named
 
     with _outbox(output, "dispatch_outbox") as outbox:
-        return outbox.backlog()
+        try:
+            return outbox.backlog()
+        except Exception as exc:  # the database down, no table: a line of the status, not its end
+            return unreadable(outbox, exc)
 
 
 def _age(waiting: Backlog) -> str:

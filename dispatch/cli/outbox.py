@@ -35,22 +35,28 @@ def _outbox(output: Output, table: str) -> Iterator[Outbox]:
         import sqlalchemy as sa
 
         from ..outbox import Outbox
-        from ..outbox.relay import describe_failure
     except ImportError as exc:
         output.fail(f"the outbox needs its extra: pip install 'dispatch[outbox]' ({exc})", EXIT_USAGE)
     try:
         outbox = Outbox(settings.outbox_url, table=table)
     except (sa.exc.ArgumentError, ImportError) as exc:
         output.fail(f"DISPATCH_OUTBOX_URL is not a database URL SQLAlchemy can use: {exc}", EXIT_USAGE)
-    where = outbox.engine.url.render_as_string(hide_password=True)
     try:
         yield outbox
     except typer.Exit:
         raise
     except Exception as exc:
-        output.fail(exc, message=f"outbox {outbox.table.fullname!r} at {where}: {describe_failure(exc)}")
+        output.fail(exc, message=unreadable(outbox, exc))
     finally:
         outbox.engine.dispose()
+
+
+def unreadable(outbox: Outbox, error: Exception) -> str:
+    """What failed, naming the table and the database (never its password), in one line."""
+    from ..outbox.relay import describe_failure
+
+    where = outbox.engine.url.render_as_string(hide_password=True)
+    return f"outbox {outbox.table.fullname!r} at {where}: {describe_failure(error)}"
 
 
 def relay(

@@ -80,3 +80,18 @@ def test_status_line_carries_the_outbox_fields(outbox, capsys):
 def test_status_without_an_outbox_shows_none(capsys):
     _show_status(Output(True), FakeManagement(), "/", "dispatch")  # type: ignore[arg-type]
     assert "outbox" not in json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://postgres@127.0.0.1:9/test", "sqlite:///{tmp}/no-table.db"], ids=["unreachable", "no-table"]
+)
+def test_status_with_an_outbox_it_cannot_read_shows_why_and_the_queues(url, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DISPATCH_OUTBOX_URL", url.format(tmp=tmp_path))
+    _show_status(Output(True), FakeManagement(), "/", "dispatch", outbox=True)  # type: ignore[arg-type]
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["ready"] == 1 and shown["outbox"]["error"].startswith("outbox 'dispatch_outbox' at ")
+    assert ":9/test" in shown["outbox"]["error"] or "no such table" in shown["outbox"]["error"]
+
+    _show_status(Output(False), FakeManagement(), "/", "dispatch", outbox=True)  # type: ignore[arg-type]
+    fields = dict(field.split("=", 1) for field in capsys.readouterr().out.rstrip("\n").split("\t"))
+    assert fields["ready"] == "1" and fields["outbox_error"].startswith("outbox 'dispatch_outbox' at ")
