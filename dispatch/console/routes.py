@@ -154,9 +154,9 @@ def create_console(tokens: Sequence[str], desk: views.CallDesk) -> ASGIApp:
         if not CALL_ID.fullmatch(call_id):
             raise HTTPException(404, "That is not a call id.")
         shown = views.call_page(desk, call_id)
-        waiting = not shown.found or shown.state in ("scheduled", "pending", "started")  # live until an outcome
+        waiting = not shown.recorded or shown.state in ("scheduled", "pending", "started")  # live until an outcome
         return render(
-            request, "call.html", 200 if shown.found else 404, page="call", call=shown, live=waiting,
+            request, "call.html", 200 if shown.found else 503, page="call", call=shown, live=waiting,
             cancel=request.query_params.get("cancel"), replayed=request.query_params.get("replayed") == "1",
         )  # fmt: skip
 

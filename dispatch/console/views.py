@@ -83,7 +83,11 @@ class Overview:
 
 @dataclasses.dataclass(frozen=True)
 class CallPage:
-    """A call's state, its outcome once it has one, and every attempt; ``found`` False for an unknown id."""
+    """A call's state, its outcome once it has one, and every attempt; ``found`` False when it cannot be read.
+
+    ``recorded`` False: nothing is known of this id yet -- a call sent from Python or the
+    outbox without a delay, still queued, has no record until a worker takes it.
+    """
 
     call_id: str
     found: bool
@@ -93,10 +97,12 @@ class CallPage:
     error_message: str | None = None
     attempts: Part[list[dict[str, Any]]] = Part([])
     problem: str | None = None
+    recorded: bool = True
 
     @property
     def cancellable(self) -> bool:
-        return self.state in CANCELLABLE
+        """Scheduled or pending -- or not recorded yet: ``res.cancel()`` records an unknown id cancelled."""
+        return self.found and (not self.recorded or self.state in CANCELLABLE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,11 +146,23 @@ def overview() -> Overview:
     return Overview(queues=gather(queues, "the queues"), hosts=gather(hosts, "the hosts"), outbox=outbox)
 
 
+def _unknown_is_none(answer: Callable[[], T]) -> T | None:
+    """``answer()``, None where it is the gateway's 404 (no record of the id)."""
+    try:
+        return answer()
+    except HTTPException as exc:
+        if exc.status_code == 404:
+            return None
+        raise
+
+
 def call_page(desk: CallDesk, call_id: str) -> CallPage:
     """What the gateway's ``GET /calls/{id}`` says of the call, and its attempts."""
-    status = gather(lambda: desk.status(call_id), "the call")
-    if status.value is None:
+    status = gather(lambda: _unknown_is_none(lambda: desk.status(call_id)), "the call")
+    if status.error is not None:
         return CallPage(call_id, found=False, problem=status.error)
+    if status.value is None:
+        return CallPage(call_id, found=True, recorded=False)
     answer = status.value.model_dump()
     error = answer.get("error") or {}
     return CallPage(
@@ -159,8 +177,17 @@ def call_page(desk: CallDesk, call_id: str) -> CallPage:
 
 
 def cancel(desk: CallDesk, call_id: str) -> str | None:
-    """Cancel the call; None when done, else why not (it already started, it is unknown, ...)."""
-    return gather(lambda: desk.cancel(call_id), "the call").error
+    """Cancel the call; None when done, else why not (it already started, ...).
+
+    An id nothing is recorded for yet is cancelled as ``res.cancel()`` does: recorded
+    cancelled, so a worker that takes it later does not send it.
+    """
+
+    def cancelled() -> None:
+        if _unknown_is_none(lambda: desk.cancel(call_id)) is None and not CallResult.from_id(call_id).cancel():
+            raise HTTPException(409, f"call {call_id} already started: it cannot be cancelled")
+
+    return gather(cancelled, "the call", "cancel").error
 
 
 def dead_page(host: str = "", error_class: str = "") -> DeadPage:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import html
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from unittest import mock
 
 import pytest
 import requests
 
+from dispatch import CallResult
 from dispatch.console.session import SESSION_SECONDS, Sessions
 
 from .console_support import OTHER_TOKEN, TOKEN, ConsoleGateway, csrf_of
@@ -251,3 +253,15 @@ def test_with_rabbitmq_and_redis_down_pages_and_actions_answer_503_saying_why(cu
     assert "cannot discard the dead letters" in answers["discarding"].text
     assert "cannot close example.com&#39;s breaker: ConnectionError" in answers["closing"].text
     assert client.get(cut_off.console + "/hosts", timeout=30).status_code == 200  # a page that reads: it says why
+
+
+def test_a_call_with_no_record_yet_can_be_cancelled_before_a_worker_takes_it(gateway):
+    call_id = str(uuid.uuid4())  # as one sent from Python or the outbox, still queued: nothing recorded
+    client = gateway.signed_in()
+    page = client.get(f"{gateway.console}/calls/{call_id}", timeout=10)
+    assert page.status_code == 200 and "no record yet (queued?)" in page.text  # was a 404
+    assert "Cancel this call" in page.text
+    done = client.post(f"{gateway.console}/calls/{call_id}/cancel", data={"csrf": csrf_of(page.text)}, timeout=10)
+    assert done.ok and "Cancelled: it will never be sent." in done.text, done.text
+    assert CallResult.from_id(call_id).state() == "cancelled"  # as res.cancel() records it
+    assert "Cancel this call" not in done.text
