@@ -32,6 +32,7 @@ from .errors import DispatchError
 from .options import CallOptions
 from .protocol import parse_answer
 from .publisher import check_message_size, publish, publish_many
+from .redaction import redact_url
 from .redis_connect import patiently
 from .result import CallResult
 from .retries import DeliveryFailed
@@ -91,7 +92,8 @@ class HttpDispatch(dramatiq.Actor[..., Any]):
         checked = check_call(**bound.arguments)
         options = tracing.with_caller_context(options)  # the caller's trace, joined by the worker's spans
         message = CallResult(**super().message_with_options(args=checked, kwargs={}, **options).asdict())
-        check_message_size(message, get_runtime().settings, f"call to {checked[0]}")  # CallResult keeps the bytes
+        what = f"call to {redact_url(checked[0])}"
+        check_message_size(message, get_runtime().settings, what)  # CallResult keeps the bytes
         return message
 
     def send(self, *args: Any, **kwargs: Any) -> CallResult:

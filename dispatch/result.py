@@ -33,6 +33,7 @@ from dramatiq.results import ResultTimeout as DramatiqResultTimeout
 from .call import ACTOR_NAME, Call
 from .consumers import no_outcome_reason
 from .errors import CallCancelled, ResultTimeout, error_from_result
+from .redaction import redact_url
 from .redis_connect import FAILOVER_ERRORS, Outage, patiently
 from .redis_errors import mapped_redis_errors
 from .results import CANCELLED, SCHEDULED, STARTED, WAITING, CallResultsBackend
@@ -236,4 +237,4 @@ class CallResult(Message[Any]):
 
     def __repr__(self) -> str:
         call = Call.from_message(self)
-        return f"<CallResult {self.message_id} {call.method} {call.url}>"
+        return f"<CallResult {self.message_id} {call.method} {redact_url(call.url)}>"

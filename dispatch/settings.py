@@ -365,7 +365,7 @@ class Settings:
 
     def __repr__(self) -> str:
         """The fields shown, through :func:`~dispatch.redaction.redact`: a URL's password masked, registered or not."""
-        shown = ", ".join(f"{field.name}={getattr(self, field.name)!r}" for field in dataclasses.fields(self) if field.repr)
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr)
         return redact(f"{type(self).__name__}({shown})")
 
     @property

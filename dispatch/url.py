@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .actor import HttpDispatch, default_dispatcher
+from .redaction import redact_url
 from .result import CallResult
 from .urlsafety import check_url
 from .validation import MAX_DELAY, check_delay, check_method, check_options, seconds_until, shape_options
@@ -82,7 +83,7 @@ class URL:
         return urlunsplit(self._parts._replace(query=urlencode(self.query, doseq=True)))
 
     def __repr__(self) -> str:
-        return f"URL({str(self)!r}, method={self.method!r})"
+        return f"URL({redact_url(str(self))!r}, method={self.method!r})"
 
     def send(self, **params: Any) -> CallResult:
         """Queue a call with this URL's method; ``params`` go in the query (GET) or form body (POST)."""

@@ -7,6 +7,7 @@ classic way past a check made with one parser of a connection made with the
 other (server-side request forgery).  The caller's checks
 (:mod:`dispatch.validation`), the destination policy (:mod:`dispatch.policy`),
 flow control's host key and the transport's redirects all use this parse.
+Its errors name the URL with its password masked.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from urllib.parse import urlsplit
 
 from urllib3.exceptions import LocationParseError
 from urllib3.util import Url, parse_url
+
+from .redaction import redact_url
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -55,26 +58,27 @@ def parse_target(url: str) -> Url:
     if not (url.isascii() and url.isprintable()) or " " in url or "\\" in url:  # else no character can be unsafe
         for position, char in enumerate(url):
             if char.isspace() or unicodedata.category(char) in ("Cc", "Cf") or char == "\\":
-                raise ValueError(f"URL {url!r} contains {char!r} at position {position}; percent-encode it")
+                raise ValueError(f"URL {redact_url(url)!r} contains {char!r} at position {position}; percent-encode it")
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise ValueError(f"URL {url!r} is malformed: {exc}") from None
+        raise ValueError(f"URL {redact_url(url)!r} is malformed: {exc}") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"URL {url!r} is not an absolute http:// or https:// URL")
+        raise ValueError(f"URL {redact_url(url)!r} is not an absolute http:// or https:// URL")
     if "%" in parts.hostname:
-        raise ValueError(f"URL {url!r} has a percent-escape in its host; write the host plainly")
+        raise ValueError(f"URL {redact_url(url)!r} has a percent-escape in its host; write the host plainly")
     try:
         target = parse_url(url)
         # urlsplit's host, read on its own by urllib3: equal only if both split the authority alike.
         expected = _host_alone(parts.scheme, parts.hostname)
     except (LocationParseError, UnicodeError) as exc:
-        raise ValueError(f"URL {url!r} has a host that is not a valid (IDNA) host name: {exc}") from None
+        raise ValueError(f"URL {redact_url(url)!r} has a host that is not a valid (IDNA) host name: {exc}") from None
     if (target.scheme, target.host, target.port) != (parts.scheme.lower(), expected, port):
         raise ValueError(
-            f"URL {url!r} is ambiguous: it reads as host {target.host!r} port {target.port} to the HTTP client "
-            f"but {parts.hostname!r} port {port} to urllib.parse; percent-encode its special characters"
+            f"URL {redact_url(url)!r} is ambiguous: it reads as host {target.host!r} port {target.port} "
+            f"to the HTTP client but {parts.hostname!r} port {port} to urllib.parse; "
+            "percent-encode its special characters"
         )
     return target
 

@@ -10,6 +10,7 @@ are open without a token.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -17,6 +18,8 @@ from typing import Any
 
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from redis.exceptions import RedisError
 from starlette.routing import Match, Mount
@@ -25,7 +28,7 @@ from starlette.types import Scope
 from .. import __version__
 from ..console import create_console
 from ..errors import ResultsUnavailable
-from ..redaction import install_log_redaction
+from ..redaction import install_log_redaction, redact
 from ..runtime import get_runtime
 from ..settings import Settings
 from .auth import BearerAuth, bearer, check_tokens
@@ -71,6 +74,12 @@ def create_app(tokens: Sequence[str] | None = None, max_body: int | None = None)
     )
     app.add_middleware(BodyLimit, max_body=gateway.settings.gateway_max_body if max_body is None else max_body)
     app.add_middleware(BearerAuth, tokens=tokens, is_open=_open_without_token(app))  # the last added runs first
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's 422, its messages and the input it echoes redacted (a URL's password, a header's secret)."""
+        errors = json.dumps(jsonable_encoder(exc.errors()), ensure_ascii=False)
+        return JSONResponse({"detail": json.loads(redact(errors))}, 422)
 
     @app.exception_handler(405)
     async def method_not_allowed(request: Request, exc: Exception) -> JSONResponse:

@@ -183,6 +183,14 @@ def test_no_secret_is_in_any_log_outcome_attempt_cli_output_metric_or_gateway_an
         shown["the console's confirmation"] = confirm.text
         assert "user:***@" in confirm.text, confirm.text
         shown["gateway without a token"] = gateway.post(private, None).text
+        invalid = {
+            "not http": {"url": f"ftp://user:{SECRETS['url password']}@h/x"},
+            "bad params": {"url": f"{base}/ok", "params": {"x": {"nested": [1]}}},  # the whole body is its input
+        }
+        for what, body in invalid.items():
+            refused = gateway.post(body, token)
+            shown[f"gateway's 422 for {what}"] = refused.text
+            assert refused.status_code == 422 and "user:***@" in refused.text, refused.text
     finally:
         gateway.stop()
     shown["the gateway's log"] = gateway.log_path.read_text()

@@ -79,3 +79,40 @@ def test_without_names_the_handlers_of_the_root_and_of_the_listed_loggers_are_fi
         uvicorn.removeHandler(handler)
         for other in logging.getLogger().handlers:  # pytest's own: left as they were
             other.filters = before.get(id(other), other.filters)
+
+
+def test_errors_and_reprs_name_a_url_without_its_password() -> None:
+    import dataclasses
+    import uuid
+
+    import dramatiq
+
+    from dispatch import URL
+    from dispatch.actor import default_dispatcher
+    from dispatch.errors import DestinationRefused
+    from dispatch.policy import DestinationPolicy
+    from dispatch.result import CallResult
+    from dispatch.settings import Settings
+    from dispatch.urlsafety import check_url
+
+    secret = f"never-registered-{uuid.uuid4().hex}"  # masked because it is a URL's password, not a known value
+    url = f"http://user:{secret}@h.example/x"
+    shown = []
+    for bad in (f"ftp://user:{secret}@h/x", f"http://user:{secret}@h:99999/x", f"http://user:{secret}@h/\x00"):
+        with pytest.raises(ValueError) as raised:
+            check_url(bad)
+        shown.append(str(raised.value))
+        with pytest.raises(DestinationRefused) as refused:
+            DestinationPolicy(deny_private=False).resolve(bad)
+        shown.append(str(refused.value))
+    with pytest.raises(ValueError) as too_large:
+        default_dispatcher().message(url, "POST", {"x": "a" * 2_000_000}, None)
+    shown.append(str(too_large.value))
+    shown.append(repr(URL(url)))
+    message = dramatiq.Message(
+        queue_name="q", actor_name="http_dispatch", args=(url, "GET", {}, {}), kwargs={}, options={}
+    )
+    shown.append(repr(CallResult(**message.asdict())))
+    settings = dataclasses.replace(Settings.from_env({}), broker_url=f"amqp://guest:{secret}@rabbit/v")
+    shown.append(repr(settings))
+    assert all(secret not in text and f":{MASK}@" in text for text in shown), shown
