@@ -72,9 +72,23 @@ if { ((fresh_postgres)) || ! port_open 5432; } && command -v pg_lsclusters >/dev
     echo "listen_addresses = '127.0.0.1'" >"$conf/conf.d/90-dispatch.conf"
     printf 'local all all trust\nhost all all 127.0.0.1/32 trust\n' >"$conf/pg_hba.conf"
   fi
-  echo "ensure-services: starting PostgreSQL $pg_version/$pg_cluster"
-  pg_ctlcluster "$pg_version" "$pg_cluster" restart  # apt may have started it before it was configured
-  wait_port 5432 PostgreSQL
+  # pg_ctlcluster must run as root (or postgres): through sudo, as ensure-browser.sh installs, when not root.
+  as_root=()
+  if [[ $(id -u) != 0 ]] && [[ $(id -un) != postgres ]]; then
+    command -v sudo >/dev/null && as_root=(sudo)
+  fi
+  if [[ $(id -u) != 0 ]] && [[ $(id -un) != postgres ]] && ((${#as_root[@]} == 0)); then
+    echo "ensure-services: PostgreSQL $pg_version/$pg_cluster is not running and starting it needs root:" \
+      "run 'pg_ctlcluster $pg_version $pg_cluster start' as root" >&2
+  else
+    echo "ensure-services: starting PostgreSQL $pg_version/$pg_cluster"
+    # apt may have started it before it was configured: restart
+    if ${as_root[@]+"${as_root[@]}"} pg_ctlcluster "$pg_version" "$pg_cluster" restart; then
+      wait_port 5432 PostgreSQL
+    else
+      echo "ensure-services: could not start PostgreSQL $pg_version/$pg_cluster (see above)" >&2
+    fi
+  fi
 fi
 if port_open 5432 && command -v psql >/dev/null \
   && [[ $(psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'test'" 2>/dev/null) == "" ]] \
