@@ -1,5 +1,6 @@
 """What unit and integration tests (and the benchmarks) share: the checkout's root, free ports, waiting for a
-condition, the ``dispatch`` command and the demo run as a user runs them, signed requests, in-process servers.
+condition, a server process, the ``dispatch`` command and the demo run as a user runs them, signed requests,
+in-process servers.
 
 Only names live here -- no fixtures, no side effects at import, and no import of ``dispatch`` until a
 helper needs it.  What needs RabbitMQ, Redis or the run's
@@ -17,7 +18,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -64,6 +65,58 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+class ServedProcess:
+    """A server process on 127.0.0.1:``port``: started, waited on until ``health_path`` answers, stopped.
+
+    ``command`` is run with ``env`` (the whole environment; None inherits this one) in ``cwd``; its output
+    goes to ``log_path`` (None: this process's). ``answers`` says which answer means it is up (a 2xx,
+    unless told); one that exits before is a failure that shows its log.
+    """
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        env: Mapping[str, str] | None,
+        log_path: Path | None,
+        health_path: str,
+        *,
+        port: int,
+        name: str,
+        cwd: Path | None = None,
+        answers: Callable[[requests.Response], bool] = lambda response: response.ok,
+        timeout: float = 30,
+    ) -> None:
+        self.port, self.log_path, self._name = port, log_path, name
+        self.base = f"http://127.0.0.1:{port}"
+        self._health, self._answers = health_path, answers
+        self._log_file = open(log_path, "w") if log_path else None  # noqa: SIM115 -- closed in stop()
+        output = subprocess.STDOUT if self._log_file else None
+        env = None if env is None else dict(env)
+        self.process = subprocess.Popen(list(command), env=env, stdout=self._log_file, stderr=output, cwd=cwd)
+        wait_for(self._up, timeout, f"the {name} to answer")
+
+    def _up(self) -> bool:
+        if self.process.poll() is not None:
+            shown = self.log_path.read_text() if self.log_path else f"exit status {self.process.returncode}"
+            raise AssertionError(f"the {self._name} exited: {shown}")
+        try:
+            return self._answers(requests.get(self.base + self._health, timeout=1))
+        except requests.ConnectionError:
+            return False
+
+    def stop(self, timeout: float = 20) -> None:
+        """Terminate it and wait (a kill when it will not end); its log is kept."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._log_file:
+            self._log_file.close()
 
 
 def dispatch(*args: str, env: dict[str, str] | None = None, timeout: float = 90) -> subprocess.CompletedProcess[str]:

@@ -4,42 +4,32 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import requests
 
-from .support import ROOT, free_port, wait_for
+from .support import ROOT, ServedProcess, free_port
 
 TOKEN = "console-token-0123456789abcdef"
 OTHER_TOKEN = "console-other-fedcba9876543210"
 
 
-class ConsoleGateway:
+class ConsoleGateway(ServedProcess):
     """``dispatch gateway`` (the CLI, as an operator starts it) on a free port, with ``env`` on top of the tests'."""
 
     def __init__(self, log_path: Path, **env: str) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.console = f"{self.base}/console"
-        self.log_path = log_path
-        self.log_file = open(log_path, "w")  # noqa: SIM115 -- closed in stop()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "dispatch.cli", "gateway", "--host", "127.0.0.1", "--port", str(self.port)],
-            env={**os.environ, "DISPATCH_GATEWAY_TOKEN": f"{TOKEN},{OTHER_TOKEN}", **env},
-            stdout=self.log_file,
-            stderr=subprocess.STDOUT,
+        port = free_port()
+        super().__init__(
+            [sys.executable, "-m", "dispatch.cli", "gateway", "--host", "127.0.0.1", "--port", str(port)],
+            {**os.environ, "DISPATCH_GATEWAY_TOKEN": f"{TOKEN},{OTHER_TOKEN}", **env},
+            log_path,
+            "/console/sign-in",
+            port=port,
+            name="gateway",
             cwd=ROOT,
         )
-        wait_for(self._up, 30, "the gateway to answer")
-
-    def _up(self) -> bool:
-        assert self.process.poll() is None, f"gateway exited: {self.log_path.read_text()}"
-        try:
-            return requests.get(self.console + "/sign-in", timeout=1).ok
-        except requests.ConnectionError:
-            return False
+        self.console = f"{self.base}/console"
 
     def signed_in(self, token: str = TOKEN) -> requests.Session:
         """A client signed in through the form, as a browser is: it holds the session cookie."""
@@ -52,11 +42,6 @@ class ConsoleGateway:
         )
         assert answer.ok and "Overview" in answer.text, answer.text
         return client
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(20)
-        self.log_file.close()
 
 
 def csrf_of(page: str) -> str:

@@ -23,11 +23,12 @@ from pathlib import Path
 import requests
 
 # The helpers unit tests share, re-exported so that an integration test finds all it uses in ``.support``.
-from tests.support import ROOT, free_port, wait_for
+from tests.support import ROOT, ServedProcess, free_port
 from tests.support import SIGNING_SECRET as SIGNING_SECRET
 from tests.support import dispatch as dispatch
 from tests.support import run_demo as run_demo
 from tests.support import send_signed as send_signed
+from tests.support import wait_for as wait_for
 
 ENDPOINTS = Path(__file__).resolve().parent / "endpoints"
 
@@ -52,32 +53,19 @@ def rabbitmqctl(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60)
 
 
-class Endpoint:
+class Endpoint(ServedProcess):
     """An HTTP endpoint process speaking the callback protocol."""
 
     def __init__(self, language: str, command: list[str]) -> None:
         self.language = language
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen([*command, str(self.port)])
-        wait_for(self._healthy, 20, f"the {language} endpoint to answer")
-
-    def _healthy(self) -> bool:
-        assert self.process.poll() is None, f"{self.language} endpoint exited with {self.process.returncode}"
-        try:
-            return requests.get(self.base + "/health", timeout=1).ok
-        except requests.ConnectionError:
-            return False
+        port = free_port()
+        super().__init__([*command, str(port)], None, None, "/health", port=port, name=f"{language} endpoint")
 
     def url(self, path: str) -> str:
         return self.base + path
 
     def hits(self, key: str) -> int:
         return requests.get(f"{self.base}/hits/{key}", timeout=5).json()["retval"]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
 
 
 class Worker:

@@ -34,7 +34,7 @@ import standardwebhooks
 
 from dispatch import BadStatusError, RemoteExecuteError
 
-from .support import SIGNING_SECRET, IsolatedWorker, delete_queues, free_port, send_signed, wait_for
+from .support import SIGNING_SECRET, IsolatedWorker, ServedProcess, delete_queues, free_port, send_signed
 
 pytestmark = pytest.mark.integration
 
@@ -95,35 +95,24 @@ def _missing(what: str) -> str | None:
     return None
 
 
-class Running:
+class Running(ServedProcess):
     """One example receiver on a free port, holding the workers' signing secret."""
 
     def __init__(self, name: str, log_path: Path) -> None:
-        self.name, self.example, self.log_path = name, RECEIVERS[name], log_path
-        self.base = f"http://127.0.0.1:{free_port()}"
-        with open(log_path, "w") as log:
-            self.process = subprocess.Popen(
-                [*self.example.command, self.base.rsplit(":", 1)[1]],
-                cwd=EXAMPLES,
-                env={**os.environ, "DISPATCH_SIGNING_SECRET": SIGNING_SECRET},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_for(self._healthy, 30, f"the {name} receiver to answer")
-
-    def _healthy(self) -> bool:
-        assert self.process.poll() is None, f"the {self.name} receiver exited: {self.log_path.read_text()}"
-        try:
-            return requests.get(f"{self.base}/health", timeout=1).ok
-        except requests.ConnectionError:
-            return False
+        self.name, self.example = name, RECEIVERS[name]
+        port = free_port()
+        super().__init__(
+            [*self.example.command, str(port)],
+            {**os.environ, "DISPATCH_SIGNING_SECRET": SIGNING_SECRET},
+            log_path,
+            "/health",
+            port=port,
+            name=f"{name} receiver",
+            cwd=EXAMPLES,
+        )
 
     def url(self, function: str) -> str:
         return f"{self.base}{self.example.prefix}/{function}"
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ schemathesis runs against a gateway of its own, in test_gateway_fuzz.py.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -27,7 +26,7 @@ import requests
 
 from dispatch.url import MAX_DELAY
 
-from .support import ROOT, TEST_ENV, delete_queues, free_port, queue_depth, unique_key, wait_for
+from .support import ROOT, TEST_ENV, ServedProcess, delete_queues, free_port, queue_depth, unique_key, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -35,31 +34,22 @@ TOKEN = "test-token-0123456789abcdef"
 ROTATED_TOKEN = "next-token-fedcba9876543210"
 
 
-class Gateway:
+class Gateway(ServedProcess):
     """A ``dispatch.gateway.serve`` process and a tiny client for it."""
 
     def __init__(self, log_path: Path, **env: str) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        port = free_port()
         self.queue = env.get("DISPATCH_QUEUE", TEST_ENV["DISPATCH_QUEUE"])
-        self.log_path = log_path
-        self.log_file = open(log_path, "w")  # noqa: SIM115 -- closed in stop()
         environ = {k: v for k, v in os.environ.items() if k not in ("DISPATCH_GATEWAY_TOKEN", "DISPATCH_ALLOWED_HOSTS")}
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", f"from dispatch.gateway import serve; serve('127.0.0.1', {self.port})"],
-            env={**environ, "DISPATCH_GATEWAY_TOKEN": f"{TOKEN},{ROTATED_TOKEN}", **env},
-            stdout=self.log_file,
-            stderr=subprocess.STDOUT,
+        super().__init__(
+            [sys.executable, "-c", f"from dispatch.gateway import serve; serve('127.0.0.1', {port})"],
+            {**environ, "DISPATCH_GATEWAY_TOKEN": f"{TOKEN},{ROTATED_TOKEN}", **env},
+            log_path,
+            "/openapi.json",
+            port=port,
+            name="gateway",
             cwd=ROOT,
         )
-        wait_for(self._up, 30, "the gateway to answer")
-
-    def _up(self) -> bool:
-        assert self.process.poll() is None, f"gateway exited: {self.log_path.read_text()}"
-        try:
-            return requests.get(self.base + "/openapi.json", timeout=1).ok
-        except requests.ConnectionError:
-            return False
 
     def post(self, body: object, token: str | None = TOKEN) -> requests.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -96,11 +86,6 @@ class Gateway:
             return response.json() if response.json()["state"] not in ("scheduled", "pending", "started") else None
 
         return wait_for(finished, timeout, f"call {call_id} to finish")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(20)
-        self.log_file.close()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ DELETE; once unsigned, and once signed by a worker holding the receiver's secret
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,7 +21,7 @@ import requests
 from dispatch import URL, RemoteExecuteError
 from dispatch.signing import sign_request
 
-from .support import SIGNING_SECRET, IsolatedWorker, delete_queues, free_port, wait_for
+from .support import SIGNING_SECRET, IsolatedWorker, ServedProcess, delete_queues, free_port
 
 JSON = "application/json"
 APP = Path(__file__).resolve().parent / "receiver_app.py"
@@ -44,35 +43,24 @@ SHAPES = {
 }
 
 
-class ReceiverApp:
+class ReceiverApp(ServedProcess):
     """receiver_app.py under one adapter on a free port; ``secret`` turns signature checks on."""
 
     def __init__(self, adapter: str, log_path: Path, secret: str = "") -> None:
-        self.adapter, self.prefix, self.log_path, self.signed = adapter, ADAPTERS[adapter], log_path, bool(secret)
-        self.base = f"http://127.0.0.1:{free_port()}"
-        with open(log_path, "w") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, str(APP), adapter, self.base.rsplit(":", 1)[1]],
-                env={**os.environ, "DISPATCH_SIGNING_SECRET": secret},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_for(self._healthy, 30, f"the {adapter} receiver to answer")
-
-    def _healthy(self) -> bool:
-        assert self.process.poll() is None, f"{self.adapter} receiver exited: {self.log_path.read_text()}"
-        try:
-            requests.get(self.base, timeout=1)  # any answer (a 404, a 401) will do: it is serving
-            return True
-        except requests.ConnectionError:
-            return False
+        self.adapter, self.prefix, self.signed = adapter, ADAPTERS[adapter], bool(secret)
+        port = free_port()
+        super().__init__(
+            [sys.executable, str(APP), adapter, str(port)],
+            {**os.environ, "DISPATCH_SIGNING_SECRET": secret},
+            log_path,
+            "",
+            port=port,
+            name=f"{adapter} receiver",
+            answers=lambda response: True,  # any answer (a 404, a 401) will do: it is serving
+        )
 
     def url(self, function: str) -> str:
         return f"{self.base}{self.prefix}/{function}"
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
 
 
 Call = Callable[..., object]

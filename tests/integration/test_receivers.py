@@ -11,7 +11,6 @@ wsgiref or uvicorn in a thread, for the cases the examples do not reach.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ import requests
 from dispatch import URL, BadStatusError, RemoteExecuteError
 from dispatch.signing import generate_secret
 
-from .support import SIGNING_SECRET, free_port, send_signed, wait_for
+from .support import SIGNING_SECRET, ServedProcess, free_port, send_signed, wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "receivers"
 SECRET = SIGNING_SECRET
@@ -37,36 +36,18 @@ RECEIVERS = {
 }
 
 
-class ReceiverProcess:
+class ReceiverProcess(ServedProcess):
     """One example receiver on a free port; ``secret`` turns signature checks on."""
 
     def __init__(self, name: str, log_path: Path, secret: str = "") -> None:
         command, self.prefix = RECEIVERS[name]
         self.name = name
-        self.base = f"http://127.0.0.1:{free_port()}"
-        self.log_path = log_path
-        with open(log_path, "w") as log:
-            self.process = subprocess.Popen(
-                [*command, self.base.rsplit(":", 1)[1]],
-                env={**os.environ, "DISPATCH_SIGNING_SECRET": secret},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_for(self._healthy, 30, f"the {name} receiver to answer")
-
-    def _healthy(self) -> bool:
-        assert self.process.poll() is None, f"{self.name} receiver exited: {self.log_path.read_text()}"
-        try:
-            return requests.get(self.base + "/health", timeout=1).ok
-        except requests.ConnectionError:
-            return False
+        port = free_port()
+        env = {**os.environ, "DISPATCH_SIGNING_SECRET": secret}
+        super().__init__([*command, str(port)], env, log_path, "/health", port=port, name=f"{name} receiver")
 
     def url(self, function: str) -> str:
         return f"{self.base}{self.prefix}/{function}"
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
 
 
 @pytest.fixture(scope="module", params=list(RECEIVERS))
