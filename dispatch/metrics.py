@@ -169,9 +169,11 @@ class Metrics(dramatiq_prometheus.Prometheus):
         self.flow_waits = prom.Counter(
             "dispatch_flow_waits", "Calls made to wait for their host.", ["host", "reason"], registry=registry
         )
+        # The one observer added after the runtime is built: these counters exist only in a booted worker
+        # process (dramatiq's Prometheus middleware sets up the multiprocess directory above).
         transport = get_runtime().transport
         if self not in transport.observers:
-            transport.observers.append(self)
+            transport.observers = (*transport.observers, self)
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         super().before_process_message(broker, message)

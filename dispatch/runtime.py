@@ -21,7 +21,7 @@ import threading
 
 import dramatiq
 
-from . import attempts
+from . import attempts, tracing
 from .brokers import build_broker
 from .flow import FlowControl
 from .middleware import default_middleware
@@ -44,15 +44,22 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, transport: Transport | None = None) -> Runtime:
-    """A runtime for ``settings`` (with ``transport``, or one built from the settings); connects to nothing."""
+    """A runtime for ``settings`` (with ``transport``, another runtime's, or one built from the settings);
+    connects to nothing.
+
+    The transport's attempt observers are chosen here, once: tracing's spans when OpenTelemetry is
+    installed, and the attempt record (in the stub worker too).  A worker exporting metrics adds its
+    own when it boots (:class:`dispatch.metrics.Metrics`).
+    """
     results = build_results_backend(settings)
     redis = results.write_client if isinstance(results, CallResultsBackend) else None
     call_states: CallStates = results.states
     flow_control = FlowControl.build(settings, redis, NAMESPACE)
     if transport is None:
-        transport = Transport(settings.destination_policy(), settings.signing_secrets, settings.destinations)
-    if attempts.RECORDER not in transport.observers:  # every attempt on record, in the stub worker too
-        transport.observers.append(attempts.RECORDER)
+        observers = (tracing.ATTEMPT_SPANS, attempts.RECORDER) if tracing.enabled() else (attempts.RECORDER,)
+        transport = Transport(
+            settings.destination_policy(), settings.signing_secrets, settings.destinations, observers=observers
+        )
     broker = build_broker(settings, default_middleware(settings, results, call_states, flow_control, transport))
     return Runtime(settings, broker, results, call_states, flow_control, transport)
 

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 
 import urllib3
 
-from .. import tracing
 from ..destinations import Destinations
 from ..errors import BadStatusError, ResponseTooLargeError
 from ..policy import DestinationPolicy
@@ -44,9 +43,8 @@ _REFUSAL_BODY_BYTES = 16 * 1024
 class Transport:
     """Performs calls over HTTP through one thread-safe ``urllib3.PoolManager``.
 
-    ``observers`` are told about every attempt (:mod:`._observers`): the
-    tracing spans when OpenTelemetry is installed, metrics when a worker
-    exports them.
+    ``observers`` are told about every attempt (:mod:`._observers`), the
+    first outermost; :func:`dispatch.runtime.build_runtime` chooses them.
     """
 
     def __init__(
@@ -55,11 +53,12 @@ class Transport:
         signing_secrets: Sequence[str] = (),
         destinations: Destinations | None = None,
         pool_size: int = MIN_POOL_SIZE,
+        observers: Sequence[AttemptObserver] = (),
     ) -> None:
         self.policy = policy or DestinationPolicy()
         self.signing_secrets = tuple(signing_secrets)
         self.destinations = destinations or Destinations()
-        self.observers: list[AttemptObserver] = [tracing.ATTEMPT_SPANS] if tracing.enabled() else []
+        self.observers: tuple[AttemptObserver, ...] = tuple(observers)
         self.connections = Connections(self.policy, pool_size)
 
     @property

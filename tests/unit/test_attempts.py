@@ -59,8 +59,7 @@ def _closed_port() -> int:
 
 def _recording_transport(policy: DestinationPolicy | None = None) -> tuple[Transport, AttemptRecorder]:
     recorder = AttemptRecorder()
-    transport = Transport(policy=policy)
-    transport.observers.append(recorder)
+    transport = Transport(policy=policy, observers=[recorder])
     recorder.reset()
     return transport, recorder
 

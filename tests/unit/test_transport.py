@@ -162,9 +162,8 @@ class Recorder:
 
 def test_every_observer_sees_each_attempt_its_statuses_and_how_it_ended(server):
     log: list = []
-    transport = Transport()
     observers: list[AttemptObserver] = [Recorder("outer", log), Recorder("inner", log)]
-    transport.observers[:] = observers
+    transport = Transport(observers=observers)
     url = f"{server.base}/redirect/302?to=/done"
     call(transport, url)
     assert log == [
