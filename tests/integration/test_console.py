@@ -28,9 +28,9 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from dispatch import RemoteExecuteError, TransportError
+from dispatch import URL, CallResult, RemoteExecuteError, TransportError
 
-from .console_support import TOKEN, ConsoleGateway
+from .console_support import TOKEN, ConsoleGateway, csrf_of
 from .support import ROOT, TEST_ENV, IsolatedWorker, delete_queues, queue_depth, unique_key, wait_for
 
 pytestmark = pytest.mark.integration
@@ -293,3 +293,95 @@ def test_sign_out_ends_the_session(browser, gateway, failed):
     for page in PAGES:
         browser.get(gateway.console + page)
         assert only_the_sign_in_form(browser), page
+
+
+# -- acting on several dead letters, cancelling a call for later, hostile text -------------------------
+
+
+def signed_in(driver: WebDriver, gateway: ConsoleGateway, page: str = "/") -> None:
+    """Open ``page``, signing in first if the session has ended."""
+    driver.get(gateway.console + page)
+    if driver.find_element(By.TAG_NAME, "h1").text == "Sign in":
+        sign_in(driver, TOKEN)
+    assert driver.current_url.startswith(gateway.console + page.partition("?")[0]), driver.current_url
+
+
+def dead_letters_of_our_own(console_worker: IsolatedWorker, python_endpoint: Any) -> tuple[int, dict[str, list[str]]]:
+    """Two calls that will succeed when replayed (flaky: three 503s, then 200) and three that never will; and how
+    many dead letters there were before."""
+    xq = f"{console_worker.queue}.XQ"
+    before = queue_depth(xq)
+    flaky = [console_worker.send(python_endpoint.url("/flaky"), params={"key": unique_key(), "fail": 3}) for _ in "ab"]
+    hopeless = [console_worker.send(python_endpoint.url("/fail"), params={"reason": f"gone {n}"}) for n in range(3)]
+    for handle in flaky + hopeless:
+        with pytest.raises((TransportError, RemoteExecuteError)):
+            handle.get(timeout=30)
+    wait_for(lambda: queue_depth(xq) == before + 5, 20, "five more dead letters")
+    return before, {"flaky": [h.message_id for h in flaky], "hopeless": [h.message_id for h in hopeless]}
+
+
+def pick(driver: WebDriver, *message_ids: str) -> None:
+    for message_id in message_ids:
+        driver.find_element(By.CSS_SELECTOR, f"input[type='checkbox'][value='{message_id}']").click()
+
+
+def test_replay_several_and_discard_one_and_several_dead_letters(browser, gateway, console_worker, python_endpoint):
+    before, ours = dead_letters_of_our_own(console_worker, python_endpoint)
+    signed_in(browser, gateway, "/dead")
+
+    pick(browser, *ours["flaky"])
+    go(browser, browser.find_element(By.XPATH, "//button[text()='Replay selected']"))
+    assert text(browser, "h1") == "Replay 2 dead letters?"
+    assert all(message_id in text(browser) for message_id in ours["flaky"])
+    go(browser, browser.find_element(By.XPATH, "//button[text()='Yes, replay 2']"))
+    assert "Replayed 2 call(s)." in text(browser)
+    assert [CallResult.from_id(message_id).get(timeout=40) for message_id in ours["flaky"]] == [4, 4]  # 4th hit
+
+    one, *several = ours["hopeless"]
+    go(browser, browser.find_element(By.CSS_SELECTOR, f"button[value='discard:{one}']"))
+    assert text(browser, "h1") == "Discard 1 dead letter?"
+    go(browser, browser.find_element(By.XPATH, "//button[text()='Yes, discard 1']"))
+    assert "Discarded 1 call(s)." in text(browser) and one not in browser.page_source
+
+    pick(browser, *several)
+    go(browser, browser.find_element(By.XPATH, "//button[text()='Discard selected']"))
+    assert text(browser, "h1") == "Discard 2 dead letters?"
+    go(browser, browser.find_element(By.XPATH, "//button[text()='Yes, discard 2']"))
+    assert "Discarded 2 call(s)." in text(browser)
+    page = browser.page_source
+    assert not any(message_id in page for message_id in ours["hopeless"] + ours["flaky"])
+    assert queue_depth(f"{console_worker.queue}.XQ") == before  # the replayed two succeeded, the others are gone
+
+
+def test_cancel_a_call_for_later(browser, gateway, python_endpoint):
+    key = unique_key()
+    later = URL(python_endpoint.url("/multiply")).send_in(3600, x=2, y=3, key=key)
+    signed_in(browser, gateway, f"/calls/{later.message_id}")
+    assert text(browser, ".facts .badge") == "scheduled"
+    go(browser, browser.find_element(By.XPATH, "//button[text()='Cancel this call']"))
+    assert "Cancelled: it will never be sent." in text(browser)
+    assert text(browser, ".facts .badge") == "cancelled"
+    assert not browser.find_elements(By.XPATH, "//button[text()='Cancel this call']")
+    assert later.state() == "cancelled" and python_endpoint.hits(key) == 0
+
+
+HOSTILE = "<script>alert('console')</script><img src=x onerror=alert(1)>"
+
+
+def test_text_from_calls_is_shown_escaped_never_run(gateway, console_worker, python_endpoint):
+    hostile = console_worker.send(python_endpoint.url("/fail"), params={"reason": HOSTILE, "q": HOSTILE})
+    with pytest.raises(RemoteExecuteError):
+        hostile.get(timeout=30)
+    client = gateway.signed_in()
+    wait_for(lambda: hostile.message_id in client.get(gateway.console + "/dead", timeout=10).text, 20, "the letter")
+    pages = {
+        "dead letters": client.get(gateway.console + "/dead", timeout=10).text,
+        "the call": client.get(f"{gateway.console}/calls/{hostile.message_id}", timeout=10).text,
+        "confirmation": client.post(gateway.console + "/dead/confirm", timeout=10, data={
+            "csrf": csrf_of(client.get(gateway.console + "/", timeout=10).text), "action": "discard",
+            "id": hostile.message_id}).text,
+    }  # fmt: skip
+    for name, page in pages.items():
+        assert "<script" not in page and "<img" not in page, name
+        assert "&lt;script&gt;alert(&#39;console&#39;)&lt;/script&gt;" in page, name  # the error, escaped
+    assert "&lt;img src=x onerror=alert(1)&gt;" in pages["the call"]  # the attempt's detail

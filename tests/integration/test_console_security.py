@@ -10,12 +10,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from unittest import mock
+from urllib.parse import urljoin
 
 import pytest
 import requests
 
 from dispatch import CallResult
 from dispatch.console.session import SESSION_SECONDS, Sessions
+from dispatch.outbox import Outbox
 
 from .console_support import OTHER_TOKEN, TOKEN, ConsoleGateway, csrf_of
 from .support import free_port
@@ -265,3 +267,57 @@ def test_a_call_with_no_record_yet_can_be_cancelled_before_a_worker_takes_it(gat
     assert done.ok and "Cancelled: it will never be sent." in done.text, done.text
     assert CallResult.from_id(call_id).state() == "cancelled"  # as res.cancel() records it
     assert "Cancel this call" not in done.text
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/console/",
+        "//evil.example/console/",
+        "/\t/evil.example/console/",  # a browser drops tabs and newlines from a URL: //evil.example
+        "/\n/evil.example/console/",
+        "\t//evil.example/console/",
+        "/%2F/evil.example/console/",
+        "%2F%2Fevil.example/console/",
+        "\\\\evil.example/console/",
+        "/console\\/..\\..\\evil.example",
+        "/console/\t/\t/evil.example",
+        "javascript:alert(1)//console/",
+    ],
+)
+def test_after_signing_in_the_browser_goes_nowhere_but_the_console(gateway, target):
+    client = requests.Session()
+    nonce = re.search(r'name="nonce" value="([^"]+)"', client.get(gateway.console + "/sign-in", timeout=10).text)
+    assert nonce
+    answer = client.post(gateway.console + "/sign-in", data={"token": TOKEN, "nonce": nonce[1], "next": target},
+                         timeout=10, allow_redirects=False)  # fmt: skip
+    assert answer.status_code == 303
+    location = re.sub(r"[\t\n\r]", "", answer.headers["Location"])  # what a browser would follow
+    assert location.startswith("/console/") and not location.startswith("//"), location
+    assert urljoin(gateway.console + "/", location).startswith(gateway.console + "/"), location
+
+
+def test_the_overview_shows_the_outbox_backlog(tmp_path):
+    url = f"sqlite:///{tmp_path / 'app.db'}"  # an outbox of the test's own, never relayed
+    outbox = Outbox(url)
+    outbox.create_table()
+    with outbox.engine.begin() as conn:
+        for n in range(2):
+            outbox.send(conn, "http://127.0.0.1:9/x", n=n)
+    outbox.engine.dispose()
+    with_outbox = ConsoleGateway(tmp_path / "gateway.log", DISPATCH_OUTBOX_URL=url)
+    try:
+        page = with_outbox.signed_in().get(with_outbox.console + "/", timeout=10).text
+    finally:
+        with_outbox.stop()
+    section = page.partition('<h2 id="outbox-title">Outbox</h2>')[2].partition("</section>")[0]
+    assert "<strong>2</strong> committed call(s) not yet published" in section
+    assert "the oldest has waited" in section
+
+    broken = ConsoleGateway(tmp_path / "broken.log", DISPATCH_OUTBOX_URL=f"sqlite:///{tmp_path / 'none.db'}")
+    try:
+        page = broken.signed_in().get(broken.console + "/", timeout=10).text
+    finally:
+        broken.stop()
+    section = page.partition('<h2 id="outbox-title">Outbox</h2>')[2].partition("</section>")[0]
+    assert "cannot read the outbox backlog" in section and "no such table" in section  # the rest of the page stays
