@@ -3,7 +3,8 @@
 A secret can reach text in two ways: inside a URL (``http://user:pw@host``,
 ``amqp://guest:pw@rabbit``, ``redis://:pw@cache``) or as a known value (a
 signing secret, a gateway token, a destination's header).  :func:`redact`
-handles both: the password part of any URL's userinfo becomes ``***``, and
+handles both: the password part of any URL's userinfo becomes ``***`` (the
+whole userinfo when it is a name alone, which may be a token), and
 every value registered with :func:`register_secret` -- settings marked
 secret, destinations' header values, passwords found in configured URLs --
 is replaced wherever it appears.
@@ -29,10 +30,18 @@ MASK = "***"
 MIN_SECRET_LENGTH = 6
 
 # scheme://user:password@host  (the password up to the last '@' before the host, so an unescaped '@' in it
-# is masked too; no spaces, no '/')
+# is masked too; no spaces, no '/'), or scheme://name@host (a name alone may be a token: ghp_...@api.github.com)
 _USERINFO = re.compile(
-    r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*:)(?P<password>[^\s/]*)(?=@[^\s/@?#'\"]*(?:[/?#\s'\"]|$))"
+    r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<userinfo>[^\s:/@]*:[^\s/]*|[^\s:/?#@]+)"
+    r"(?=@[^\s/@?#'\"]*(?:[/?#\s'\"]|$))"
 )
+
+
+def _mask_userinfo(match: re.Match[str]) -> str:
+    """``user:***`` for a user and password (``:***`` for a password alone), ``***`` for a name alone."""
+    user, colon, _ = match.group("userinfo").partition(":")
+    return match.group("head") + (f"{user}:{MASK}" if colon else MASK)
+
 
 _lock = threading.Lock()
 _secrets: frozenset[str] = frozenset()
@@ -58,9 +67,9 @@ def register_url_password(url: str) -> None:
 
 
 def redact(text: str) -> str:
-    """``text`` with URL passwords and every registered secret replaced by ``***``."""
+    """``text`` with URL passwords (a URL's user name without one) and every registered secret replaced by ``***``."""
     if "://" in text:
-        text = _USERINFO.sub(lambda match: match.group("head") + MASK, text)
+        text = _USERINFO.sub(_mask_userinfo, text)
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, MASK)

@@ -1,6 +1,6 @@
 """Secrets stay home: planted everywhere a user can put one, looked for everywhere a worker's words end up.
 
-The secrets: a password in the call's URL, a destination's headers (one from
+The secrets: a password in the call's URL (and a token as a URL's user name), a destination's headers (one from
 ``${SHOP_TOKEN}``, one written in the file), the worker's signing secret and a
 host's own, a gateway token, the Redis password (in the worker's
 ``DISPATCH_RESULTS_URL``: this Redis has none, so any is accepted) and a
@@ -39,6 +39,7 @@ pytestmark = pytest.mark.integration
 _RUN = uuid.uuid4().hex[:10]
 SECRETS = {
     "url password": f"urlpw-{_RUN}",
+    "a token as a URL's user name": f"ghp_{_RUN}{_RUN}",
     "destination header from ${SHOP_TOKEN}": f"shoptok-{_RUN}",
     "destination header in the file": f"apikey-{_RUN}",
     "signing secret": generate_secret(),
@@ -47,6 +48,7 @@ SECRETS = {
     "Redis password": f"redispw-{_RUN}",
     "broker password": f"brokerpw-{_RUN}",
 }
+TOKEN_AS_USER = "a token as a URL's user name"
 
 
 class Hostile(BaseHTTPRequestHandler):
@@ -131,6 +133,7 @@ def test_no_secret_is_in_any_log_outcome_attempt_cli_output_metric_or_gateway_an
         "redirected away with a body": (f"{base}/away-307", "POST"),
         "not the protocol": (f"{base}/not-json", "POST"),
         "a failure answer": (f"{base}/failure?x=1", "GET"),
+        "a token as the user name": (f"http://{SECRETS[TOKEN_AS_USER]}@127.0.0.1:{port}/500", "GET"),
     }
     handles = {what: worker.send(url, method, {"x": 1}) for what, (url, method) in calls.items()}
     shown: dict[str, str] = {}

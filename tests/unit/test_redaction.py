@@ -25,7 +25,10 @@ from dispatch.redaction import (
         ("redis://:pw@cache:6379/0", f"redis://:{MASK}@cache:6379/0"),
         ("redis+sentinel://:pw@a:1,b:2/mymaster", f"redis+sentinel://:{MASK}@a:1,b:2/mymaster"),
         ("GET http://user:p@ss@host:80/x", f"GET http://user:{MASK}@host:80/x"),  # an '@' left unescaped
-        ("http://user@host/x (no password)", "http://user@host/x (no password)"),
+        ("http://user@host/x (no password)", f"http://{MASK}@host/x (no password)"),  # a name alone may be a token
+        ("GET https://ghp_tok3n@api.github.com/x failed", f"GET https://{MASK}@api.github.com/x failed"),
+        ("'https://ghp_tok3n@api.github.com'", f"'https://{MASK}@api.github.com'"),
+        ("http://h/x?next=a@b.example/", "http://h/x?next=a@b.example/"),  # an '@' in the query is no userinfo
         ("nothing to hide: 10:30 @ noon", "nothing to hide: 10:30 @ noon"),
     ],
 )
