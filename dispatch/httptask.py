@@ -10,7 +10,8 @@ Here the class is a thin front on :class:`~dispatch.URL` and the actor it
 sends through: ``delay``/``apply_async`` build the URL and send it, so the
 handle is a :class:`~dispatch.CallResult` (``get()``, ``aget()``,
 ``cancel()``), validation happens in the caller as for every send, and a
-subclass sets Celery's ``url`` and ``method`` -- or ``dispatcher``, an
+subclass sets Celery's ``url`` and ``method`` (the defaults when ``delay``
+is given none) -- or ``dispatcher``, an
 :class:`~dispatch.HttpDispatch` subclass's instance, to change the request
 or how the answer is read.
 """
@@ -29,14 +30,14 @@ from .url import URL
 class HttpDispatchTask:
     """Celery's HTTP dispatch task: ``HttpDispatchTask.delay(url=..., method=..., **params)`` -> a handle.
 
-    Subclass it as Celery's page says: a class's ``url`` and ``method``, when
-    set, win over those given to ``delay`` (Celery's ``run`` does the same),
-    and ``dispatcher`` picks the actor the calls go through.
+    Subclass it as Celery's page says: a class's ``url`` and ``method`` are the
+    defaults, used when ``delay`` is given none (Celery's task does
+    ``url or self.url``), and ``dispatcher`` picks the actor the calls go through.
     """
 
-    #: The endpoint every call of this task goes to; ``None``: the ``url`` given to ``delay``.
+    #: The endpoint of a call given no ``url``; ``None``: a ``url`` must be given.
     url: ClassVar[str | None] = None
-    #: The method every call of this task uses; ``None``: the ``method`` given, else GET.
+    #: The method of a call given no ``method``; ``None``: GET.
     method: ClassVar[str | None] = None
     #: The actor calls go through (an :class:`~dispatch.HttpDispatch` instance); ``None``: the built-in one.
     dispatcher: ClassVar[HttpDispatch | None] = None
@@ -62,7 +63,7 @@ class HttpDispatchTask:
         params = dict(kwargs or {})
         given = {"url": params.pop("url", None), "method": params.pop("method", None)}
         given.update(zip(("url", "method"), args, strict=False))
-        url, method = cls.url or given["url"], cls.method or given["method"] or "GET"
+        url, method = given["url"] or cls.url, given["method"] or cls.method or "GET"
         if not url:
             raise ValueError(f"{cls.__name__}: no url given, and the class sets none")
         target = URL(url, method, dispatcher=cls.dispatcher)

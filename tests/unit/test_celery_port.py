@@ -55,7 +55,9 @@ def test_a_subclass_sets_the_url_and_method_as_celery_says(receiver):
 
     with stub_worker():
         assert Multiply.delay(x=6, y=7).get(timeout=10) == 42
-        assert Multiply.delay(url="http://elsewhere.invalid/", x=2, y=2).get(timeout=10) == 4  # the class's URL wins
+        given = Multiply.delay(url=f"{receiver}/echo", method="GET", a="1")  # the class's url and method are defaults
+        assert given.args[:2] == (f"{receiver}/echo", "GET") and given.get(timeout=10) == {"a": "1"}
+        assert Multiply.apply_async((f"{receiver}/echo",), {"b": "2"}).args[:2] == (f"{receiver}/echo", "POST")
         assert Echo.delay(a="1").get(timeout=10) == {"a": "1"}
         later = Multiply.apply_async(kwargs={"x": 1, "y": 1}, countdown=3600)
         assert later.state() == "scheduled" and later.cancel() is True
