@@ -121,6 +121,14 @@ def test_links_resolve(page):
             assert anchor in anchors(resolved), f"{page.name}: no heading for #{anchor} in {resolved.name}"
 
 
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_a_gateway_token_written_out_is_one_the_gateway_accepts(page):
+    from dispatch.gateway.auth import check_tokens
+
+    for token in re.findall(r"DISPATCH_GATEWAY_TOKEN=[\"']?([^\s\"'$]+)", page.read_text()):
+        check_tokens(token.split(","))  # ConfigurationError for one too short to be a secret
+
+
 def test_configuration_table_lists_every_setting_with_its_default():
     from dispatch.settings import Settings
 
