@@ -110,13 +110,13 @@ def get_logger(name: str) -> logging.Logger:
     return logging.getLogger(name)
 
 
-#: Third-party loggers that may carry a call's URL or a connection URL inside an exception's message.
+#: Third-party loggers that may carry a call's URL or a connection URL inside an exception's message (a broker's,
+#: named after its class, is filtered by the broker itself).
 REDACTED_LOGGERS = (
     "dramatiq",
     "dramatiq.worker.WorkerThread",
     "dramatiq.worker.ConsumerThread",
     "dramatiq.middleware.retries.Retries",
-    "dramatiq.broker.RabbitmqBroker",
     "uvicorn",
     "uvicorn.error",
     "uvicorn.access",

@@ -29,6 +29,7 @@ from dramatiq.errors import ConnectionClosed
 
 from ..cluster import describe_nodes
 from ..errors import PublishBlocked
+from ..redaction import install_log_redaction
 from ..upstream import HookedRabbitmqBroker, reset_connection
 from .delays import DelayParking
 
@@ -91,6 +92,7 @@ class ClassicRabbitmqBroker(HookedRabbitmqBroker):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        install_log_redaction(self.logger.name)  # dramatiq names it after the class: dramatiq.broker.<class>
         self.delay_parking = delay_parking
         self.blocked_timeout = blocked_timeout
         for node in self.parameters if isinstance(self.parameters, list) else [self.parameters]:

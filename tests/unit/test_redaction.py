@@ -119,3 +119,14 @@ def test_errors_and_reprs_name_a_url_without_its_password() -> None:
     settings = dataclasses.replace(Settings.from_env({}), broker_url=f"amqp://guest:{secret}@rabbit/v")
     shown.append(repr(settings))
     assert all(secret not in text and f":{MASK}@" in text for text in shown), shown
+
+
+@pytest.mark.parametrize("kind", ["ClassicRabbitmqBroker", "QuorumRabbitmqBroker"])
+def test_the_brokers_own_logger_is_redacted(kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    from dispatch.brokers import rabbitmq
+
+    broker = getattr(rabbitmq, kind)(url="amqp://guest:guest@127.0.0.1:1/x")  # connects to nothing until used
+    assert broker.logger.name == f"dramatiq.broker.{kind}"  # dramatiq names it after the class
+    with caplog.at_level(logging.INFO, logger=broker.logger.name):
+        broker.logger.warning("lost %s", "amqp://guest:broker-secret-9@node2/x")
+    assert "broker-secret-9" not in caplog.text and f"guest:{MASK}@node2" in caplog.text
