@@ -5,9 +5,13 @@ The record's CLAIM script (:mod:`dispatch.results.states`) answers, in one round
 * ``claimed``   -- perform it; the worker holds a lease on the record for the delivery's worst case;
 * ``cancelled`` -- skip it (ack, never send): ``cancel()`` already answered True;
 * ``done``      -- its outcome is stored already (a redelivery after a lost ack): ack it, do not call again;
-* ``busy``      -- another delivery of the call holds an unexpired lease (a redelivery while the first is
-  still in flight): it waits as a delayed message, like a claim that cannot be written, and is claimed
-  again then -- never performed twice at once.
+* ``busy``      -- another delivery of the call holds an unexpired lease and its worker process is alive
+  (a redelivery while the first is still in flight): it waits as a delayed message, like a claim that
+  cannot be written, and is claimed again then -- never performed twice at once.
+
+Each worker process says it is alive every :data:`HEARTBEAT_SECONDS` (a key in the results store that
+expires after :data:`HEARTBEAT_TTL_SECONDS`), so the redelivery of a call whose worker was killed
+takes its lease over within seconds, instead of waiting out the delivery's worst case.
 
 **Fail closed.** When the claim cannot be written (Redis down, stalled,
 paused for writes), the call is not sent "to be safe": ``cancel()`` may
@@ -20,10 +24,12 @@ as a ``DispatchError`` and the message is dead-lettered (kept, replayable)
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import socket
 import threading
+import time
 import uuid
 from typing import NoReturn
 
@@ -44,7 +50,11 @@ LEASE_MARGIN = 60
 #: The longest wait before a call whose claim could not be written is claimed again, in seconds.
 CLAIM_WAIT_MAX = 60
 
-_PROCESS = f"{socket.gethostname()}:{os.getpid()}"
+#: How often a worker process says it is alive, and how long that lasts, in seconds.
+HEARTBEAT_SECONDS = 2.0
+HEARTBEAT_TTL_SECONDS = 10.0
+
+logger = logging.getLogger("dispatch.durability")
 
 
 class SkipCancelled(dramatiq.Middleware):
@@ -53,13 +63,17 @@ class SkipCancelled(dramatiq.Middleware):
     def __init__(self, states: CallStates, settings: Settings) -> None:
         self.states = states
         self.settings = settings
+        self._beating: int | None = None  # the pid whose heartbeat runs (a forked child starts its own)
+        self._lock = threading.Lock()
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         if not is_call(broker, message):
             return
-        holder = f"{_PROCESS}:{threading.current_thread().name}:{uuid.uuid4().hex[:12]}"  # this delivery, no other
+        process = f"{socket.gethostname()}:{os.getpid()}"
+        holder = f"{process}/{threading.current_thread().name}/{uuid.uuid4().hex[:12]}"  # this delivery, no other
         attempts.reset(holder)  # this delivery's attempts, for the record's WAIT or FINISH (appended once)
         try:
+            self._keep_alive(process)
             verdict = self.states.claim(
                 message.message_id, holder, self._lease_ms(message), message.options.get(UNRECORDED_WAIT)
             )
@@ -75,6 +89,25 @@ class SkipCancelled(dramatiq.Middleware):
             call_log.info("call %s: its outcome is stored already; acked, not sent again", message.message_id)
             message.options["postponed"] = "stored"
             raise SkipMessage(f"call {message.message_id} has its outcome")
+
+    def _keep_alive(self, process: str) -> None:
+        """Say this process is alive before its first claim, then every HEARTBEAT_SECONDS from a thread."""
+        if self._beating == os.getpid():
+            return
+        with self._lock:
+            if self._beating == os.getpid():
+                return
+            self.states.heartbeat(process, int(HEARTBEAT_TTL_SECONDS * 1000))
+            self._beating = os.getpid()
+            threading.Thread(target=self._beat, args=(process,), name="dispatch-heartbeat", daemon=True).start()
+
+    def _beat(self, process: str) -> None:
+        while True:
+            time.sleep(HEARTBEAT_SECONDS)
+            try:
+                self.states.heartbeat(process, int(HEARTBEAT_TTL_SECONDS * 1000))
+            except Exception as error:  # Redis down: claims fail too; a lease may be taken over meanwhile
+                logger.warning("cannot say this worker is alive: %s", error)
 
     def _lease_ms(self, message: MessageProxy) -> int:
         """How long the claim holds the record: the delivery's worst case, plus a margin."""

@@ -62,9 +62,10 @@ return 1
 """
 )
 
-# ARGV: holder, lease_ms, ttl_ms, then the wait a previous delivery could not record (its delivery, wire (0/1),
-# attempts...; '' when none).  -> 'cancelled' | 'done' (a final outcome is stored) | 'busy' (another delivery
-# of the call holds an unexpired lease: a redelivery while the first is still in flight) | 'claimed'.
+# ARGV: holder, lease_ms, ttl_ms, a holder whose lease may be taken over ('' none: its process is gone), then the
+# wait a previous delivery could not record (its delivery, wire (0/1), attempts...; '' when none).
+# -> 'cancelled' | 'done' (a final outcome is stored) | 'busy <holder>' (another delivery of the call holds an
+# unexpired lease: a redelivery while the first may still be in flight) | 'claimed'.
 CLAIM = (
     _COMMON
     + """
@@ -74,11 +75,13 @@ if redis.call('EXISTS', KEYS[2]) == 1 then return 'done' end
 if state == 'started' then
   local holder = redis.call('HGET', KEYS[1], 'holder')
   local lease_until = tonumber(redis.call('HGET', KEYS[1], 'lease_until_ms')) or 0
-  if holder and holder ~= ARGV[1] and holder ~= ARGV[4] and lease_until > now_ms() then return 'busy' end
+  if holder and holder ~= ARGV[1] and holder ~= ARGV[4] and holder ~= ARGV[5] and lease_until > now_ms() then
+    return 'busy ' .. holder
+  end
 end
-if ARGV[4] ~= '' then
-  if ARGV[5] == '1' then redis.call('HSET', KEYS[1], 'wire', 1) end
-  append_attempts(ARGV[4], 6)
+if ARGV[5] ~= '' then
+  if ARGV[6] == '1' then redis.call('HSET', KEYS[1], 'wire', 1) end
+  append_attempts(ARGV[5], 7)
 end
 local lease = tonumber(ARGV[2])
 redis.call('HSET', KEYS[1], 'state', 'started', 'holder', ARGV[1], 'lease_until_ms', now_ms() + lease)

@@ -57,7 +57,7 @@ from . import _scripts
 SCHEDULED, STARTED, WAITING, CANCELLED = "scheduled", "started", "waiting", "cancelled"
 SUCCESS, FAILURE = "success", "failure"
 #: What a claim answers: perform the call, skip it (cancelled), ack it (its outcome is stored already), or
-#: postpone it (another delivery of it holds an unexpired lease).
+#: postpone it (another delivery of it, in a worker process that is alive, holds an unexpired lease).
 CLAIMED, DONE, BUSY = "claimed", "done", "busy"
 
 Attempt = dict[str, Any]
@@ -99,10 +99,15 @@ class CallStates(Protocol):
 
     def claim(self, call_id: str, holder: str, lease_ms: int, unrecorded: UnrecordedWait | None = None) -> str:
         """Mark the call started for ``lease_ms``: ``claimed``; ``cancelled`` (skip it); ``done`` (ack it);
-        ``busy`` (another delivery holds an unexpired lease on it: postpone this one).
+        ``busy`` (another delivery holds an unexpired lease on it and its worker process is alive -- see
+        :meth:`heartbeat`: postpone this one; a dead process's lease is taken over).  ``holder`` is
+        ``<process>/<thread>/<delivery token>``.
 
         ``unrecorded``: the wait of the delivery before, which could not be written then (it came in the
         message): claiming writes its wire flag and attempts too."""
+
+    def heartbeat(self, process: str, ttl_ms: int) -> None:
+        """``process`` (a worker's ``host:pid``) is alive for ``ttl_ms``: its claims' leases are not taken over."""
 
     def wait(self, call_id: str, delay_ms: int, attempts: Sequence[Attempt], delivery: str = "") -> None:
         """The delivery ended with a scheduled redelivery in ``delay_ms``: ``waiting``, its attempts appended
@@ -183,7 +188,20 @@ class RedisCallStates:
     def claim(self, call_id: str, holder: str, lease_ms: int, unrecorded: UnrecordedWait | None = None) -> str:
         wait = unrecorded or {"delivery": "", "wire": False, "attempts": []}
         carried = (wait["delivery"], int(wait["wire"]), *_json(wait["attempts"]))
-        return _text(self._run(_scripts.CLAIM, call_id, holder, int(lease_ms), self.ttl_ms, *carried))
+        verdict = _text(self._run(_scripts.CLAIM, call_id, holder, int(lease_ms), self.ttl_ms, "", *carried))
+        if not verdict.startswith(BUSY):
+            return str(verdict)
+        other = verdict.partition(" ")[2]
+        if self.client.exists(self._alive_key(holder_process(other))):
+            return BUSY  # its worker is alive: that delivery may still be in flight
+        verdict = _text(self._run(_scripts.CLAIM, call_id, holder, int(lease_ms), self.ttl_ms, other, *carried))
+        return BUSY if verdict.startswith(BUSY) else str(verdict)  # taken over from a dead worker, or moved on
+
+    def heartbeat(self, process: str, ttl_ms: int) -> None:
+        self.client.set(self._alive_key(process), 1, px=int(ttl_ms))
+
+    def _alive_key(self, process: str) -> str:
+        return f"{self.namespace}:worker:{process}:alive"
 
     def wait(self, call_id: str, delay_ms: int, attempts: Sequence[Attempt], delivery: str = "") -> None:
         wire = int(reached_wire(attempts))
@@ -271,6 +289,9 @@ class MemoryCallStates:
             record.update(state=STARTED, holder=holder, lease_until_ms=_now_ms() + lease_ms)
             return CLAIMED
 
+    def heartbeat(self, process: str, ttl_ms: int) -> None:
+        """Nothing: one process, whose deliveries are all alive while it is."""
+
     def wait(self, call_id: str, delay_ms: int, attempts: Sequence[Attempt], delivery: str = "") -> None:
         with self._lock:
             record = self._records.setdefault(call_id, {"wire": False})
@@ -331,6 +352,11 @@ class MemoryCallStates:
                 for name in ("state", "holder", "lease_until_ms", "due_at_ms", "delivery"):
                     record.pop(name, None)
                 record["replays"] = max(record.get("replays", 0), replays)
+
+
+def holder_process(holder: str) -> str:
+    """The worker process (``host:pid``) of a claim's ``holder`` (``<process>/<thread>/<delivery token>``)."""
+    return holder.partition("/")[0]
 
 
 def _release(record: dict[str, Any]) -> None:

@@ -2,7 +2,8 @@
 
 * a scheduled wait that cannot be written travels in the re-enqueued message and the next claim writes it;
 * a replayed dead letter is performed again, never acked as "done" by the outcome of before;
-* a redelivery while another delivery of the call still holds its lease is postponed, not performed twice.
+* a redelivery while another delivery of the call still holds its lease is postponed, not performed twice
+  -- unless that delivery's worker process no longer says it is alive (killed): then it takes the lease over.
 """
 
 from __future__ import annotations
@@ -140,9 +141,14 @@ def test_a_redelivery_while_the_first_delivery_holds_its_lease_waits() -> None:
     ((postponed, delay),) = broker.enqueued
     assert postponed.message_id == first.message_id and delay and delay >= 1_000
     assert redelivered.options["postponed"] == "busy"
-    assert states.claim(first.message_id, "another", 1_000) == BUSY
+    assert states.claim(first.message_id, "another/t/1", 1_000) == BUSY  # the first's worker (this process) is alive
     _CLIENT.hset(states.keys(first.message_id)[0], "lease_until_ms", 0)  # the first delivery's lease ran out
-    assert states.claim(first.message_id, "another", 1_000) == CLAIMED  # its worker died: taken over
+    assert states.claim(first.message_id, "another/t/1", 60_000) == CLAIMED
+    # A worker killed with kill -9: its lease is unexpired, but it no longer says it is alive.
+    states.heartbeat("another", 60_000)
+    assert states.claim(first.message_id, "a-dead-host:1/t/2", 1_000) == BUSY  # alive
+    _CLIENT.delete(states._alive_key("another"))  # its heartbeat ran out
+    assert states.claim(first.message_id, "a-dead-host:1/t/2", 1_000) == CLAIMED  # the redelivery takes over
 
 
 def test_cancel_is_one_script() -> None:
