@@ -44,16 +44,16 @@ def _mask_userinfo(match: re.Match[str]) -> str:
 
 
 _lock = threading.Lock()
-_secrets: frozenset[str] = frozenset()
+_secrets: tuple[str, ...] = ()  # longest first: a secret that contains another is masked whole
 
 
 def register_secret(*values: str | None) -> None:
     """Redact these values from now on, in this process (empty and very short values are ignored)."""
     global _secrets
     fresh = {value for value in values if value and len(value) >= MIN_SECRET_LENGTH}
-    if fresh - _secrets:
+    if fresh - set(_secrets):
         with _lock:
-            _secrets = _secrets | fresh
+            _secrets = tuple(sorted(fresh | set(_secrets), key=len, reverse=True))
 
 
 def register_url_password(url: str) -> None:

@@ -130,3 +130,8 @@ def test_the_brokers_own_logger_is_redacted(kind: str, caplog: pytest.LogCapture
     with caplog.at_level(logging.INFO, logger=broker.logger.name):
         broker.logger.warning("lost %s", "amqp://guest:broker-secret-9@node2/x")
     assert "broker-secret-9" not in caplog.text and f"guest:{MASK}@node2" in caplog.text
+
+
+def test_a_secret_that_contains_another_is_masked_whole() -> None:
+    register_secret("inner-7f3a", "inner-7f3a-and-more-9b2c")
+    assert redact("token inner-7f3a-and-more-9b2c") == f"token {MASK}"
