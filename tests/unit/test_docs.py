@@ -129,6 +129,15 @@ def test_a_gateway_token_written_out_is_one_the_gateway_accepts(page):
         check_tokens(token.split(","))  # ConfigurationError for one too short to be a secret
 
 
+def test_every_test_security_md_cites_exists():
+    text = (DOCS / "security.md").read_text()
+    cited = re.findall(r"`((?:unit|integration)/[\w/]+\.py)::(\w+)`", text)
+    assert len(cited) > 20
+    for path, name in cited:
+        source = (ROOT / "tests" / path).read_text()
+        assert re.search(rf"^(?:async )?def {name}\(", source, re.M), f"security.md cites {path}::{name}: no such test"
+
+
 def test_configuration_table_lists_every_setting_with_its_default():
     from dispatch.settings import Settings
 
