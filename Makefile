@@ -1,4 +1,5 @@
 # dispatch -- see README.md.  Every target installs what it needs first.
+SHELL  := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -27,8 +28,9 @@ demo: venv
 ## then the test process's coverage of dispatch/ (no gate; worker processes are not measured). coverage starts
 ## before pytest, as the pytest plugin (dispatch.testing) imports the package before pytest-cov could start
 test: venv services lint
-	$(PY) -m coverage run -m pytest
+	set -o pipefail; $(PY) -m coverage run -m pytest 2>&1 | tee .pytest-summary.log
 	$(PY) -m coverage report
+	@tail -n 1 .pytest-summary.log  # pytest's summary line last, after the coverage table
 
 unit: venv
 	$(PY) -m pytest tests/unit
@@ -75,4 +77,4 @@ down:
 	docker compose -f docker/compose.yaml down
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache .mypy_cache .coverage
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache .mypy_cache .coverage .pytest-summary.log
