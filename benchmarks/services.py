@@ -85,9 +85,10 @@ def clean_celery() -> None:
 
 
 def drop_table(url: str, table: str) -> None:
-    """Drop the outbox row's table (``DROP TABLE IF EXISTS``), so a run leaves nothing in the database."""
+    """Drop the outbox's table and its ``<table>_dead`` companion, so a run leaves nothing in the database."""
     import psycopg
     from psycopg import sql
 
     with psycopg.connect(url, autocommit=True, connect_timeout=10) as connection:
-        connection.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+        for name in (table, f"{table}_dead"):
+            connection.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
