@@ -171,3 +171,41 @@ def test_make_up_and_down_drive_the_compose_file():
     makefile = (ROOT / "Makefile").read_text()
     assert "docker compose -f docker/compose.yaml up -d --build" in makefile
     assert "docker compose -f docker/compose.yaml down" in makefile
+
+
+#: The first release of each dependency past the advisories known against it (docs/security.md's threat table).
+SECURITY_FLOORS = {
+    "requests": "2.33",  # CVE-2024-47081, CVE-2026-25645
+    "urllib3": "2.7",  # decompression bombs: CVE-2025-66471, CVE-2026-21441, CVE-2026-44432
+    "certifi": "2024.7.4",  # CVE-2024-39689: GLOBALTRUST roots removed
+    "jinja2": "3.1.6",  # CVE-2025-27516: sandbox escape through |attr
+    "python-multipart": "0.0.31",  # CVE-2024-53981, CVE-2026-24486, -40347, -42561, -53538, -53539, -53540
+    "starlette": "1.3.1",  # CVE-2024-47874, CVE-2025-62727 (FileResponse Range DoS), CVE-2026-48710, CVE-2026-54283
+    "django": "5.2.19",  # the supported series' latest: 4.2 and 5.0/5.1 get no fixes any more
+}
+
+
+def test_dependency_floors_are_past_known_vulnerabilities_and_the_venv_meets_them():
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = [Requirement(text) for text in project["dependencies"]]
+    declared += [Requirement(text) for extra in project["optional-dependencies"].values() for text in extra]
+    for name, floor in SECURITY_FLOORS.items():
+        found = [r for r in declared if r.name.lower() == name]
+        assert found, f"{name} is not declared (a dependency of ours: its floor belongs in pyproject.toml)"
+        for requirement in found:
+            minimum = [Version(s.version) for s in requirement.specifier if s.operator == ">="]
+            assert minimum and max(minimum) >= Version(floor), f"{requirement} admits releases before {floor}"
+    for requirement in declared:
+        if requirement.marker is None or requirement.marker.evaluate():
+            try:
+                installed = version(requirement.name)
+            except PackageNotFoundError:
+                continue  # an extra this venv does not install
+            assert requirement.specifier.contains(installed, prereleases=True), f"{requirement}: {installed} installed"
