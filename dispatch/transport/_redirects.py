@@ -19,6 +19,8 @@ host the endpoint chose, so what the old host was given stays with it:
 The new host then gets what its own entry says: its headers, and a
 signature made with its own ``signing_secret`` if it has one (never with
 ``DISPATCH_SIGNING_SECRET``: a signature is a proof any holder can replay).
+A redirect within the origin keeps everything, its signature made again
+with the same secrets for the new URL (and body).
 """
 
 from __future__ import annotations
@@ -67,7 +69,9 @@ def redirected(
         dropped.add("content-type")
     if _origin(target) == _origin(wire.target):
         headers = {name: value for name, value in wire.headers.items() if name.lower() not in dropped}
-        return WireRequest(method, target, body, headers, wire.origin_only)
+        same = WireRequest(method, target, body, headers, wire.origin_only)
+        sign(same, wire.signed_with, call_id)  # the old signature covers the old URL and body
+        return same
     if body:
         raise DestinationRefused(
             f"redirect ({status}) from {redact_url(wire.url)} to {redact_url(target.url)} refused: "

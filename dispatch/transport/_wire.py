@@ -38,7 +38,9 @@ class WireRequest:
     judges it when connecting, as it judges every URL).  ``origin_only``
     names (lower case) the headers that belong to this origin -- the URL's
     credentials and the destinations file's headers -- which a redirect to
-    another origin drops, whatever their names (:mod:`._redirects`).
+    another origin drops, whatever their names (:mod:`._redirects`);
+    ``signed_with`` holds the secrets of its signature, so a redirect within
+    the origin is signed again, for its new URL and body.
     """
 
     method: str
@@ -46,6 +48,7 @@ class WireRequest:
     body: bytes | None
     headers: dict[str, str]
     origin_only: frozenset[str] = frozenset()
+    signed_with: tuple[str, ...] = dataclasses.field(default=(), repr=False)
 
     @property
     def url(self) -> str:
@@ -120,6 +123,7 @@ def sign(wire: WireRequest, secrets: Sequence[str], call_id: str | None) -> None
     """Sign ``wire`` as it is now (its method, URL and body) with ``secrets``, if any and the call has an id."""
     if secrets and call_id:
         wire.headers.update(sign_request(secrets, call_id, wire.method, wire.url, wire.body))
+        wire.signed_with = tuple(secrets)
 
 
 def parse_destination(url: str) -> Url:

@@ -237,6 +237,18 @@ def test_a_redirect_within_the_origin_keeps_them(servers):
     assert {"webhook-signature", "authorization"} <= first.seen[1]["headers"].keys()
 
 
+def test_a_redirect_within_the_origin_is_signed_again_for_its_new_url(servers):
+    first, _ = servers
+    secret = generate_secret()
+    url = f"{first.base}/redirect?to=/landing?page=2"
+    request = Request(url, "GET", {"q": "1"}, timeout=5, max_response_bytes=1000, call_id="call-1")
+    Transport(signing_secrets=[secret]).attempt(request)
+    landed = first.seen[1]
+    query = landed["path"].partition("?")[2]
+    assert landed["path"].startswith("/landing?") and query != first.seen[0]["path"].partition("?")[2]
+    assert verify(query.encode(), landed["headers"], secret)[0] == "call-1"  # not the first URL's stale signature
+
+
 def test_a_redirect_to_an_ambiguous_location_is_refused(servers):
     first, second = servers
     url = f"{first.base}/redirect?to=http://example.com\\@127.0.0.1:{second.server_address[1]}/"
