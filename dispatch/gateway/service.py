@@ -119,9 +119,7 @@ class Gateway:
             raise RequestValidationError([{"type": "value_error", "loc": ("body",), "msg": str(exc)}]) from None
         delay = math.ceil(call.delay * 1000)  # as URL.send_in() does
         self._publish(message, "call", delay)
-        log.info(
-            "queued call %s %s %s%s", message.message_id, call.method, shown, f" in {call.delay:g}s" * bool(delay)
-        )
+        log.info("queued call %s %s %s%s", message.message_id, call.method, shown, f" in {call.delay:g}s" * bool(delay))
         return message.message_id
 
     def submit_task(self, actor_name: str, task: NewTask) -> str:
