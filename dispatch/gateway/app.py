@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import uvicorn
-from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response
+from fastapi import Depends, FastAPI, Path, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -29,6 +29,7 @@ from .. import __version__
 from ..console import create_console
 from ..errors import ResultsUnavailable
 from ..redaction import install_log_redaction, redact
+from ..redis_errors import store_error_message
 from ..runtime import get_runtime
 from ..settings import Settings
 from .auth import BearerAuth, bearer, check_tokens
@@ -81,6 +82,13 @@ def create_app(tokens: Sequence[str] | None = None, max_body: int | None = None)
         errors = json.dumps(jsonable_encoder(exc.errors()), ensure_ascii=False)
         return JSONResponse({"detail": json.loads(redact(errors))}, 422)
 
+    @app.exception_handler(ResultsUnavailable)
+    @app.exception_handler(RedisError)
+    async def results_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        """503 wherever the results store fails: which Redis, what it said and the fix, never a secret."""
+        message = store_error_message(exc, gateway.settings.results_url) or str(exc)
+        return JSONResponse({"detail": message}, 503, {"Retry-After": "5"})
+
     @app.exception_handler(405)
     async def method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
         """405 naming in ``Allow`` every method the path takes (Starlette names those of its first route only)."""
@@ -129,10 +137,7 @@ def create_app(tokens: Sequence[str] | None = None, max_body: int | None = None)
     def get_call(call_id: uuid.UUID) -> Status:
         """The call's state: `scheduled`, `pending`, `started` or `cancelled`; `success` with `result`,
         or `failure` with `error`.  Tasks applied over `/tasks` are read here too."""
-        try:
-            return gateway.status(str(call_id))
-        except (RedisError, ResultsUnavailable) as exc:
-            raise HTTPException(503, f"results store unavailable: {exc}") from None
+        return gateway.status(str(call_id))
 
     @app.delete(
         "/calls/{call_id}",
@@ -144,10 +149,7 @@ def create_app(tokens: Sequence[str] | None = None, max_body: int | None = None)
     def cancel_call(call_id: uuid.UUID) -> Cancelled:
         """Cancel a call no worker has started yet (scheduled or pending): it will never be sent, and
         `GET` answers `cancelled` from now on.  409 if a worker already started or finished it."""
-        try:
-            return gateway.cancel(str(call_id))
-        except (RedisError, ResultsUnavailable) as exc:
-            raise HTTPException(503, f"results store unavailable: {exc}") from None
+        return gateway.cancel(str(call_id))
 
     @app.get(
         "/calls/{call_id}/attempts",
@@ -159,10 +161,7 @@ def create_app(tokens: Sequence[str] | None = None, max_body: int | None = None)
     def get_call_attempts(call_id: uuid.UUID) -> CallAttempts:
         """Every HTTP attempt of the call over its whole life, oldest first (the last 100): when, how long,
         the status it got (null when no answer came) and the error it ended with (null for the success)."""
-        try:
-            return gateway.attempts(str(call_id))
-        except (RedisError, ResultsUnavailable) as exc:
-            raise HTTPException(503, f"results store unavailable: {exc}") from None
+        return gateway.attempts(str(call_id))
 
     actors_variable = Settings.env("gateway_actors")
     listed = ", ".join(sorted(gateway.actors)) or f"none: {actors_variable} is empty"

@@ -33,6 +33,7 @@ from ..errors import BrokerUnavailable, ConfigurationError, DestinationRefused, 
 from ..policy import DestinationPolicy
 from ..publisher import check_message_size, publish
 from ..redaction import get_logger, redact_url
+from ..redis_errors import store_error_message
 from ..result import CallResult
 from ..results import CallResultsBackend
 from ..runtime import get_runtime
@@ -154,7 +155,8 @@ class Gateway:
             if delay:  # recorded first, so a scheduled call is never seen as unknown, and can be cancelled
                 self.states.schedule(call_id, delay)
         except RedisError as exc:
-            raise HTTPException(503, f"results store unavailable, nothing was queued: {exc}") from None
+            reason = store_error_message(exc, self.settings.results_url)
+            raise HTTPException(503, f"nothing was queued: {reason}", headers={"Retry-After": "5"}) from None
         try:
             publish(self.broker, message, delay or None, self.settings.send_timeout, on_wait=_unreachable)
         except PublishBlocked as exc:  # handed over unconfirmed: RabbitMQ may queue it when the alarm clears

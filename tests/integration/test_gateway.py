@@ -360,6 +360,31 @@ def test_broker_down_is_503_with_retry_after(vhost, redis_db, python_endpoint, t
     assert "RabbitMQ unreachable" in response.json()["detail"] and response.headers["Retry-After"]
 
 
+def test_results_store_down_is_503_naming_the_redis_and_the_fix_never_its_password(vhost, tmp_path):
+    password = "redis-pass-4e1f9a"
+    broken = Gateway(
+        tmp_path / "gateway.log",
+        DISPATCH_RESULTS_URL=f"redis://:{password}@127.0.0.1:{free_port()}/9",  # nothing listens there
+        DISPATCH_ALLOWED_HOSTS="127.0.0.1",
+    )
+    call_path = f"/calls/{uuid.uuid4()}"
+    try:
+        answers = [
+            broken.get(call_path),
+            broken.get(call_path + "/attempts"),
+            broken.delete(call_path),
+            broken.post({"url": "http://127.0.0.1:8000/multiply", "delay": 5}),
+        ]
+    finally:
+        broken.stop()
+    for response in answers:
+        assert response.status_code == 503, response.text
+        detail = response.json()["detail"]
+        assert "cannot use the results store" in detail and "127.0.0.1" in detail, detail
+        assert password not in response.text and response.headers["Retry-After"]
+    assert "nothing was queued" in answers[-1].json()["detail"]
+
+
 def test_openapi_document_describes_the_api_and_its_bearer_auth(gateway):
     document = requests.get(gateway.base + "/openapi.json", timeout=10).json()
     assert document["components"]["securitySchemes"]["HTTPBearer"] == {
