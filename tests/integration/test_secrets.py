@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 import requests
 
 from dispatch import DispatchError
 from dispatch.signing import generate_secret
+from tests.support import AnsweringHandler, serving_handler
 
 from .support import REDIS_DB, TEST_ENV, dispatch, free_port, wait_for
 from .test_gateway import Gateway
@@ -51,11 +51,9 @@ SECRETS = {
 TOKEN_AS_USER = "a token as a URL's user name"
 
 
-class Hostile(BaseHTTPRequestHandler):
+class Hostile(AnsweringHandler):
     """Fails by its path: ``/404``, ``/500``, ``/503``, ``/slow``, ``/not-json``, ``/failure``, ``/away[-307]``;
     ``/ok`` succeeds."""
-
-    protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -64,39 +62,23 @@ class Hostile(BaseHTTPRequestHandler):
             time.sleep(5)  # past the worker's 1 s deadline
         elif path in ("/away", "/away-307"):
             status = 302 if path == "/away" else 307
-            self._answer(status, b"", Location=f"http://localhost:{self.server.closed_port}/landing")
+            self.answer(status, b"", Location=f"http://localhost:{self.server.closed_port}/landing")
         elif path == "/not-json":
-            self._answer(200, b"<html>surely not the protocol</html>")
+            self.answer(200, b"<html>surely not the protocol</html>")
         elif path == "/failure":
-            self._answer(200, json.dumps({"status": "failure", "reason": "the endpoint says no"}).encode())
+            self.answer(200, json.dumps({"status": "failure", "reason": "the endpoint says no"}).encode())
         elif path == "/ok":
-            self._answer(200, json.dumps({"status": "success", "retval": "fine"}).encode())
+            self.answer(200, json.dumps({"status": "success", "retval": "fine"}).encode())
         else:
-            self._answer(int(path.strip("/")), b"{}")
+            self.answer(int(path.strip("/")), b"{}")
 
     do_POST = do_GET
-
-    def _answer(self, status: int, body: bytes, **headers: str) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
 def hostile() -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
-    server.daemon_threads = True
-    server.closed_port = free_port()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving_handler(Hostile, closed_port=free_port()) as server:
+        yield server
 
 
 def test_no_secret_is_in_any_log_outcome_attempt_cli_output_metric_or_gateway_answer(make_worker, hostile, tmp_path):

@@ -6,7 +6,6 @@ import re
 import socket
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import urllib3
@@ -19,36 +18,25 @@ from dispatch.retries import AttemptFailed, retry_policy
 from dispatch.transport import Request, Transport
 from dispatch.transport._deadline import Deadline
 from dispatch.transport._errors import mapped_errors
+from tests.support import AnsweringHandler, serving_handler
 
 AT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
-class FlakyThenOk(BaseHTTPRequestHandler):
+class FlakyThenOk(AnsweringHandler):
     """503 for the first request, then 200 with a success answer."""
-
-    protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.server.count += 1  # type: ignore[attr-defined]
-        status, body = (503, b"busy") if self.server.count == 1 else (200, b'{"status": "success"}')  # type: ignore[attr-defined]
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        first = self.server.count == 1  # type: ignore[attr-defined]
+        self.answer(*((503, b"busy") if first else (200, b'{"status": "success"}')))
 
 
 @pytest.fixture
 def flaky() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FlakyThenOk)
-    server.count = 0  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
-    server.shutdown()
-    server.server_close()
+    with serving_handler(FlakyThenOk, count=0) as server:
+        yield f"http://127.0.0.1:{server.server_port}/hook"
 
 
 def _closed_port() -> int:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -13,33 +11,22 @@ from dispatch.errors import BadStatusError
 from dispatch.protocol import MAX_REFUSAL_REASON, refusal_reason
 from dispatch.redaction import register_secret
 from dispatch.transport import Request, Transport
+from tests.support import AnsweringHandler, serving_handler
 
 #: path -> (status, body) the server answers with
 ANSWERS: dict[str, tuple[int, bytes]] = {}
 
 
-class Refuser(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
+class Refuser(AnsweringHandler):
     def do_GET(self) -> None:
         status, body = ANSWERS[self.path.split("?")[0]]
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.answer(status, body, Content_Type="application/json")
 
 
 @pytest.fixture
 def refuser() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuser)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving_handler(Refuser) as server:
+        yield f"http://127.0.0.1:{server.server_port}"
 
 
 def answered(base: str, path: str, status: int, body: bytes) -> BadStatusError:
