@@ -24,7 +24,6 @@ as a ``DispatchError`` and the message is dead-lettered (kept, replayable)
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 import socket
@@ -41,6 +40,7 @@ from .. import attempts
 from ..call import Call, is_call
 from ..errors import DispatchError
 from ..options import worst_case
+from ..redaction import get_logger
 from ..results.states import BUSY, CANCELLED, DONE, UNRECORDED_WAIT, CallStates
 from ..settings import Settings
 from .call_log import call_log
@@ -54,7 +54,7 @@ CLAIM_WAIT_MAX = 60
 HEARTBEAT_SECONDS = 2.0
 HEARTBEAT_TTL_SECONDS = 10.0
 
-logger = logging.getLogger("dispatch.durability")
+logger = get_logger("dispatch.durability")
 
 
 class SkipCancelled(dramatiq.Middleware):
